@@ -1,0 +1,1 @@
+"""The ``aknet`` command line: one module per subcommand, wired in :mod:`.main`."""

@@ -1,0 +1,48 @@
+"""Builds the ``aknet`` Typer app: every subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from . import backbones
+from ._common import domain_errors
+
+app = typer.Typer(
+    name="aknet",
+    help=(
+        "AK-Net (Action Keypoint Network) toolkit: prepare video datasets, train and evaluate "
+        "TSM/TDN and AK-Net, count FLOPs like the paper, run its ablations, and look at the "
+        "keypoints a model picks."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    """AK-Net toolkit. Run `aknet COMMAND --help` for a command's options and an example."""
+    if version:
+        from .. import __version__
+
+        typer.echo(f"aknet {__version__}")
+        raise typer.Exit()
+
+
+def _register(name: str, func, help_panel: str | None = None) -> None:
+    app.command(name, rich_help_panel=help_panel)(domain_errors(func))
+
+
+_register("backbones", backbones.backbones_command, "Models")
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,1 @@
+"""Built-in backbone plugins, registered through the ``aknet.backbones`` entry points."""

@@ -1,0 +1,102 @@
+"""Turn a torchvision ResNet into a :class:`VideoBackbone` with named stages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from aknet_cli.exceptions import CheckpointError, ConfigError
+from aknet_cli.models.backbone import StageSpec, VideoBackbone
+
+
+def _resnet_weights(arch: str, pretrained: bool | str):
+    """Resolve ``pretrained`` to torchvision weights, a local path, or nothing."""
+    if pretrained is False or pretrained is None or pretrained == "":
+        return None, None
+    if pretrained is True:
+        pretrained = "DEFAULT"
+    path = Path(str(pretrained)).expanduser()
+    if path.suffix in {".pt", ".pth", ".bin"} or path.exists():
+        if not path.is_file():
+            raise CheckpointError(f"pretrained weights file not found: {path}")
+        return None, path
+    enum_name = {"resnet18": "ResNet18_Weights", "resnet50": "ResNet50_Weights"}[arch]
+    try:
+        return torchvision.models.get_weight(f"{enum_name}.{pretrained}"), None
+    except (ValueError, KeyError, AttributeError):
+        raise ConfigError(
+            f"unknown pretrained weights {pretrained!r} for {arch}: use False, a file path, "
+            f"or a torchvision name such as IMAGENET1K_V1"
+        ) from None
+
+
+def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
+    """Read a state dict saved by torch (plain, or under 'state_dict'/'model'), safely."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt or not a torch file
+        raise CheckpointError(f"cannot read weights file {path}: {exc}") from None
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} does not hold a state dict")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def build_torchvision_resnet(arch: str, pretrained: bool | str) -> torchvision.models.ResNet:
+    """Build ``torchvision.models.<arch>`` and load ImageNet or local weights (fc excluded)."""
+    weights, path = _resnet_weights(arch, pretrained)
+    net = getattr(torchvision.models, arch)(weights=weights)
+    if path is not None:
+        state = {k: v for k, v in load_state_dict_file(path).items() if not k.startswith("fc.")}
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith("fc.")]
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{path} does not match {arch}: {len(missing)} missing and "
+                f"{len(unexpected)} unexpected keys (e.g. {(missing + unexpected)[:3]})"
+            )
+    return net
+
+
+def resnet_stages(net: torchvision.models.ResNet) -> tuple[dict[str, nn.Module], dict[str, StageSpec]]:
+    """Split a torchvision ResNet into the named stages ``stem, res2..res5``."""
+    stages = {
+        "stem": nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool),
+        "res2": net.layer1,
+        "res3": net.layer2,
+        "res4": net.layer3,
+        "res5": net.layer4,
+    }
+    expansion = 4 if isinstance(net.layer1[0], torchvision.models.resnet.Bottleneck) else 1
+    specs = {"stem": StageSpec("stem", 64, 4)}
+    for i, name in enumerate(("res2", "res3", "res4", "res5")):
+        specs[name] = StageSpec(name, 64 * 2**i * expansion, 4 * 2**i)
+    return stages, specs
+
+
+def make_video_resnet(
+    arch: str,
+    *,
+    num_classes: int,
+    num_segments: int,
+    pretrained: bool | str = False,
+    dropout: float = 0.5,
+    customize=None,
+) -> VideoBackbone:
+    """Build a frame-wise ResNet backbone; ``customize(stages)`` may edit blocks in place."""
+    net = build_torchvision_resnet(arch, pretrained)
+    stages, specs = resnet_stages(net)
+    if customize is not None:
+        customize(stages)
+    return VideoBackbone(
+        stages=stages,
+        specs=specs,
+        num_classes=num_classes,
+        num_segments=num_segments,
+        dropout=dropout,
+    )
