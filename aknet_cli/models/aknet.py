@@ -1,0 +1,211 @@
+"""AK-Net: keypoint selection on a split backbone + point cloud classification (paper §III)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._registry import create_backbone
+from ..exceptions import ConfigError
+from .backbone import SPLIT_STAGES, VideoBackbone, check_stage
+from .convert import ConversionRecord, Converter
+from .heads import AuxiliaryHead, PointHead
+from .heatmap import ChannelHeatmap
+from .loss import aknet_loss
+from .position import PositionEmbedding, TransformNet
+from .selection import KeypointSelector
+
+POSITION_MODES = ("none", "embedding", "transform")
+
+
+@dataclass
+class AKNetOutput:
+    """What a training-mode forward returns.
+
+    Attributes:
+        logits: ``(B, K)`` final prediction ``y_cls``.
+        aux_logits: ``(B, K)`` auxiliary prediction ``y_aux``.
+        heatmap: ``(B, T, H, W)`` in [0, 1].
+        keypoints: ``(B, N, 3)`` int64 ``(t, y, x)`` in ranked order.
+    """
+
+    logits: torch.Tensor
+    aux_logits: torch.Tensor
+    heatmap: torch.Tensor
+    keypoints: torch.Tensor
+    sparsity_reg: bool = True
+
+    def loss_terms(self, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """All terms of eq. 16: ``loss``, ``cls``, ``aux``, ``sparsity``."""
+        return aknet_loss(self.logits, self.aux_logits, self.heatmap, target, sparsity_reg=self.sparsity_reg)
+
+    def loss(self, target: torch.Tensor) -> torch.Tensor:
+        """``(CE(y_cls) + CE(y_aux)) / 2 + r_e`` (eq. 16)."""
+        return self.loss_terms(target)["loss"]
+
+
+class SplitFeatures(nn.Module):
+    """``F`` (eq. 3): the backbone's stages up to and including the split stage."""
+
+    def __init__(self, backbone: VideoBackbone, split: str) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.split = split
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Clips in the backbone's input layout → ``(B*T, C, H, W)``."""
+        return self.backbone.forward_until(x, self.split)
+
+
+@dataclass(frozen=True)
+class AKNetConfig:
+    """Every switch of the model; ``asdict`` of it is stored in checkpoints."""
+
+    split: str = "res4"
+    alpha: float = 0.3
+    tau: float = 2.0
+    ranking: bool = True
+    position: str = "transform"
+    transform_rank: int | None = None
+    sparsity_reg: bool = True
+    concat_gap: bool = True
+    reduction: int = 16
+    dropout: float = 0.5
+    max_input_size: int = 320
+
+    def validate(self) -> "AKNetConfig":
+        check_stage(self.split, SPLIT_STAGES)
+        if not (0.0 < float(self.alpha) <= 1.0):
+            raise ConfigError(f"alpha must be in (0, 1], got {self.alpha}")
+        if self.tau <= 0:
+            raise ConfigError(f"tau must be > 0, got {self.tau}")
+        if self.position not in POSITION_MODES:
+            raise ConfigError(f"position must be one of {', '.join(POSITION_MODES)}, got {self.position!r}")
+        if self.transform_rank is not None and int(self.transform_rank) < 1:
+            raise ConfigError(f"transform_rank must be a positive integer or None, got {self.transform_rank}")
+        if not (0.0 <= self.dropout < 1.0):
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        return self
+
+
+class AKNet(nn.Module):
+    """Action Keypoint Network.
+
+    ``x → F → X_l → heatmap H → top-N keypoints → rank (eq. 7) → transform T (eqs. 8-10)
+    → Q = M(P) (eqs. 11-12) → fc(concat(GAP(X_l), pooled e_f)) (eq. 13)``, plus the auxiliary
+    head on ``H ⊙ X_l`` (eq. 14) in training.
+
+    Build it with :func:`build_aknet`. Submodules: ``features`` (F), ``heatmap``,
+    ``selector``, ``position`` (T, an embedding, or ``None``), ``point_net`` (Q, one entry per
+    converted stage), ``head``, ``aux_head``.
+
+    Forward:
+        * ``eval()``: ``model(x)`` → logits ``(B, K)``; ``model(x, return_keypoints=True)`` →
+          ``(logits, keypoints)`` with keypoints ``(B, N, 3)`` int64 ``(t, y, x)`` on the split
+          feature map, in ranked order.
+        * ``train()``: an :class:`AKNetOutput` with ``logits``, ``aux_logits``, ``heatmap``,
+          ``keypoints`` and ``loss(target)``.
+    """
+
+    def __init__(self, backbone: VideoBackbone, config: AKNetConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.num_segments = backbone.num_segments
+        self.num_classes = backbone.num_classes
+        split = config.split
+        channels = backbone.specs[split].channels
+
+        converter = Converter(hook=backbone.convert_1d)
+        self.point_net = nn.ModuleDict({name: converter(stage, name) for name, stage in backbone.stages_after(split)})
+        self.conversion: list[ConversionRecord] = converter.records
+        # P now lives on as Q; keep only F in the backbone so no dead weights remain.
+        for name, _ in backbone.stages_after(split):
+            backbone.stages[name] = nn.Identity()
+        backbone.fc = nn.Identity()
+        self.features = SplitFeatures(backbone, split)
+
+        self.heatmap = ChannelHeatmap(channels, reduction=config.reduction)
+        self.selector = KeypointSelector(config.alpha, config.tau, config.ranking)
+        if config.position == "transform":
+            self.position: nn.Module | None = TransformNet(channels, rank=config.transform_rank)
+        elif config.position == "embedding":
+            grid = math.ceil(config.max_input_size / backbone.specs[split].stride)
+            self.position = PositionEmbedding(channels, backbone.num_segments, grid)
+        else:
+            self.position = None
+        out_channels = backbone.specs["res5"].channels
+        self.head = PointHead(out_channels, channels if config.concat_gap else 0, self.num_classes, config.dropout)
+        self.aux_head = AuxiliaryHead(channels, self.num_classes, self.num_segments)
+
+    @property
+    def backbone(self) -> VideoBackbone:
+        return self.features.backbone
+
+    def forward(self, x: torch.Tensor, return_keypoints: bool = False):
+        feats = self.features(x)  # (B*T, C, H, W)
+        nt, c, h, w = (int(s) for s in feats.shape)
+        t = self.num_segments
+        heat = self.heatmap(feats, t)  # (B, T, H, W)
+        points, coords = self.selector(feats.view(nt // t, t, c, h, w), heat)
+        if self.position is not None:
+            points = self.position(points, coords)
+        for stage in self.point_net.values():
+            points = stage(points)
+        context = feats.view(nt // t, t, c, h * w).mean(dim=(1, 3)) if self.config.concat_gap else None
+        logits = self.head(points, context)
+        if self.training:
+            aux = self.aux_head(feats, heat)
+            return AKNetOutput(logits, aux, heat, coords, self.config.sparsity_reg)
+        if return_keypoints:
+            return logits, coords
+        return logits
+
+    def conversion_summary(self) -> list[dict[str, Any]]:
+        """What ``M`` did to each module of ``P`` (for reports and checkpoints)."""
+        return [r.__dict__ for r in self.conversion]
+
+
+def build_aknet(
+    backbone: str | VideoBackbone = "tsm_resnet50",
+    *,
+    split: str = "res4",
+    alpha: float = 0.3,
+    num_classes: int = 174,
+    num_segments: int = 8,
+    pretrained: bool | str = False,
+    backbone_kwargs: dict[str, Any] | None = None,
+    **switches: Any,
+) -> AKNet:
+    """Build AK-Net on a registered backbone (or on a backbone instance, e.g. a trained one).
+
+    Args:
+        backbone: an ``aknet.backbones`` name, or a :class:`VideoBackbone` whose stages after
+            ``split`` are converted (the instance is consumed).
+        split: ``res2``, ``res3`` or ``res4``: where keypoints are selected.
+        alpha: point sampling rate ``α ∈ (0, 1]``.
+        num_classes, num_segments, pretrained: passed to :func:`create_backbone` when
+            ``backbone`` is a name.
+        backbone_kwargs: extra keyword arguments for the backbone factory.
+        **switches: the ablation switches of :class:`AKNetConfig`: ``tau``, ``ranking``,
+            ``position`` (none|embedding|transform), ``transform_rank``, ``sparsity_reg``,
+            ``concat_gap``, plus ``reduction``, ``dropout``, ``max_input_size``.
+
+    Returns:
+        An :class:`AKNet`.
+    """
+    known = set(AKNetConfig.__dataclass_fields__) - {"split", "alpha"}
+    unknown = sorted(set(switches) - known)
+    if unknown:
+        raise ConfigError(f"unknown AK-Net option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    config = AKNetConfig(split=split, alpha=alpha, **switches).validate()
+    if isinstance(backbone, str):
+        backbone = create_backbone(
+            backbone, num_classes=num_classes, num_segments=num_segments, pretrained=pretrained,
+            **(backbone_kwargs or {}),
+        )
+    return AKNet(backbone, config)

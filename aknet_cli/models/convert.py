@@ -1,0 +1,182 @@
+"""The 1-D conversion ``M`` (eq. 11): compact the 2-D layers of ``P`` into 1-D layers.
+
+Every ``Conv2d`` with a ``kh×kw`` kernel becomes a ``Conv1d`` with kernel ``kh``, whose weight
+is the 2-D weight summed over the other spatial axis (``ŵ_i = Σ_j w_ij``); stride, padding,
+dilation and groups of the kept axis are carried over. ``BatchNorm2d`` becomes
+``BatchNorm1d`` with its affine parameters and running statistics copied. Pools follow the
+same rule. Modules whose ``forward`` works on any rank (``Sequential``, torchvision's
+``BasicBlock`` / ``Bottleneck``, activations) are converted child by child.
+
+Why summing is the right initialisation: if the input is constant along the summed axis,
+the 2-D convolution and its 1-D counterpart give the same output (away from the borders),
+so a pretrained ``P`` starts from the same function on such inputs.
+
+Temporal modules have no frames to work on once keypoints are selected. A module that
+knows how to convert itself has a ``to_1d(convert) -> (module, description)`` method
+(:class:`~aknet_cli.layers.TemporalShift` drops its shift this way); a backbone may also
+override :meth:`VideoBackbone.convert_1d` for its own module types. Everything else with
+parameters or an unknown ``forward`` is refused with an error naming it, never guessed.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torchvision
+from torch import nn
+
+from ..exceptions import ConfigError
+
+#: Parameter-free modules whose forward is elementwise, hence rank-agnostic.
+ELEMENTWISE = (
+    nn.Identity, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh,
+    nn.Hardswish, nn.Hardsigmoid, nn.Dropout,
+)
+#: Containers whose forward only chains children and adds tensors, whatever their rank.
+RANK_AGNOSTIC = (
+    nn.Sequential, nn.ModuleList, nn.ModuleDict,
+    torchvision.models.resnet.BasicBlock, torchvision.models.resnet.Bottleneck,
+)
+
+
+@dataclass(frozen=True)
+class ConversionRecord:
+    """What happened to one module of ``P``."""
+
+    path: str
+    source: str
+    target: str
+    action: str  # "converted", "dropped", "plugin"
+    note: str = ""
+
+
+def _pair(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def conv2d_to_1d(conv: nn.Conv2d, sum_axis: int = -1) -> nn.Conv1d:
+    """Compact a ``Conv2d`` into a ``Conv1d`` by summing its kernel over one spatial axis.
+
+    Args:
+        conv: the 2-D convolution.
+        sum_axis: ``-1`` sums over the kernel width (the 1-D conv keeps the height's kernel
+            size, stride, padding and dilation); ``-2`` sums over the height.
+
+    Returns:
+        A ``Conv1d`` on ``(B, C, N)`` with weight ``conv.weight.sum(sum_axis)``.
+    """
+    if sum_axis not in (-1, -2):
+        raise ConfigError(f"sum_axis must be -1 (width) or -2 (height), got {sum_axis}")
+    keep = 0 if sum_axis == -1 else 1
+    padding = conv.padding if isinstance(conv.padding, str) else _pair(conv.padding)[keep]
+    out = nn.Conv1d(
+        conv.in_channels,
+        conv.out_channels,
+        kernel_size=_pair(conv.kernel_size)[keep],
+        stride=_pair(conv.stride)[keep],
+        padding=padding,
+        dilation=_pair(conv.dilation)[keep],
+        groups=conv.groups,
+        bias=conv.bias is not None,
+        padding_mode=conv.padding_mode,
+    ).to(device=conv.weight.device, dtype=conv.weight.dtype)
+    with torch.no_grad():
+        out.weight.copy_(conv.weight.sum(dim=sum_axis))
+        if conv.bias is not None:
+            out.bias.copy_(conv.bias)
+    return out
+
+
+def batchnorm2d_to_1d(bn: nn.BatchNorm2d) -> nn.BatchNorm1d:
+    """``BatchNorm2d`` → ``BatchNorm1d`` with affine parameters and running statistics copied."""
+    out = nn.BatchNorm1d(
+        bn.num_features, eps=bn.eps, momentum=bn.momentum, affine=bn.affine,
+        track_running_stats=bn.track_running_stats,
+    )
+    out.load_state_dict(bn.state_dict())
+    ref = next(itertools.chain(bn.parameters(), bn.buffers()), None)
+    return out if ref is None else out.to(ref.device)
+
+
+def pool2d_to_1d(pool: nn.Module, keep: int) -> nn.Module:
+    if isinstance(pool, nn.MaxPool2d):
+        return nn.MaxPool1d(_pair(pool.kernel_size)[keep], _pair(pool.stride)[keep],
+                            _pair(pool.padding)[keep], _pair(pool.dilation)[keep],
+                            ceil_mode=pool.ceil_mode)
+    if isinstance(pool, nn.AvgPool2d):
+        return nn.AvgPool1d(_pair(pool.kernel_size)[keep], _pair(pool.stride)[keep],
+                            _pair(pool.padding)[keep], ceil_mode=pool.ceil_mode,
+                            count_include_pad=pool.count_include_pad)
+    size = _pair(pool.output_size)[keep]
+    cls = nn.AdaptiveAvgPool1d if isinstance(pool, nn.AdaptiveAvgPool2d) else nn.AdaptiveMaxPool1d
+    return cls(size)
+
+
+class Converter:
+    """Apply ``M`` to a module tree, recording every decision.
+
+    Args:
+        hook: a backbone's :meth:`convert_1d`; called first for every module, ``None`` from
+            it means "use the generic rules".
+        sum_axis: which kernel axis is summed (see :func:`conv2d_to_1d`).
+    """
+
+    def __init__(self, hook: Callable[[nn.Module], nn.Module | None] | None = None, sum_axis: int = -1) -> None:
+        self.hook = hook
+        self.sum_axis = sum_axis
+        self.records: list[ConversionRecord] = []
+
+    def __call__(self, module: nn.Module, path: str = "") -> nn.Module:
+        """Return a converted copy of ``module``; the original is left untouched."""
+        return self._convert(copy.deepcopy(module), path)
+
+    def _record(self, path: str, src: nn.Module, dst: nn.Module, action: str, note: str = "") -> None:
+        self.records.append(ConversionRecord(path, type(src).__name__, type(dst).__name__, action, note))
+
+    def _convert(self, module: nn.Module, path: str) -> nn.Module:
+        keep = 0 if self.sum_axis == -1 else 1
+        if self.hook is not None:
+            replaced = self.hook(module)
+            if replaced is not None:
+                self._record(path, module, replaced, "plugin", "backbone's convert_1d")
+                return replaced
+        if hasattr(module, "to_1d"):
+            replaced, note = module.to_1d(lambda child: self._convert(child, f"{path}.net"))
+            self._record(path, module, replaced, "dropped", note)
+            return replaced
+        if isinstance(module, nn.Conv2d):
+            out = conv2d_to_1d(module, self.sum_axis)
+            self._record(path, module, out, "converted", f"kernel {tuple(module.kernel_size)} → ({out.kernel_size[0]},)")
+            return out
+        if isinstance(module, nn.BatchNorm2d):
+            out = batchnorm2d_to_1d(module)
+            self._record(path, module, out, "converted", "statistics copied")
+            return out
+        if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+            out = pool2d_to_1d(module, keep)
+            self._record(path, module, out, "converted")
+            return out
+        if isinstance(module, ELEMENTWISE):
+            return module
+        if isinstance(module, RANK_AGNOSTIC) or getattr(module, "aknet_rank_agnostic", False):
+            for name, child in list(module.named_children()):
+                setattr(module, name, self._convert(child, f"{path}.{name}" if path else name))
+            return module
+        raise ConfigError(
+            f"no 1-D conversion for module {path or '<root>'} ({type(module).__name__}): give it a "
+            f"to_1d(convert) method, set aknet_rank_agnostic = True if its forward works on (B, C, N), "
+            f"or override the backbone's convert_1d()"
+        )
+
+
+def summarize(records: list[ConversionRecord]) -> dict[str, int]:
+    """Counts per action and source type, e.g. ``{"converted Conv2d": 53, ...}``."""
+    counts: dict[str, int] = {}
+    for r in records:
+        key = f"{r.action} {r.source}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
