@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import backbones
+from . import backbones, convert_1d
 from ._common import domain_errors
 
 app = typer.Typer(
@@ -37,6 +37,7 @@ def _register(name: str, func, help_panel: str | None = None) -> None:
 
 
 _register("backbones", backbones.backbones_command, "Models")
+_register("convert-1d", convert_1d.convert_1d_command, "Models")
 
 
 def run() -> None:

@@ -1,0 +1,60 @@
+"""``aknet convert-1d``: stage-1 backbone checkpoint → AK-Net checkpoint (eq. 11)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from ._common import console, print_json
+
+
+def convert_1d_command(
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="Stage-1 backbone checkpoint (aknet checkpoint or plain state dict)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the AK-Net checkpoint."),
+    split: str = typer.Option("res4", help="Stage after which keypoints are selected: res2, res3 or res4."),
+    alpha: float = typer.Option(0.3, help="Point sampling rate α in (0, 1]: N = round(α·T·H·W)."),
+    tau: float = typer.Option(2.0, help="Time weight τ of the ranking key x + y + τ·t (eq. 7)."),
+    position: str = typer.Option("transform", help="Position information: transform, embedding or none."),
+    transform_rank: Optional[int] = typer.Option(None, help="Low-rank transform net A = I + UVᵀ of this rank (default: the paper's full (C+3)² matrix)."),
+    backbone: Optional[str] = typer.Option(None, help="Backbone name, needed when the checkpoint is a plain state dict."),
+    num_classes: Optional[int] = typer.Option(None, help="Classes, needed for a plain state dict."),
+    num_segments: Optional[int] = typer.Option(None, help="Frames per clip, needed for a plain state dict."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Turn a trained 2-D backbone (stage 1) into AK-Net (stage 2).
+
+    F (the stages up to --split) is copied; every Conv2d/BatchNorm2d of the remaining stages is
+    compacted into Conv1d/BatchNorm1d (kernel summed over one spatial axis); temporal modules
+    are dropped (no frames remain after selection); the heatmap, transform net and auxiliary
+    head are new. Example:
+
+        aknet convert-1d --checkpoint work_dirs/tsm/best.pt --split res4 --alpha 0.3 --out aknet.pt
+    """
+    from ..engine.convert_1d import convert_checkpoint
+
+    report = convert_checkpoint(
+        checkpoint, out, split=split, alpha=alpha, backbone=backbone, num_classes=num_classes,
+        num_segments=num_segments, overwrite=force, tau=tau, position=position, transform_rank=transform_rank,
+    )
+    if json_out:
+        print_json(report)
+        return
+    table = Table(title=f"convert-1d: {report['backbone']} split after {split}, α={alpha}")
+    table.add_column("what")
+    table.add_column("detail")
+    table.add_column("count / params", justify="right")
+    for part, n in report["copied"].items():
+        table.add_row("copied", part, f"{n:,}")
+    for what, n in report["converted"].items():
+        action, kind = what.split(" ", 1)
+        table.add_row(action, kind, str(n))
+    for part, n in report["initialised_from_stage1"].items():
+        table.add_row("from stage 1", part, f"{n:,}")
+    for part, n in report["new"].items():
+        table.add_row("new", part, f"{n:,}")
+    console.print(table)
+    console.print(f"wrote {report['output']} ({report['params_m']:.1f} M parameters)")

@@ -1,0 +1,129 @@
+"""Stage 1 → stage 2 of the paper's training: a trained 2-D backbone becomes AK-Net.
+
+``F`` is copied as is, ``Q`` is initialised from ``P`` by the 1-D conversion ``M`` (eq. 11),
+the final FC is initialised from the backbone's classifier on its point-feature columns
+(its ``GAP(X_l)`` columns start at zero, so at step 0 the head scores the pooled point
+features exactly as the backbone scored its pooled res5 features), and the heatmap,
+transform net and auxiliary head start fresh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._registry import create_backbone
+from ..exceptions import CheckpointError, ConfigError
+from ..models.aknet import AKNet, AKNetConfig
+from ..models.convert import summarize
+from .checkpoint import load_checkpoint, load_state_strict, save_checkpoint
+
+
+def _pick(option: Any, stored: Any, name: str, path: Path) -> Any:
+    if option is not None and stored is not None and option != stored:
+        raise ConfigError(f"--{name.replace('_', '-')} {option} contradicts {path}, which records {stored}")
+    value = option if option is not None else stored
+    if value is None:
+        raise ConfigError(f"{path} does not record its {name}: pass --{name.replace('_', '-')}")
+    return value
+
+
+def _count(module: torch.nn.Module | None) -> int:
+    return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+
+def convert_checkpoint(
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    split: str = "res4",
+    alpha: float = 0.3,
+    backbone: str | None = None,
+    num_classes: int | None = None,
+    num_segments: int | None = None,
+    overwrite: bool = False,
+    **switches: Any,
+) -> dict[str, Any]:
+    """Convert a stage-1 backbone checkpoint into an AK-Net checkpoint.
+
+    Args:
+        checkpoint: an aknet ``kind="backbone"`` checkpoint, or a plain state dict of a
+            registered backbone (then ``backbone``/``num_classes``/``num_segments`` are needed).
+        out: where to write the AK-Net checkpoint (atomically).
+        split, alpha, **switches: the AK-Net configuration (see :class:`AKNetConfig`).
+        overwrite: replace ``out`` if it exists.
+
+    Returns:
+        A report: what was converted, dropped and newly initialised, and parameter counts.
+    """
+    src, out = Path(checkpoint), Path(out)
+    if out.resolve() == src.resolve():
+        raise ConfigError(f"--out {out} would overwrite the input checkpoint; choose another path")
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} already exists; pass --force to replace it")
+    ckpt = load_checkpoint(src)
+    if ckpt["kind"] == "aknet":
+        raise CheckpointError(f"{src} is already an AK-Net checkpoint; convert-1d takes a stage-1 backbone checkpoint")
+    stored = ckpt["config"]
+    name = _pick(backbone, stored.get("backbone"), "backbone", src)
+    classes = int(_pick(num_classes, stored.get("num_classes"), "num_classes", src))
+    segments = int(_pick(num_segments, stored.get("num_segments"), "num_segments", src))
+    backbone_kwargs = dict(stored.get("backbone_kwargs") or {})
+    config = AKNetConfig(split=split, alpha=alpha, **switches).validate()
+
+    net = create_backbone(name, num_classes=classes, num_segments=segments, pretrained=False, **backbone_kwargs)
+    load_state_strict(net, ckpt["state_dict"], str(src))
+    fc_weight, fc_bias = net.fc.weight.detach().clone(), net.fc.bias.detach().clone()
+    model = AKNet(net, config)
+    with torch.no_grad():
+        head = model.head.fc
+        head.weight.zero_()
+        head.weight[:, head.in_features - fc_weight.shape[1]:].copy_(fc_weight)  # point columns come last
+        head.bias.copy_(fc_bias)
+
+    save_checkpoint(
+        out,
+        kind="aknet",
+        config={
+            "backbone": name, "num_classes": classes, "num_segments": segments,
+            "backbone_kwargs": backbone_kwargs, "aknet": asdict(config),
+        },
+        state_dict=model.state_dict(),
+        meta={"converted_from": str(src), "conversion": summarize(model.conversion)},
+    )
+    return {
+        "input": str(src),
+        "output": str(out),
+        "backbone": name,
+        "split": split,
+        "alpha": alpha,
+        "copied": {"F (stages up to " + split + ")": _count(model.features)},
+        "converted": summarize(model.conversion),
+        "conversion": model.conversion_summary(),
+        "initialised_from_stage1": {"head.fc (point-feature columns)": fc_weight.numel() + fc_bias.numel()},
+        "new": {
+            "heatmap": _count(model.heatmap),
+            "position": _count(model.position),
+            "head.fc (GAP(X_l) columns, zero)": model.head.fc.weight.numel() - fc_weight.numel(),
+            "aux_head (training only)": _count(model.aux_head),
+        },
+        "params_m": _count(model) / 1e6,
+    }
+
+
+def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild the model (backbone or AK-Net) a checkpoint describes and load its weights."""
+    ckpt = load_checkpoint(path)
+    cfg = ckpt["config"]
+    if ckpt["kind"] not in ("backbone", "aknet"):
+        raise CheckpointError(f"{path} has no model description; it is a plain state dict")
+    net = create_backbone(
+        cfg["backbone"], num_classes=int(cfg["num_classes"]), num_segments=int(cfg["num_segments"]),
+        pretrained=False, **dict(cfg.get("backbone_kwargs") or {}),
+    )
+    model = net if ckpt["kind"] == "backbone" else AKNet(net, AKNetConfig(**cfg["aknet"]))
+    load_state_strict(model, ckpt["state_dict"], str(path))
+    return model, ckpt
