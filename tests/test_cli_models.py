@@ -1,0 +1,98 @@
+"""`aknet backbones` and `aknet convert-1d` from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from aknet_cli import create_backbone
+from aknet_cli.cli.main import app
+from aknet_cli.engine.checkpoint import load_checkpoint, save_checkpoint
+from aknet_cli.engine.convert_1d import model_from_checkpoint
+
+runner = CliRunner()
+
+
+def _one_line_error(result, *fragments):
+    assert result.exit_code != 0
+    text = result.output.strip()
+    assert "Traceback" not in text
+    assert len(text.splitlines()) == 1, text
+    for f in fragments:
+        assert f in text, text
+
+
+def test_help_lists_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for cmd in ("backbones", "convert-1d"):
+        assert cmd in result.output
+
+
+def test_backbones_json_lists_builtins_with_their_package():
+    result = runner.invoke(app, ["backbones", "--json"])
+    assert result.exit_code == 0
+    rows = {r["name"]: r for r in json.loads(result.output)}
+    for name in ("resnet18", "resnet50", "tsm_resnet18", "tsm_resnet50"):
+        assert rows[name]["package"] == "aknet"
+
+
+@pytest.fixture()
+def stage1(tmp_path):
+    torch.manual_seed(0)
+    net = create_backbone("tsm_resnet18", num_classes=6, num_segments=4)
+    path = tmp_path / "stage1.pt"
+    save_checkpoint(path, kind="backbone",
+                    config={"backbone": "tsm_resnet18", "num_classes": 6, "num_segments": 4},
+                    state_dict={"module." + k: v for k, v in net.state_dict().items()})  # as DDP saves it
+    return path, net
+
+
+def test_convert_1d_copies_f_and_compacts_p(tmp_path, stage1):
+    path, net = stage1
+    out = tmp_path / "aknet.pt"
+    result = runner.invoke(app, ["convert-1d", "-c", str(path), "--split", "res3", "--alpha", "0.25",
+                                 "--transform-rank", "8", "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["converted"]["dropped TemporalShift"] == 4  # res4 and res5 have 2 basic blocks each
+    assert report["converted"]["converted Conv2d"] == 10
+    model, ckpt = model_from_checkpoint(out)
+    assert ckpt["kind"] == "aknet" and ckpt["config"]["aknet"]["alpha"] == 0.25
+    # F is copied exactly.
+    torch.testing.assert_close(model.backbone.stages["res3"][0].conv2.weight, net.stages["res3"][0].conv2.weight)
+    # Q's first conv is the stage-1 kernel summed over its width (eq. 11).
+    w2d = net.stages["res4"][0].conv1.net.weight
+    torch.testing.assert_close(model.point_net["res4"][0].conv1.weight, w2d.sum(dim=-1))
+    # The head scores pooled point features with the stage-1 classifier.
+    fc = model.head.fc
+    torch.testing.assert_close(fc.weight[:, -512:], net.fc.weight)
+    assert torch.count_nonzero(fc.weight[:, :-512]) == 0
+    # A second run refuses to overwrite without --force.
+    again = runner.invoke(app, ["convert-1d", "-c", str(path), "-o", str(out)])
+    _one_line_error(again, "already exists", "--force")
+
+
+def test_convert_1d_errors_are_one_line(tmp_path, stage1):
+    path, _ = stage1
+    _one_line_error(runner.invoke(app, ["convert-1d", "-c", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "o.pt")]),
+                    "missing.pt", "not found")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(path.read_bytes()[:1000])
+    _one_line_error(runner.invoke(app, ["convert-1d", "-c", str(corrupt), "-o", str(tmp_path / "o.pt")]),
+                    "corrupt.pt")
+    _one_line_error(runner.invoke(app, ["convert-1d", "-c", str(path), "-o", str(tmp_path / "o.pt"), "--alpha", "1.5"]),
+                    "alpha", "1.5")
+    _one_line_error(runner.invoke(app, ["convert-1d", "-c", str(path), "-o", str(tmp_path / "o.pt"), "--split", "res5"]),
+                    "res5")
+    plain = tmp_path / "plain.pt"
+    torch.save(load_checkpoint(path)["state_dict"], plain)
+    _one_line_error(runner.invoke(app, ["convert-1d", "-c", str(plain), "-o", str(tmp_path / "o.pt")]),
+                    "--backbone")
+    _one_line_error(runner.invoke(app, ["convert-1d", "-c", str(plain), "-o", str(tmp_path / "o.pt"),
+                                        "--backbone", "tsm_resnet50", "--num-classes", "6", "--num-segments", "4"]),
+                    "plain.pt", "differ in shape")
+    assert not (tmp_path / "o.pt").exists()

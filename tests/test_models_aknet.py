@@ -1,0 +1,151 @@
+"""AK-Net end to end: composition of its parts, shapes for every split, the public contract,
+third-party backbones, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import copy
+from importlib.metadata import EntryPoint
+
+import pytest
+import torch
+
+import aknet_cli._registry as registry
+from aknet_cli import build_aknet, create_backbone
+from aknet_cli.exceptions import ConfigError, InputShapeError, UnknownBackboneError
+from aknet_cli.models.aknet import AKNetOutput
+from aknet_cli.models.backbone import STAGE_NAMES
+
+
+def _hand_built_logits(model, backbone2d, x, *, split, alpha, tau, concat_gap=True):
+    """Recompose AK-Net from its parts with independent selection/ranking/gathering code."""
+    t = backbone2d.num_segments
+    h = x.flatten(0, 1)
+    for name in STAGE_NAMES[: STAGE_NAMES.index(split) + 1]:
+        h = backbone2d.stages[name](h)
+    nt, c, hh, ww = h.shape
+    feats = h.view(nt // t, t, c, hh, ww)
+    heat = model.heatmap(h, t)
+    n = int(alpha * t * hh * ww + 0.5)
+    logits = []
+    for b in range(feats.shape[0]):
+        flat = heat[b].reshape(-1)
+        chosen = sorted(range(flat.numel()), key=lambda i: -float(flat[i]))[:n]
+        coords = [(i // (hh * ww), (i // ww) % hh, i % ww) for i in chosen]
+        coords.sort(key=lambda p: (-(p[2] + p[1] + tau * p[0]), p[0] * hh * ww + p[1] * ww + p[2]))
+        points = torch.stack([feats[b, tt, :, yy, xx] for tt, yy, xx in coords], dim=1)[None]
+        for stage in model.point_net.values():
+            points = stage(points)
+        pooled = points.mean(dim=2)
+        if concat_gap:
+            pooled = torch.cat([feats[b].mean(dim=(0, 2, 3))[None], pooled], dim=1)
+        logits.append(model.head.fc(pooled))
+    return torch.cat(logits)
+
+
+@pytest.mark.parametrize("rank", [None, 8])
+@pytest.mark.parametrize("split", ["res2", "res4"])
+def test_model_equals_hand_built_composition_with_transform_at_identity(split, rank):
+    torch.manual_seed(0)
+    backbone = create_backbone("tsm_resnet18", num_classes=7, num_segments=4)
+    reference = copy.deepcopy(backbone).eval()
+    model = build_aknet(backbone, split=split, alpha=0.3, transform_rank=rank).eval()
+    x = torch.randn(2, 4, 3, 64, 64)
+    with torch.no_grad():
+        got = model(x)
+        expected = _hand_built_logits(model, reference, x, split=split, alpha=0.3, tau=2.0)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_ablation_switches_change_the_computation_as_documented():
+    torch.manual_seed(0)
+    backbone = create_backbone("resnet18", num_classes=3, num_segments=2)
+    reference = copy.deepcopy(backbone).eval()
+    model = build_aknet(backbone, split="res3", alpha=0.5, position="none", concat_gap=False, tau=3.0).eval()
+    assert model.position is None and model.head.fc.in_features == 512
+    x = torch.randn(1, 2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model(x), _hand_built_logits(model, reference, x, split="res3", alpha=0.5, tau=3.0, concat_gap=False),
+            rtol=1e-4, atol=1e-4)
+    emb = build_aknet("resnet18", split="res3", num_classes=3, num_segments=2, position="embedding").eval()
+    assert emb(x).shape == (1, 3)
+
+
+@pytest.mark.parametrize("size", [112, 224])
+@pytest.mark.parametrize("split, stride", [("res2", 4), ("res3", 8), ("res4", 16)])
+def test_output_shapes_for_every_split(split, stride, size):
+    model = build_aknet("tsm_resnet18", split=split, alpha=0.3, num_classes=11, num_segments=8, transform_rank=16).eval()
+    with torch.no_grad():
+        logits, keypoints = model(torch.randn(1, 8, 3, size, size), return_keypoints=True)
+    side = size // stride
+    assert logits.shape == (1, 11)
+    assert keypoints.shape == (1, round(0.3 * 8 * side * side), 3)
+    assert keypoints.dtype == torch.int64
+    assert keypoints[..., 0].max() < 8 and keypoints[..., 1:].max() < side
+
+
+def test_train_mode_returns_everything_the_loss_needs():
+    model = build_aknet("tsm_resnet18", split="res3", num_classes=5, num_segments=4, transform_rank=8).train()
+    out = model(torch.randn(2, 4, 3, 64, 64))
+    assert isinstance(out, AKNetOutput)
+    assert out.logits.shape == out.aux_logits.shape == (2, 5)
+    assert out.heatmap.shape == (2, 4, 8, 8) and out.keypoints.shape == (2, round(0.3 * 4 * 64), 3)
+    loss = out.loss(torch.tensor([0, 4]))
+    loss.backward()
+    assert torch.isfinite(loss)
+
+
+def test_paper_configuration_keeps_470_keypoints():
+    model = build_aknet("tsm_resnet50", split="res4", alpha=0.3).eval()
+    with torch.no_grad():
+        logits, keypoints = model(torch.randn(1, 8, 3, 224, 224), return_keypoints=True)
+    assert logits.shape == (1, 174)
+    assert keypoints.shape == (1, 470, 3)
+    # The paper's full transform matrix: (1024 + 3)² outputs from a 256-wide FC.
+    assert model.position.matrix.out_features == 1027 * 1027
+
+
+def test_third_party_backbone_through_a_mocked_entry_point(monkeypatch):
+    real = registry.entry_points
+
+    def fake_entry_points(*, group):
+        extra = EntryPoint("tiny_thirdparty", "_thirdparty_backbone:tiny_net", group)
+        return [extra, *real(group=group)]
+
+    monkeypatch.setattr(registry, "entry_points", fake_entry_points)
+    assert "tiny_thirdparty" in registry.backbone_names()
+    model = build_aknet("tiny_thirdparty", split="res3", num_classes=4, num_segments=4).eval()
+    assert any(r.action == "plugin" for r in model.conversion)
+    with torch.no_grad():
+        assert model(torch.randn(2, 4, 3, 64, 64)).shape == (2, 4)
+
+
+@pytest.mark.parametrize(
+    "x, message",
+    [
+        (torch.randn(8, 3, 64, 64), r"\(B, 4, 3, H, W\), got \(8, 3, 64, 64\)"),
+        (torch.randn(1, 7, 3, 64, 64), r"expected 4 frames per clip \(dim 1\), got 7"),
+        (torch.randn(1, 4, 1, 64, 64), r"3 colour channels, got 1"),
+    ],
+)
+def test_bad_input_tensor_is_named(x, message):
+    model = build_aknet("resnet18", split="res3", num_classes=3, num_segments=4, position="none").eval()
+    with pytest.raises(InputShapeError, match=message):
+        model(x)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"backbone": "no_such_net"}, UnknownBackboneError, r"no_such_net.*available: .*tsm_resnet50"),
+        ({"alpha": 0.0}, ConfigError, r"alpha must be in \(0, 1\], got 0.0"),
+        ({"alpha": 1.2}, ConfigError, r"got 1.2"),
+        ({"split": "res5"}, ConfigError, r"unknown stage 'res5'.*res2, res3, res4"),
+        ({"position": "sinusoid"}, ConfigError, r"'sinusoid'"),
+        ({"ranking_mode": "x"}, ConfigError, r"unknown AK-Net option\(s\) ranking_mode"),
+    ],
+)
+def test_bad_configuration_is_named(kwargs, error, message):
+    kwargs = {"backbone": "resnet18", "num_classes": 3, "num_segments": 2, **kwargs}
+    with pytest.raises(error, match=message):
+        build_aknet(kwargs.pop("backbone"), **kwargs)
