@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 import torchvision
 from torch import nn
 
+from aknet_cli.engine.checkpoint import load_checkpoint, load_state_strict
 from aknet_cli.exceptions import CheckpointError, ConfigError
 from aknet_cli.models.backbone import StageSpec, VideoBackbone
 
@@ -33,33 +33,13 @@ def _resnet_weights(arch: str, pretrained: bool | str):
         ) from None
 
 
-def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
-    """Read a state dict saved by torch (plain, or under 'state_dict'/'model'), safely."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or not a torch file
-        raise CheckpointError(f"cannot read weights file {path}: {exc}") from None
-    for key in ("state_dict", "model"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path} does not hold a state dict")
-    return {k.removeprefix("module."): v for k, v in obj.items()}
-
-
 def build_torchvision_resnet(arch: str, pretrained: bool | str) -> torchvision.models.ResNet:
     """Build ``torchvision.models.<arch>`` and load ImageNet or local weights (fc excluded)."""
     weights, path = _resnet_weights(arch, pretrained)
     net = getattr(torchvision.models, arch)(weights=weights)
     if path is not None:
-        state = {k: v for k, v in load_state_dict_file(path).items() if not k.startswith("fc.")}
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        missing = [k for k in missing if not k.startswith("fc.")]
-        if missing or unexpected:
-            raise CheckpointError(
-                f"{path} does not match {arch}: {len(missing)} missing and "
-                f"{len(unexpected)} unexpected keys (e.g. {(missing + unexpected)[:3]})"
-            )
+        state = {k: v for k, v in load_checkpoint(path)["state_dict"].items() if not k.startswith("fc.")}
+        load_state_strict(net, state, f"pretrained weights {path}", allow_missing=("fc.",))
     return net
 
 

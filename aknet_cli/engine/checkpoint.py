@@ -93,8 +93,19 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return {"kind": None, "config": {}, "state_dict": strip_module_prefix(obj), "meta": {}}
 
 
-def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """``load_state_dict(strict=True)`` with a one-line error that names the file."""
+def load_state_strict(
+    module: torch.nn.Module,
+    state: dict[str, torch.Tensor],
+    source: str,
+    *,
+    allow_missing: tuple[str, ...] = (),
+) -> None:
+    """``load_state_dict(strict=True)`` with a one-line error that names the file.
+
+    Args:
+        allow_missing: key prefixes the file may lack (e.g. ``("fc.",)`` for ImageNet
+            weights loaded under a new classifier).
+    """
     own = module.state_dict()
     wrong = [k for k, v in state.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
     if wrong:
@@ -102,12 +113,13 @@ def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], s
         raise CheckpointError(
             f"{source} does not match the model: {len(wrong)} tensors differ in shape (e.g. {k}: "
             f"{tuple(state[k].shape)} in the file, {tuple(own[k].shape)} in the model); "
-            f"check --backbone / --num-classes / --num-segments"
+            f"is it a checkpoint of this backbone, class count and frame count?"
         )
     missing, unexpected = module.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith(allow_missing)] if allow_missing else missing
     if missing or unexpected:
         sample = ", ".join((list(missing) + list(unexpected))[:3])
         raise CheckpointError(
             f"{source} does not match the model: {len(missing)} missing and {len(unexpected)} "
-            f"unexpected keys (e.g. {sample}); check --backbone / --num-classes / --num-segments"
+            f"unexpected keys (e.g. {sample}); is it a checkpoint of this backbone?"
         )
