@@ -96,3 +96,30 @@ def test_convert_1d_errors_are_one_line(tmp_path, stage1):
                                         "--backbone", "tsm_resnet50", "--num-classes", "6", "--num-segments", "4"]),
                     "plain.pt", "differ in shape")
     assert not (tmp_path / "o.pt").exists()
+
+
+def test_convert_1d_reads_official_tsm_checkpoints(tmp_path):
+    """The TSM code base saves {'state_dict': {'module.base_model.layer1.0.conv1.net.weight', ...,
+    'module.new_fc.weight'}}: build one from a torchvision ResNet the way TSM wraps it."""
+    import torchvision
+
+    from aknet_cli.layers import TemporalShift
+
+    torch.manual_seed(4)
+    base = torchvision.models.resnet18()
+    for layer in (base.layer1, base.layer2, base.layer3, base.layer4):
+        for block in layer:
+            block.conv1 = TemporalShift(block.conv1, num_segments=4)
+    new_fc = torch.nn.Linear(512, 6)
+    state = {f"module.base_model.{k}": v for k, v in base.state_dict().items() if not k.startswith("fc.")}
+    state.update({f"module.new_fc.{k}": v for k, v in new_fc.state_dict().items()})
+    path = tmp_path / "TSM_something_RGB_resnet18_shift8_blockres_avg_segment4_e45.pth.tar"
+    torch.save({"epoch": 45, "state_dict": state}, path)
+    out = tmp_path / "aknet.pt"
+    result = runner.invoke(app, ["convert-1d", "-c", str(path), "-o", str(out), "--backbone", "tsm_resnet18",
+                                 "--num-classes", "6", "--num-segments", "4", "--split", "res3"])
+    assert result.exit_code == 0, result.output
+    model, _ = model_from_checkpoint(out)
+    torch.testing.assert_close(model.backbone.stages["res3"][1].conv1.net.weight, base.layer2[1].conv1.net.weight)
+    torch.testing.assert_close(model.backbone.stages["stem"][1].running_var, base.bn1.running_var)
+    torch.testing.assert_close(model.head.fc.weight[:, -512:], new_fc.weight)

@@ -20,6 +20,7 @@ from ..exceptions import CheckpointError, ConfigError
 from ..models.aknet import AKNet, AKNetConfig
 from ..models.convert import summarize
 from .checkpoint import load_checkpoint, load_state_strict, save_checkpoint
+from .foreign import is_tsm_state_dict, translate_tsm_state_dict
 
 
 def _pick(option: Any, stored: Any, name: str, path: Path) -> Any:
@@ -51,7 +52,8 @@ def convert_checkpoint(
 
     Args:
         checkpoint: an aknet ``kind="backbone"`` checkpoint, or a plain state dict of a
-            registered backbone (then ``backbone``/``num_classes``/``num_segments`` are needed).
+            registered backbone or of the official TSM code (``base_model.*``, ``new_fc.*``;
+            then ``backbone``/``num_classes``/``num_segments`` are needed).
         out: where to write the AK-Net checkpoint (atomically).
         split, alpha, **switches: the AK-Net configuration (see :class:`AKNetConfig`).
         overwrite: replace ``out`` if it exists.
@@ -75,7 +77,10 @@ def convert_checkpoint(
     config = AKNetConfig(split=split, alpha=alpha, **switches).validate()
 
     net = create_backbone(name, num_classes=classes, num_segments=segments, pretrained=False, **backbone_kwargs)
-    load_state_strict(net, ckpt["state_dict"], str(src))
+    state = ckpt["state_dict"]
+    if is_tsm_state_dict(state):
+        state = translate_tsm_state_dict(state)
+    load_state_strict(net, state, str(src))
     fc_weight, fc_bias = net.fc.weight.detach().clone(), net.fc.bias.detach().clone()
     model = AKNet(net, config)
     with torch.no_grad():
