@@ -1,0 +1,167 @@
+"""``VideoDataset``: clips from a prepared dataset folder, ready for a video backbone."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..exceptions import ConfigError, VideoDecodeError
+from .manifest import load_manifest
+from .sampling import sample_indices
+from .transforms import build_transform
+from .video_io import check_backend, read_frame_files, read_video
+
+log = logging.getLogger(__name__)
+ON_ERROR = ("fail", "skip")
+
+
+class VideoDataset(Dataset):
+    """Sampled, transformed clips of one split of a prepared dataset.
+
+    Args:
+        dataset_dir: folder written by ``aknet prepare`` (holds ``dataset.json``).
+        split: ``train``, ``val`` or ``test``.
+        num_segments: ``T``.
+        frames_per_segment: 1 (TSN/TSM) or 5 (TDN); read it from
+            ``VideoBackbone.frames_per_segment``.
+        train: random sampling and the training transform.
+        transform: a callable ``(uint8 (N, 3, H, W), label) -> (float clip, label)``; default
+            :func:`~aknet_cli.data.transforms.build_transform` (resize 256, crop 224, no flip).
+        backend: ``decord`` (default) or ``pyav`` for video datasets.
+        num_clips: test clips per video (evenly shifted offsets).
+        on_error: ``fail`` raises :class:`VideoDecodeError` naming the file; ``skip`` logs
+            it, returns another clip (the next index, deterministically) and counts it in
+            :attr:`num_skipped`.
+
+    Item: ``(clip, label)`` with clip ``float32`` of shape ``(T, 3, H, W)``, or
+    ``(T, 5, 3, H, W)`` if ``frames_per_segment == 5``; with ``num_clips * crops > 1`` a
+    leading view dimension is added, ``(num_clips * crops, T, ...)``, clip-major.
+    """
+
+    def __init__(
+        self,
+        dataset_dir: str | Path,
+        split: str,
+        *,
+        num_segments: int,
+        frames_per_segment: int = 1,
+        train: bool = False,
+        transform: Callable | None = None,
+        backend: str = "decord",
+        num_clips: int = 1,
+        on_error: str = "fail",
+    ) -> None:
+        if on_error not in ON_ERROR:
+            raise ConfigError(f"unknown on_error policy {on_error!r}; choose one of {', '.join(ON_ERROR)}")
+        self.manifest = load_manifest(Path(dataset_dir))
+        self.backend = check_backend(backend)
+        table = self.manifest.split_table(split)
+        self.split = split
+        self.paths = table["path"].tolist()
+        self.num_frames = table["num_frames"].astype(int).to_numpy()
+        self.labels = table["label"].astype(int).to_numpy()
+        self.num_segments = num_segments
+        self.frames_per_segment = frames_per_segment
+        self.train = train
+        self.num_clips = num_clips
+        self.on_error = on_error
+        self.transform = transform if transform is not None else build_transform(train=train)
+        # Shared so DataLoader worker processes add to the count the main process reads.
+        self._skipped = multiprocessing.get_context().Value("i", 0)
+        sample_indices(1, num_segments, train=train, frames_per_segment=frames_per_segment, num_clips=num_clips)
+
+    @property
+    def classes(self) -> list[str]:
+        return self.manifest.classes
+
+    @property
+    def num_skipped(self) -> int:
+        """Clips substituted under ``on_error="skip"`` since the last :meth:`reset_skipped`."""
+        return self._skipped.value
+
+    def reset_skipped(self) -> None:
+        with self._skipped.get_lock():
+            self._skipped.value = 0
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        for attempt in range(len(self)):
+            current = (index + attempt) % len(self)
+            try:
+                return self._load(current)
+            except VideoDecodeError as exc:
+                if self.on_error == "fail":
+                    raise
+                with self._skipped.get_lock():
+                    self._skipped.value += 1
+                log.warning("skipping unreadable clip %s: %s", self.path(current), exc)
+        raise VideoDecodeError(f"no clip of split {self.split!r} in {self.manifest.folder} could be decoded")
+
+    def path(self, index: int) -> Path:
+        return self.manifest.media_root / self.paths[index]
+
+    def _load(self, index: int) -> tuple[torch.Tensor, int]:
+        # Draw from torch's generator: DataLoader seeds it per worker and per epoch.
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, ()))) if self.train else None
+        indices = sample_indices(
+            int(self.num_frames[index]), self.num_segments, train=self.train,
+            frames_per_segment=self.frames_per_segment, num_clips=self.num_clips, rng=rng,
+        )
+        flat = indices.reshape(-1).tolist()
+        if self.manifest.media == "frames":
+            frames = read_frame_files(self.path(index), flat, template=self.manifest.frame_template,
+                                      start_index=self.manifest.start_index)
+        else:
+            frames = read_video(self.path(index), flat, backend=self.backend)
+        clip, label = self.transform(frames, int(self.labels[index]))
+        # (views?, clips*T*fps, 3, h, w) -> (views*clips, T, fps, 3, h, w), clip-major.
+        views = clip.reshape(-1, self.num_clips, self.num_segments, self.frames_per_segment, *clip.shape[-3:])
+        clip = views.transpose(0, 1).reshape(-1, self.num_segments, self.frames_per_segment, *clip.shape[-3:])
+        if self.frames_per_segment == 1:
+            clip = clip.squeeze(2)
+        if clip.shape[0] == 1:
+            clip = clip.squeeze(0)
+        return clip, label
+
+
+def build_dataloader(
+    dataset_dir: str | Path,
+    split: str,
+    *,
+    num_segments: int,
+    batch_size: int,
+    train: bool,
+    frames_per_segment: int = 1,
+    num_workers: int = 0,
+    resize: int = 256,
+    crop: int = 224,
+    resize_mode: str = "short",
+    flip: bool = False,
+    three_crop: bool = False,
+    num_clips: int = 1,
+    backend: str = "decord",
+    on_error: str = "fail",
+    seed: int | None = None,
+) -> DataLoader:
+    """A :class:`VideoDataset` wrapped in a DataLoader (shuffled, last batch dropped in training).
+
+    Batches are ``(B, T, 3, crop, crop)`` (``(B, T, 5, 3, crop, crop)`` for TDN, with a view
+    dimension after ``B`` for several clips or crops) and ``(B,)`` labels.
+    """
+    dataset = VideoDataset(dataset_dir, split, num_segments=num_segments, frames_per_segment=frames_per_segment,
+                           train=train, backend=backend, num_clips=num_clips, on_error=on_error)
+    dataset.transform = build_transform(train=train, resize=resize, crop=crop, resize_mode=resize_mode, flip=flip,
+                                        flip_map=dataset.manifest.flip_map, three_crop=three_crop)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=train, drop_last=train, num_workers=num_workers,
+        persistent_workers=num_workers > 0, generator=generator,
+    )

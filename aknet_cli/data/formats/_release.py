@@ -1,0 +1,87 @@
+"""What every official-format reader returns: a :class:`Release` listing its clips.
+
+Readers only parse annotation files; they never open media. Counting frames, resolving
+labels and deciding what to skip happens once, in :mod:`aknet_cli.data.prepare`, so the
+three official releases and the synthetic dataset share one code path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ...exceptions import DataError
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One clip listed by an annotation file.
+
+    Attributes:
+        id: the release's identifier (Sth-Sth ``id``, Diving48 ``vid_name``).
+        path: the media path relative to :attr:`Release.media_root` (a frame folder or a
+            video file).
+        label: the class *name*, or ``None`` for unlabelled test clips. A name absent from
+            :attr:`Release.class_names` is skipped as an unknown label.
+        extra: columns copied verbatim into the split list (e.g. Diving48 ``start_frame``).
+    """
+
+    id: str
+    path: str
+    label: str | None
+    extra: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass
+class Release:
+    """An official release as read from its annotation files.
+
+    Attributes:
+        name: reader name (``sthv1``, ``sthv2``, ``diving48``).
+        root: the folder given with ``--root`` (annotations live here).
+        media_root: the folder the entries' ``path`` are relative to.
+        media: ``"frames"`` (JPEG folders) or ``"video"`` (one file per clip).
+        class_names: class names in the release's own file order.
+        splits: ``{split: [Entry, ...]}`` in annotation-file order; split names are
+            ``train``, ``val`` and, where the release has one, ``test``.
+        frame_template: file-name template of a frame (frames only), e.g. ``{:05d}.jpg``.
+        start_index: number of the first frame file (frames only).
+        default_label_order: ``"sorted"`` (TSM/TDN on Sth-Sth) or ``"file"``.
+        info: extra manifest keys (e.g. the synthetic generator's parameters).
+    """
+
+    name: str
+    root: Path
+    media_root: Path
+    media: Literal["frames", "video"]
+    class_names: list[str]
+    splits: dict[str, list[Entry]]
+    frame_template: str | None = None
+    start_index: int = 1
+    default_label_order: Literal["file", "sorted"] = "file"
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def require_file(path: Path, what: str) -> Path:
+    """Return ``path`` if it is a file, else raise one clear :class:`DataError`."""
+    if not path.is_file():
+        raise DataError(
+            f"missing annotation file {path} ({what}); point --root at the folder holding the official release files"
+        )
+    return path
+
+
+def require_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise DataError(f"{what} folder {path} does not exist; check --root and the media-folder option")
+    return path
+
+
+def load_json(path: Path) -> Any:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path} is not valid JSON ({exc}); re-download the annotation file") from None

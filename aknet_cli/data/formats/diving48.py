@@ -1,0 +1,67 @@
+"""Diving48 (V2, corrected annotations): MP4 clips and JSON annotations.
+
+Official layout (``--root``)::
+
+    Diving48_vocab.json       [["Back", "15som", "05Twis", "FREE"], ...]   (48 entries)
+    Diving48_V2_train.json    [{"vid_name", "label", "start_frame", "end_frame"}, ...]
+    Diving48_V2_test.json     same records (used as the validation split, as in the paper)
+    rgb/<vid_name>.mp4
+
+A class name is its four vocabulary words joined by spaces; ``label`` indexes the vocab.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...exceptions import DataError
+from ._release import Entry, Release, load_json, require_dir, require_file
+
+VOCAB = "Diving48_vocab.json"
+SPLIT_FILES = {"train": "Diving48_V2_train.json", "val": "Diving48_V2_test.json"}
+VIDEO_EXTENSION = ".mp4"
+
+
+def read_class_names(path: Path) -> list[str]:
+    vocab = load_json(path)
+    if not isinstance(vocab, list) or not vocab or not all(isinstance(v, list) for v in vocab):
+        raise DataError(f"{path} is not a list of 4-word class descriptions; re-download it")
+    return [" ".join(str(word) for word in words if str(word)) for words in vocab]
+
+
+def read_split(path: Path, *, class_names: list[str], extension: str) -> list[Entry]:
+    records = load_json(path)
+    if not isinstance(records, list):
+        raise DataError(f"{path} is not a JSON list of records; re-download it")
+    entries = []
+    for number, record in enumerate(records):
+        if not isinstance(record, dict) or "vid_name" not in record or "label" not in record:
+            raise DataError(f"{path} record {number} lacks 'vid_name' or 'label'; re-download the annotation file")
+        raw = record["label"]
+        # An out-of-range index keeps its number as the "name": prepare skips it as unknown.
+        label = class_names[raw] if isinstance(raw, int) and 0 <= raw < len(class_names) else str(raw)
+        extra = (("start_frame", record.get("start_frame", -1)), ("end_frame", record.get("end_frame", -1)))
+        name = str(record["vid_name"])
+        entries.append(Entry(id=name, path=name + extension, label=label, extra=extra))
+    return entries
+
+
+def read_diving48(root: Path, *, videos_dir: str | Path = "rgb") -> Release:
+    """Read the official Diving48 V2 annotations under ``root``.
+
+    Args:
+        root: folder holding ``Diving48_vocab.json`` and the V2 split files.
+        videos_dir: folder of the ``<vid_name>.mp4`` clips, relative to ``root`` or absolute.
+    """
+    root = Path(root)
+    require_dir(root, "--root")
+    names = read_class_names(require_file(root / VOCAB, "class vocabulary"))
+    splits = {
+        split: read_split(require_file(root / fname, f"{split} split"), class_names=names, extension=VIDEO_EXTENSION)
+        for split, fname in SPLIT_FILES.items()
+    }
+    media_root = require_dir(root / videos_dir, "videos")
+    return Release(
+        name="diving48", root=root, media_root=media_root, media="video", class_names=names, splits=splits,
+        default_label_order="file",
+    )

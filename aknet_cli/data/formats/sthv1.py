@@ -1,0 +1,67 @@
+"""Something-Something V1: JPEG frame folders and ``;``-separated CSV annotations.
+
+Official layout (``--root``)::
+
+    something-something-v1-labels.csv       one class name a line (174 lines)
+    something-something-v1-train.csv        "<id>;<class name>" lines
+    something-something-v1-validation.csv   "<id>;<class name>" lines
+    <id>/00001.jpg 00002.jpg ...             or under a subfolder given by ``frames_dir``
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ...exceptions import DataError
+from ._release import Entry, Release, require_dir, require_file
+
+LABELS = "something-something-v1-labels.csv"
+SPLIT_FILES = {"train": "something-something-v1-train.csv", "val": "something-something-v1-validation.csv"}
+FRAME_TEMPLATE = "{:05d}.jpg"
+START_INDEX = 1
+
+
+def read_class_names(path: Path) -> list[str]:
+    """One class name a line; blank lines (a trailing newline) are ignored."""
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not names:
+        raise DataError(f"{path} lists no class names; re-download the labels file")
+    if len(set(names)) != len(names):
+        raise DataError(f"{path} lists a class name twice; re-download the labels file")
+    return names
+
+
+def read_split(path: Path) -> list[Entry]:
+    """Parse ``id;label`` lines (no header)."""
+    try:
+        table = pd.read_csv(
+            path, sep=";", header=None, names=["id", "label"], dtype=str, keep_default_na=False,
+            skip_blank_lines=True, engine="python",
+        )
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{path} is not an 'id;label' file ({exc})") from None
+    if len(table) and (table["label"] == "").any():
+        line = int((table["label"] == "").to_numpy().argmax()) + 1
+        raise DataError(f"{path} line {line} is not of the form 'id;label'; re-download the annotation file")
+    return [Entry(id=row.id.strip(), path=row.id.strip(), label=row.label.strip()) for row in table.itertuples()]
+
+
+def read_sthv1(root: Path, *, frames_dir: str | Path | None = None) -> Release:
+    """Read the official Something-Something V1 annotations under ``root``.
+
+    Args:
+        root: folder holding the three CSV files.
+        frames_dir: folder of the per-clip frame folders, relative to ``root`` or absolute;
+            default ``root`` itself (e.g. ``20bn-something-something-v1`` if extracted there).
+    """
+    root = Path(root)
+    require_dir(root, "--root")
+    names = read_class_names(require_file(root / LABELS, "class names"))
+    splits = {split: read_split(require_file(root / fname, f"{split} split")) for split, fname in SPLIT_FILES.items()}
+    media_root = require_dir(root / frames_dir if frames_dir else root, "frames")
+    return Release(
+        name="sthv1", root=root, media_root=media_root, media="frames", class_names=names, splits=splits,
+        frame_template=FRAME_TEMPLATE, start_index=START_INDEX, default_label_order="sorted",
+    )

@@ -1,0 +1,130 @@
+"""The prepared dataset: ``dataset.json`` plus one CSV per split.
+
+``dataset.json`` keys:
+    ``name``, ``source_format`` (sthv1/sthv2/diving48), ``media`` ("frames" or "video"),
+    ``media_root`` (absolute; media are read in place, never copied), ``root`` (the raw
+    release folder), ``frame_template`` and ``start_index`` (frames), ``classes`` (names in
+    label-index order), ``label_order`` ("file" or "sorted"), ``flip_map`` (label index ->
+    label index, as strings -> ints, for horizontal-flip augmentation), ``splits``
+    (clips per split), ``skipped``, ``aknet_version``, and ``info`` (extra, e.g. synthetic
+    generation parameters).
+
+Split CSVs: ``id,path,num_frames,label`` (+ release extras); ``path`` is relative to
+``media_root``; ``label`` is ``-1`` for unlabelled test clips.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..exceptions import ConfigError, DataError
+
+MANIFEST = "dataset.json"
+SPLIT_COLUMNS = ("id", "path", "num_frames", "label")
+
+# Words a horizontal flip turns into each other. On the 174 Sth-Sth classes this yields
+# exactly the three pairs TSM hard-codes (sorted order 86<->87, 93<->94, 166<->167):
+# Pulling/Pushing something from left to right <-> right to left, and
+# Turning the camera left <-> right while filming something.
+_MIRROR_WORDS = {"left": "right", "right": "left", "clockwise": "counterclockwise", "counterclockwise": "clockwise"}
+
+
+def mirror_name(name: str) -> str:
+    """The class name a horizontally flipped clip of ``name`` belongs to (maybe itself)."""
+    return " ".join(_MIRROR_WORDS.get(word, word) for word in name.split(" "))
+
+
+def flip_map(class_names: list[str]) -> dict[int, int]:
+    """Label index -> label index of its mirror class, for classes that have one."""
+    index = {name: i for i, name in enumerate(class_names)}
+    pairs = {}
+    for i, name in enumerate(class_names):
+        j = index.get(mirror_name(name))
+        if j is not None and j != i:
+            pairs[i] = j
+    return pairs
+
+
+def order_classes(class_names: list[str], label_order: str) -> list[str]:
+    """Apply ``label_order``: ``"file"`` keeps the release order, ``"sorted"`` sorts by name."""
+    if label_order == "file":
+        return list(class_names)
+    if label_order == "sorted":
+        return sorted(class_names)
+    raise ConfigError(f"unknown label order {label_order!r}; choose 'file' or 'sorted'")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A prepared dataset's ``dataset.json``, loaded."""
+
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    @property
+    def media(self) -> str:
+        return self.data["media"]
+
+    @property
+    def media_root(self) -> Path:
+        return Path(self.data["media_root"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.data["classes"])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.data["classes"])
+
+    @property
+    def flip_map(self) -> dict[int, int]:
+        return {int(k): int(v) for k, v in self.data.get("flip_map", {}).items()}
+
+    @property
+    def frame_template(self) -> str:
+        return self.data["frame_template"]
+
+    @property
+    def start_index(self) -> int:
+        return int(self.data.get("start_index", 1))
+
+    def split_table(self, split: str) -> pd.DataFrame:
+        """The split list as a DataFrame with at least :data:`SPLIT_COLUMNS`."""
+        path = self.folder / f"{split}.csv"
+        if not path.is_file():
+            available = ", ".join(sorted(self.data.get("splits", {}))) or "none"
+            raise DataError(f"{self.folder} has no split {split!r} ({path} missing); available: {available}")
+        table = pd.read_csv(path, dtype={"id": str, "path": str}, keep_default_na=False)
+        missing = [c for c in SPLIT_COLUMNS if c not in table.columns]
+        if missing:
+            raise DataError(f"{path} lacks columns {missing}; re-run `aknet prepare`")
+        return table
+
+
+def load_manifest(dataset_dir: Path) -> Manifest:
+    """Read ``DATASET/dataset.json``.
+
+    Raises:
+        DataError: the folder is not a prepared dataset.
+    """
+    path = Path(dataset_dir) / MANIFEST
+    if not path.is_file():
+        raise DataError(f"{dataset_dir} is not a prepared dataset ({MANIFEST} missing); run `aknet prepare` first")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} is not valid JSON ({exc}); re-run `aknet prepare`") from None
+    for key in ("media", "media_root", "classes"):
+        if key not in data:
+            raise DataError(f"{path} lacks {key!r}; re-run `aknet prepare`")
+    return Manifest(path=path, data=data)

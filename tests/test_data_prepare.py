@@ -1,0 +1,121 @@
+"""Readers of the three official layouts and the shared prepare step, incl. malformed releases."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from data_fixtures import V1_NAMES, make_diving48, make_sthv1, make_sthv2, tiny_clip
+
+from aknet_cli.data.formats import read_diving48, read_sthv1, read_sthv2
+from aknet_cli.data.manifest import flip_map, load_manifest
+from aknet_cli.data.prepare import prepare_release
+from aknet_cli.data.synthetic import write_video
+from aknet_cli.exceptions import ConfigError, DataError
+from sthsth_names import STHSTH_SORTED
+
+
+def test_flip_pairs_of_the_official_sthsth_classes():
+    assert len(STHSTH_SORTED) == 174
+    assert flip_map(sorted(STHSTH_SORTED)) == {86: 87, 87: 86, 93: 94, 94: 93, 166: 167, 167: 166}
+
+
+def test_sthv1_sorted_and_file_order(tmp_path):
+    root = make_sthv1(tmp_path / "raw")
+    summary = prepare_release(read_sthv1(root, frames_dir="frames"), out=tmp_path / "ds", workers=2)
+    assert summary.splits == {"train": 3, "val": 1} and not summary.skipped
+    manifest = load_manifest(tmp_path / "ds")
+    assert manifest.classes == sorted(V1_NAMES) and manifest.data["label_order"] == "sorted"
+    assert manifest.flip_map == {1: 2, 2: 1}
+    assert manifest.data["frame_template"] == "{:05d}.jpg" and manifest.start_index == 1
+    train = pd.read_csv(tmp_path / "ds" / "train.csv")
+    assert train["num_frames"].tolist() == [6, 6, 6]
+    assert train["label"].tolist() == [2, 0, 1]  # sorted: Moving, Pushing l->r, Pushing r->l
+    prepare_release(read_sthv1(root, frames_dir="frames"), out=tmp_path / "file", label_order="file")
+    assert pd.read_csv(tmp_path / "file" / "train.csv")["label"].tolist() == [0, 1, 2]
+    assert load_manifest(tmp_path / "file").flip_map == {0: 2, 2: 0}
+
+
+def test_rerun_is_idempotent_and_other_dataset_needs_force(tmp_path):
+    root = make_sthv1(tmp_path / "raw")
+    out = tmp_path / "ds"
+    prepare_release(read_sthv1(root, frames_dir="frames"), out=out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    prepare_release(read_sthv1(root, frames_dir="frames"), out=out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    other = make_sthv1(tmp_path / "raw2")
+    with pytest.raises(DataError, match="different dataset"):
+        prepare_release(read_sthv1(other, frames_dir="frames"), out=out)
+    prepare_release(read_sthv1(other, frames_dir="frames"), out=out, force=True)
+    with pytest.raises(ConfigError, match="inside --root"):
+        prepare_release(read_sthv1(root, frames_dir="frames"), out=root / "ds")
+
+
+def test_sthv1_skips_are_counted_and_strict_fails(tmp_path):
+    root = make_sthv1(tmp_path / "raw")
+    shutil.rmtree(root / "frames" / "2")
+    for f in (root / "frames" / "3").iterdir():
+        f.unlink()
+    with open(root / "something-something-v1-validation.csv", "a") as handle:
+        handle.write("4;Juggling something\n")
+    summary = prepare_release(read_sthv1(root, frames_dir="frames"), out=tmp_path / "ds")
+    kinds = {(r["id"], r["kind"]) for r in summary.skipped}
+    assert kinds == {("2", "missing frame folder"), ("3", "empty frame folder"), ("4", "unknown label")}
+    skipped = pd.read_csv(tmp_path / "ds" / "skipped.csv", dtype=str)
+    assert {"split", "id", "reason"} <= set(skipped.columns) and len(skipped) == 3
+    with pytest.raises(DataError, match="--strict"):
+        prepare_release(read_sthv1(root, frames_dir="frames"), out=tmp_path / "ds2", strict=True)
+
+
+def test_missing_annotation_file_is_named(tmp_path):
+    root = make_sthv1(tmp_path / "raw")
+    (root / "something-something-v1-labels.csv").unlink()
+    with pytest.raises(DataError, match="something-something-v1-labels.csv"):
+        read_sthv1(root, frames_dir="frames")
+
+
+def test_sthv2_templates_test_split_and_bad_videos(tmp_path):
+    root = make_sthv2(tmp_path / "raw")
+    (root / "11.webm").write_bytes(b"")  # zero-byte
+    summary = prepare_release(read_sthv2(root), out=tmp_path / "ds", workers=2)
+    assert summary.splits == {"train": 1, "val": 1, "test": 1}
+    assert [r["kind"] for r in summary.skipped] == ["zero-byte video"]
+    test = pd.read_csv(tmp_path / "ds" / "test.csv")
+    assert test["label"].tolist() == [-1] and test["num_frames"].tolist() == [8]
+    assert pd.read_csv(tmp_path / "ds" / "train.csv")["path"].tolist() == ["10.webm"]
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_diving48_with_truncated_and_fake_videos(tmp_path, backend):
+    root = make_diving48(tmp_path / "raw")
+    data = (root / "rgb" / "a.mp4").read_bytes()
+    (root / "rgb" / "a.mp4").write_bytes(data[: len(data) // 2])  # truncated: moov atom lost
+    (root / "rgb" / "b.mp4").write_text("this is not a video\n")
+    summary = prepare_release(read_diving48(root), out=tmp_path / "ds", backend=backend)
+    assert summary.splits == {"train": 0, "val": 1}
+    assert {r["id"] for r in summary.skipped} == {"a", "b"}
+    manifest = load_manifest(tmp_path / "ds")
+    assert manifest.classes == ["Back 15som 05Twis FREE", "Forward 25som NoTwis PIKE"]
+    assert manifest.flip_map == {} and manifest.data["label_order"] == "file"
+    val = pd.read_csv(tmp_path / "ds" / "val.csv")
+    assert val[["num_frames", "label", "start_frame", "end_frame"]].values.tolist() == [[8, 1, 0, 7]]
+
+
+def test_truncated_mid_stream_webm_is_skipped(tmp_path):
+    path = tmp_path / "long.webm"
+    write_video(path, tiny_clip(40), fps=10, codec="libvpx")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 5])
+    from aknet_cli.data.video_io import count_video_frames
+    from aknet_cli.exceptions import VideoDecodeError
+
+    with pytest.raises(VideoDecodeError, match="long.webm"):
+        count_video_frames(path)
+
+
+def test_diving48_unknown_label_index(tmp_path):
+    root = make_diving48(tmp_path / "raw")
+    records = json.loads((root / "Diving48_V2_train.json").read_text())
+    records[0]["label"] = 99
+    (root / "Diving48_V2_train.json").write_text(json.dumps(records))
+    summary = prepare_release(read_diving48(root), out=tmp_path / "ds")
+    assert [(r["id"], r["kind"]) for r in summary.skipped] == [("a", "unknown label")]

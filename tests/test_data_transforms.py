@@ -1,0 +1,47 @@
+"""Clip transforms: shapes, shared crop, normalisation, flip label swap."""
+
+import torch
+
+from aknet_cli.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
+
+
+def test_constant_colour_normalises_to_expected_value():
+    frames = torch.full((4, 3, 60, 80), 255, dtype=torch.uint8)
+    clip, label = build_transform(train=False, resize=64, crop=56)(frames, 3)
+    assert clip.shape == (4, 3, 56, 56) and clip.dtype == torch.float32 and label == 3
+    for c in range(3):
+        expected = (1.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]
+        assert torch.allclose(clip[:, c], torch.tensor(expected), atol=1e-5)
+
+
+def test_resize_modes_and_three_crop():
+    frames = torch.zeros((2, 3, 60, 120), dtype=torch.uint8)
+    square = build_transform(train=False, resize=32, crop=32, resize_mode="square")(frames, 0)[0]
+    assert square.shape == (2, 3, 32, 32)
+    views = build_transform(train=False, resize=32, crop=32, three_crop=True)(frames, 0)[0]
+    assert views.shape == (3, 2, 3, 32, 32)
+
+
+def test_random_crop_is_shared_by_all_frames():
+    base = torch.randint(0, 255, (1, 3, 40, 40), dtype=torch.uint8)
+    frames = base.repeat(6, 1, 1, 1)
+    torch.manual_seed(0)
+    clip, _ = build_transform(train=True, resize=40, crop=24)(frames, 0)
+    assert clip.shape == (6, 3, 24, 24)
+    assert all(torch.equal(clip[0], clip[i]) for i in range(6))
+
+
+def test_flip_swaps_label_and_mirrors_pixels():
+    frames = torch.zeros((2, 3, 8, 8), dtype=torch.uint8)
+    frames[..., :4] = 255  # left half bright
+    transform = build_transform(train=True, resize=8, crop=8, flip=True, flip_map={0: 1, 1: 0})
+    seen = set()
+    for seed in range(20):
+        torch.manual_seed(seed)
+        clip, label = transform(frames, 0)
+        bright_left = clip[0, 0, 0, 0] > clip[0, 0, 0, 7]
+        assert label == (0 if bright_left else 1)
+        seen.add(label)
+    assert seen == {0, 1}
+    off = build_transform(train=True, resize=8, crop=8)  # flip is off by default
+    assert all(off(frames, 0)[1] == 0 for _ in range(10))
