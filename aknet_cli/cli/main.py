@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from . import backbones, convert_1d
+from . import backbones, convert_1d, prepare
+from . import flops
 from ._common import domain_errors
 
 app = typer.Typer(
@@ -37,7 +38,9 @@ def _register(name: str, func, help_panel: str | None = None) -> None:
 
 
 _register("backbones", backbones.backbones_command, "Models")
+app.add_typer(prepare.app, name="prepare", rich_help_panel="Data")
 _register("convert-1d", convert_1d.convert_1d_command, "Models")
+_register("flops", flops.flops_command, "Analysis")
 
 
 def run() -> None:

@@ -1,0 +1,631 @@
+"""FLOP counting the way the paper's tables do, with fvcore.
+
+Convention (:data:`CONVENTION`): fvcore's, one fused multiply-add = one FLOP, so "GFLOPs" are
+GMACs as in Table II; per clip of ``T`` frames, one view (one crop, one clip), ``size²`` input
+(224² unless asked otherwise); counted in **eval mode** (BatchNorm costs 2 FLOPs per element
+there, 5 in train mode: ResNet-50 × 8 frames counts 32.88 G in eval mode, 33.16 G in train
+mode). Elementwise ops (add, mul, sigmoid, ...) and pooling of the 2-D backbones are not
+counted, as fvcore and the published TSM/TDN numbers do; they are listed as unsupported ops.
+
+fvcore silently ignores ``aten::gather`` and ``aten::max`` and only warns on ``topk``/``sort``/
+``softmax``, which would make keypoint selection look free. :func:`flop_analysis` registers
+:data:`EXTRA_HANDLES` for them (and takes them off fvcore's ignore list) with this cost model,
+one comparison or one moved element counted as one FLOP:
+
+* ``topk`` of ``k`` among ``n``: ``n·log2(k)`` (a size-``k`` heap over the ``n`` inputs);
+* ``sort``/``argsort`` along a dim of length ``L``: ``numel·log2(L)``;
+* ``gather``/``index_select``/``take_along_dim``/``index``: one per gathered output element;
+* ``softmax``/``log_softmax``: 3 per element (exp, sum, divide);
+* ``max``/``min``/``amax``/``amin``/``max_pool1d``/``adaptive_max_pool1d``: one comparison per
+  input element.
+
+Only AK-Net's own modules use these ops, so the plain backbones count exactly as in fvcore.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .exceptions import ConfigError, DataError
+
+CONVENTION = (
+    "fvcore: 1 fused multiply-add = 1 FLOP (GFLOPs = GMACs, as in the paper's Table II); "
+    "per clip of {frames} frames, 1 view, {size}x{size}; eval mode (BatchNorm at 2 FLOPs/element); "
+    "elementwise ops not counted; selection ops counted with aknet's cost model"
+)
+SPLITS = ("none", "res2", "res3", "res4")
+MODES = ("inference", "train")
+
+#: Table II of the paper (ResNet-50, 8 frames, 224², split res4, α = 0.3 for AK-Net).
+PAPER_TABLE_II: dict[str, tuple[str, str, float]] = {
+    "TSM": ("tsm_resnet50", "none", 33.0),
+    "TDN": ("tdn_resnet50", "none", 36.0),
+    "Ours_TSM": ("tsm_resnet50", "res4", 28.0),
+    "Ours_TDN": ("tdn_resnet50", "res4", 31.0),
+}
+
+
+# --------------------------------------------------------------------------- op handles
+def _shape(value) -> list[int] | None:
+    t = value.type()
+    if not isinstance(t, torch._C.TensorType):
+        return None
+    sizes = t.sizes()
+    return None if sizes is None else [int(s) for s in sizes]
+
+
+def _numel(value) -> int:
+    shape = _shape(value)
+    return 0 if shape is None else math.prod(shape)
+
+
+def _const_int(value) -> int | None:
+    try:
+        v = value.toIValue()
+    except Exception:  # not a constant
+        return None
+    return v if type(v) is int else None
+
+
+def _dim_arg(inputs, rank: int, default: int = -1) -> int:
+    """First plain ``int`` constant among an op's arguments after ``self`` (its ``dim``)."""
+    for v in inputs[1:]:
+        d = _const_int(v)
+        if d is not None:
+            return d % rank if rank else 0
+    return default % rank if rank else 0
+
+
+def topk_flops(inputs, outputs) -> int:
+    """``n·log2(k)`` comparisons: a size-``k`` heap over ``n`` elements."""
+    shape = _shape(inputs[0]) or []
+    out = _shape(outputs[0]) or []
+    dim = _const_int(inputs[2]) if len(inputs) > 2 else -1
+    dim = (dim if dim is not None else -1) % max(len(out), 1)
+    k = out[dim] if out else 1
+    return int(round(math.prod(shape) * math.log2(max(k, 2))))
+
+
+def sort_flops(inputs, outputs) -> int:
+    """``numel·log2(L)`` comparisons for a sort along a dim of length ``L``."""
+    shape = _shape(inputs[0]) or []
+    if not shape:
+        return 0
+    length = shape[_dim_arg(inputs, len(shape))]
+    return int(round(math.prod(shape) * math.log2(max(length, 2))))
+
+
+def gathered_elements(inputs, outputs) -> int:
+    """One per gathered output element (a read and a write counted as one operation)."""
+    return _numel(outputs[0])
+
+
+def softmax_flops(inputs, outputs) -> int:
+    """Three per element: exp, the running sum, the divide."""
+    return 3 * _numel(inputs[0])
+
+
+def reduction_comparisons(inputs, outputs) -> int:
+    """One comparison per input element."""
+    return _numel(inputs[0])
+
+
+Handle = Callable[[list, list], int]
+EXTRA_HANDLES: dict[str, Handle] = {
+    "aten::topk": topk_flops,
+    "aten::sort": sort_flops,
+    "aten::argsort": sort_flops,
+    "aten::gather": gathered_elements,
+    "aten::index_select": gathered_elements,
+    "aten::take_along_dim": gathered_elements,
+    "aten::index": gathered_elements,
+    "aten::softmax": softmax_flops,
+    "aten::log_softmax": softmax_flops,
+    "aten::max": reduction_comparisons,
+    "aten::min": reduction_comparisons,
+    "aten::amax": reduction_comparisons,
+    "aten::amin": reduction_comparisons,
+    "aten::max_pool1d": reduction_comparisons,
+    "aten::adaptive_max_pool1d": reduction_comparisons,
+}
+
+COST_MODEL: dict[str, str] = {
+    "topk": "n*log2(k) comparisons",
+    "sort/argsort": "numel*log2(L) comparisons, L = length of the sorted dim",
+    "gather/index_select/take_along_dim/index": "1 per gathered element",
+    "softmax/log_softmax": "3 per element",
+    "max/min/amax/amin/max_pool1d": "1 comparison per input element",
+}
+
+
+def flop_analysis(model: nn.Module, inputs: tuple):
+    """A quiet ``FlopCountAnalysis`` with :data:`EXTRA_HANDLES` registered and un-ignored."""
+    from fvcore.nn import FlopCountAnalysis
+
+    fa = FlopCountAnalysis(model, inputs)
+    fa.set_op_handle(**EXTRA_HANDLES)
+    # fvcore checks its ignore list before its handles, so a handle alone never fires for
+    # gather/max/index: take them off the list.
+    ignored = getattr(fa, "_ignored_ops", None)
+    if isinstance(ignored, set):
+        ignored.difference_update(EXTRA_HANDLES)
+    fa.unsupported_ops_warnings(False)
+    fa.uncalled_modules_warnings(False)
+    fa.tracer_warnings("none")
+    return fa
+
+
+# ------------------------------------------------------------------------------ reports
+@dataclass
+class Part:
+    name: str
+    flops: int
+    params: int
+
+    def as_dict(self) -> dict[str, float]:
+        return {"gflops": self.flops / 1e9, "params_m": self.params / 1e6}
+
+
+@dataclass
+class FlopReport:
+    """One counted model: total, breakdown by part, what fvcore could not count."""
+
+    flops: int
+    params: int
+    params_all: int
+    parts: list[Part]
+    unsupported_ops: dict[str, int]
+    uncalled_modules: list[str]
+    config: dict[str, Any]
+    convention: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def gflops(self) -> float:
+        return self.flops / 1e9
+
+    def part(self, name: str) -> Part | None:
+        return next((p for p in self.parts if p.name == name), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "gflops": self.gflops,
+            "params_m": self.params / 1e6,
+            "params_all_m": self.params_all / 1e6,
+            "by_part": {p.name: p.as_dict() for p in self.parts},
+            "convention": self.convention,
+            "selection_cost_model": COST_MODEL,
+            "unsupported_ops": self.unsupported_ops,
+            "uncalled_modules": self.uncalled_modules,
+            "config": self.config,
+            "notes": self.notes,
+        }
+
+
+def _params(module: nn.Module | None) -> int:
+    return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+
+def _find_backbone(model: nn.Module):
+    from .models.backbone import VideoBackbone
+
+    for m in model.modules():
+        if isinstance(m, VideoBackbone):
+            return m
+    raise ConfigError(f"{type(model).__name__} contains no VideoBackbone")
+
+
+def clip_input(model: nn.Module, frames: int, size: int, batch: int = 1) -> torch.Tensor:
+    """A random clip batch in the model's backbone layout (``frames_per_segment`` aware)."""
+    fps = _find_backbone(model).frames_per_segment
+    g = torch.Generator().manual_seed(0)
+    shape = (batch, frames, 3, size, size) if fps == 1 else (batch, frames, fps, 3, size, size)
+    return torch.randn(shape, generator=g)
+
+
+class _TrainForward(nn.Module):
+    """Runs AK-Net's training forward (aux head included) with every layer in eval mode, and
+    returns plain tensors so the JIT can trace it."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor):
+        out = self.model(x)
+        return out.logits, out.aux_logits
+
+
+def _part_paths(model: nn.Module, prefix: str = "") -> list[tuple[str, str]]:
+    """``(label, module path)`` of the parts to report, in pipeline order."""
+    from .models.backbone import STAGE_NAMES
+
+    names = dict(model.named_modules())
+    out: list[tuple[str, str]] = []
+
+    def add(label: str, path: str) -> None:
+        mod = names.get(path)
+        if mod is not None and not isinstance(mod, nn.Identity):
+            out.append((label, path))
+
+    bb = "features.backbone" if "features.backbone" in names else ""
+    stages = f"{bb}.stages" if bb else "stages"
+    for st in STAGE_NAMES:
+        add(st, f"{stages}.{st}")
+    add("short-term TDM", f"{bb}.short_term" if bb else "short_term")
+    if not bb:
+        add("head", "fc")
+        return out
+    add("heatmap", "heatmap")
+    add("selection", "selector")
+    pos = names.get("position")
+    if pos is not None:
+        label = "transform net" if type(pos).__name__ == "TransformNet" else "position embedding"
+        add(label, "position")
+    for key in names:
+        if key.startswith("point_net.") and key.count(".") == 1:
+            add(f"{key.split('.')[1]} (1-D)", key)
+    add("head", "head")
+    add("aux head", "aux_head")
+    return out
+
+
+def count_model(model: nn.Module, x: torch.Tensor, *, train_forward: bool = False,
+                bn_mode: str = "eval", config: dict | None = None) -> FlopReport:
+    """Count one model on one input with fvcore and break it down by part.
+
+    Args:
+        model: a :class:`VideoBackbone` or an AK-Net.
+        x: one clip batch (batch 1 for per-clip numbers).
+        train_forward: AK-Net only: count the training forward (auxiliary head included),
+            still with every layer in eval mode.
+        bn_mode: ``"eval"`` (the convention) or ``"train"`` (BatchNorm counted with batch
+            statistics, as some papers do; for the TSM cross-check only).
+        config: echoed into the report.
+    """
+    frames, size = int(x.shape[1]), int(x.shape[-1])
+    was_training = model.training
+    model.train(bn_mode == "train")
+    target: nn.Module = model
+    prefix = ""
+    if train_forward:
+        model.training = True  # root flag only: AK-Net runs its aux head, layers stay in eval
+        target, prefix = _TrainForward(model), "model."
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fa = flop_analysis(target, (x,))
+            total = int(fa.total())
+            by_module = fa.by_module()
+            unsupported = dict(fa.unsupported_ops())
+            uncalled_all = {m.removeprefix(prefix) for m in fa.uncalled_modules()}
+    finally:
+        model.train(was_training)
+
+    names = dict(model.named_modules())
+    # Report the outermost uncalled modules that do something (not Identity placeholders).
+    uncalled = sorted(
+        m for m in uncalled_all
+        if not isinstance(names.get(m), nn.Identity)
+        and not any(m.startswith(p + ".") for p in uncalled_all)
+    )
+    parts: list[Part] = []
+    for label, path in _part_paths(model):
+        parts.append(Part(label, int(by_module.get(prefix + path, 0)), _params(names[path])))
+    if "features" in names:
+        inside = sum(p.flops for p, (_, path) in zip(parts, _part_paths(model)) if path.startswith("features."))
+        rest = int(by_module.get(prefix + "features", 0)) - inside
+        if rest:
+            parts.append(Part("features (other)", rest, 0))
+    other = total - sum(p.flops for p in parts)
+    if other:
+        parts.append(Part("other (model forward)", other, 0))
+
+    # Parameters the counted forward uses: drop modules it never called (the aux head at
+    # inference; the backbone's own classifier inside AK-Net).
+    unused: set[int] = set()
+    for m in uncalled_all:
+        mod = names.get(m)
+        if mod is not None:
+            unused.update(id(p) for p in mod.parameters())
+    params_all = _params(model)
+    params = sum(p.numel() for p in model.parameters() if id(p) not in unused)
+    notes = []
+    if bn_mode == "train":
+        notes.append("BatchNorm counted in train mode (5 FLOPs/element), not the convention")
+    return FlopReport(
+        flops=total,
+        params=params,
+        params_all=params_all,
+        parts=parts,
+        unsupported_ops=unsupported,
+        uncalled_modules=uncalled,
+        config=dict(config or {}),
+        convention=CONVENTION.format(frames=frames, size=size),
+        notes=notes,
+    )
+
+
+# ------------------------------------------------------------------------- entry point
+def validate(*, split: str, alpha: float, frames: int, size: int, mode: str, num_classes: int,
+             transform_rank: int | None) -> None:
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if not (0.0 < float(alpha) <= 1.0) or math.isnan(float(alpha)):
+        raise ConfigError(f"--alpha must be in (0, 1], got {alpha}")
+    if frames < 1:
+        raise ConfigError(f"--frames must be >= 1, got {frames}")
+    if size < 32:
+        raise ConfigError(f"--size must be >= 32 pixels, got {size}")
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if num_classes < 1:
+        raise ConfigError(f"--num-classes must be >= 1, got {num_classes}")
+    if transform_rank is not None and transform_rank < 1:
+        raise ConfigError(f"--transform-rank must be a positive integer, got {transform_rank}")
+
+
+def build_model(backbone: str, *, split: str, alpha: float, frames: int, num_classes: int,
+                transform_rank: int | None = None) -> nn.Module:
+    """The plain backbone (``split == "none"``) or AK-Net on it, randomly initialised."""
+    from ._registry import create_backbone
+
+    torch.manual_seed(0)
+    if split == "none":
+        return create_backbone(backbone, num_classes=num_classes, num_segments=frames)
+    from .models.aknet import build_aknet
+
+    return build_aknet(backbone, split=split, alpha=alpha, num_classes=num_classes,
+                       num_segments=frames, transform_rank=transform_rank)
+
+
+@lru_cache(maxsize=64)
+def _count_cached(backbone, split, alpha, frames, size, num_classes, mode, transform_rank) -> FlopReport:
+    model = build_model(backbone, split=split, alpha=alpha, frames=frames, num_classes=num_classes,
+                        transform_rank=transform_rank)
+    config = {"backbone": backbone, "split": split, "alpha": alpha if split != "none" else None,
+              "frames": frames, "size": size, "num_classes": num_classes, "mode": mode,
+              "transform_rank": transform_rank}
+    report = count_model(model, clip_input(model, frames, size),
+                         train_forward=(mode == "train" and split != "none"), config=config)
+    if split != "none":
+        report.notes.append(
+            "inference excludes the auxiliary head" if mode == "inference" else
+            "train mode: the auxiliary head is counted by running the training forward with every "
+            "layer in eval mode"
+        )
+    return report
+
+
+def count(backbone: str = "tsm_resnet50", *, split: str = "none", alpha: float = 0.3, frames: int = 8,
+          size: int = 224, num_classes: int = 174, mode: str = "inference",
+          transform_rank: int | None = None) -> FlopReport:
+    """Count a plain backbone or AK-Net on it, per clip, in eval mode.
+
+    Raises:
+        ConfigError: a value out of range.
+        UnknownBackboneError: ``backbone`` is not registered.
+    """
+    validate(split=split, alpha=alpha, frames=frames, size=size, mode=mode, num_classes=num_classes,
+             transform_rank=transform_rank)
+    from ._registry import get_backbone_factory
+
+    get_backbone_factory(backbone)  # unknown name -> one clear error before any work
+    return _count_cached(backbone, split, float(alpha), int(frames), int(size), int(num_classes), mode,
+                         transform_rank)
+
+
+# ----------------------------------------------------------------------------- Table II
+def table_ii(*, alpha: float = 0.3, frames: int = 8, size: int = 224, num_classes: int = 174,
+             transform_rank: int | None = None) -> list[dict[str, Any]]:
+    """Our counts of the paper's Table II rows beside its published GFLOPs."""
+    rows = []
+    for method, (backbone, split, paper) in PAPER_TABLE_II.items():
+        rep = count(backbone, split=split, alpha=alpha, frames=frames, size=size,
+                    num_classes=num_classes, transform_rank=transform_rank)
+        rows.append({
+            "method": method, "backbone": backbone, "split": split,
+            "alpha": alpha if split != "none" else None,
+            "gflops": rep.gflops, "paper_gflops": paper,
+            "rel_diff": rep.gflops / paper - 1.0,
+            "params_m": rep.params / 1e6,
+            "by_part": {p.name: p.as_dict()["gflops"] for p in rep.parts},
+        })
+    return rows
+
+
+# ------------------------------------------------------------------------------ Table I
+@dataclass(frozen=True)
+class LayerConfig:
+    """One conv layer of Table I: channels, kernel sizes, feature size, number of points."""
+
+    cin: int = 256
+    cout: int = 256
+    ks: int = 3
+    kt: int = 3
+    kp: int = 3
+    t: int = 8
+    h: int = 14
+    w: int = 14
+    n: int | None = None  # default: round(0.3·T·H·W)
+
+    def points(self) -> int:
+        return self.n if self.n is not None else max(1, int(math.floor(0.3 * self.t * self.h * self.w + 0.5)))
+
+    def validate(self) -> "LayerConfig":
+        for name in ("cin", "cout", "ks", "kt", "kp", "t", "h", "w"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("ks", "kt", "kp"):
+            if getattr(self, name) % 2 == 0:
+                raise ConfigError(f"--{name} must be odd (same-padding keeps the feature size), got {getattr(self, name)}")
+        if self.n is not None and self.n < 1:
+            raise ConfigError(f"--n must be >= 1, got {self.n}")
+        return self
+
+
+def table_i_formulas(cfg: LayerConfig) -> dict[str, tuple[int, int]]:
+    """Table I's analytic ``(params, FLOPs)`` for each method (bias not counted)."""
+    ci, co, ks, kt, kp = cfg.cin, cfg.cout, cfg.ks, cfg.kt, cfg.kp
+    thw = cfg.t * cfg.h * cfg.w
+    return {
+        "3D CNN": (ci * co * ks**2 * kt, ci * co * ks**2 * kt * thw),
+        "(2+1)D CNN": (ci * co * (ks**2 + kt), ci * co * (ks**2 + kt) * thw),
+        "2D CNN": (ci * co * ks**2, ci * co * ks**2 * thw),
+        "Ours (1-D)": (ci * co * kp, ci * co * kp * cfg.points()),
+    }
+
+
+def table_i_modules(cfg: LayerConfig) -> dict[str, tuple[nn.Module, torch.Tensor]]:
+    """The real layers each Table I row describes, with a matching input (no bias)."""
+    ci, co, ks, kt, kp = cfg.cin, cfg.cout, cfg.ks, cfg.kt, cfg.kp
+    video = torch.zeros(1, ci, cfg.t, cfg.h, cfg.w)
+    return {
+        "3D CNN": (nn.Conv3d(ci, co, (kt, ks, ks), padding=(kt // 2, ks // 2, ks // 2), bias=False), video),
+        # R(2+1)D-style: spatial (1,k,k) then temporal (k,1,1). Table I's formula multiplies
+        # both by C_in·C_out, which is exact when C_in == C_out.
+        "(2+1)D CNN": (nn.Sequential(
+            nn.Conv3d(ci, co, (1, ks, ks), padding=(0, ks // 2, ks // 2), bias=False),
+            nn.Conv3d(co, co, (kt, 1, 1), padding=(kt // 2, 0, 0), bias=False),
+        ), video),
+        "2D CNN": (nn.Conv2d(ci, co, ks, padding=ks // 2, bias=False), torch.zeros(cfg.t, ci, cfg.h, cfg.w)),
+        "Ours (1-D)": (nn.Conv1d(ci, co, kp, padding=kp // 2, bias=False), torch.zeros(1, ci, cfg.points())),
+    }
+
+
+def table_i(cfg: LayerConfig) -> list[dict[str, Any]]:
+    """Table I's formulas beside what fvcore counts on the matching real modules."""
+    cfg.validate()
+    rows = []
+    formulas = table_i_formulas(cfg)
+    for method, (module, x) in table_i_modules(cfg).items():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fa = flop_analysis(module.eval(), (x,))
+            flops = int(fa.total())
+        params = _params(module)
+        f_params, f_flops = formulas[method]
+        note = ""
+        if method == "(2+1)D CNN" and cfg.cin != cfg.cout:
+            note = "formula assumes C_in = C_out for the temporal conv (counted: C_out² · k_t)"
+        rows.append({
+            "method": method, "params_formula": f_params, "params_fvcore": params,
+            "flops_formula": f_flops, "flops_fvcore": flops,
+            "match": f_params == params and f_flops == flops, "note": note,
+        })
+    return rows
+
+
+# -------------------------------------------------------------------------------- plots
+def _atomic_savefig(fig, path: Path) -> None:
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ConfigError(f"--plot expects a .png file name, got {path}")
+    if not path.parent.exists():
+        raise ConfigError(f"folder for the plot does not exist: {path.parent}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """Rows of an accuracy CSV: ``model`` or ``backbone``, ``split``, ``top1``, optional ``gflops``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"results file not found: {path}")
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        cols = set(reader.fieldnames or [])
+        if not ({"model", "backbone"} & cols) or not {"split", "top1"} <= cols:
+            raise DataError(f"{path}: need columns model (or backbone), split, top1 [, gflops]; got {sorted(cols)}")
+        rows = []
+        for i, r in enumerate(reader, start=2):
+            try:
+                rows.append({
+                    "backbone": (r.get("backbone") or r.get("model") or "").strip(),
+                    "split": (r.get("split") or "none").strip() or "none",
+                    "top1": float(r["top1"]),
+                    "gflops": float(r["gflops"]) if (r.get("gflops") or "").strip() else None,
+                    "label": (r.get("label") or r.get("model") or "").strip(),
+                })
+            except ValueError as exc:
+                raise DataError(f"{path} line {i}: {exc}") from None
+    if not rows:
+        raise DataError(f"{path} has no rows")
+    return rows
+
+
+def plot_splits(path: Path, backbones: list[str], *, alpha: float = 0.3, frames: int = 8, size: int = 224,
+                num_classes: int = 174, transform_rank: int | None = None,
+                results: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Fig. 5-style plot. Without ``results``: GFLOPs of each split beside the plain backbone,
+    grouped by backbone. With ``results``: top-1 against GFLOPs (counted where the CSV has none).
+
+    Returns the plotted points.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def gfl(backbone: str, split: str) -> float:
+        return count(backbone, split=split, alpha=alpha, frames=frames, size=size, num_classes=num_classes,
+                     transform_rank=transform_rank).gflops
+
+    points: list[dict[str, Any]] = []
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if results is None:
+        splits = ("res2", "res3", "res4", "none")
+        width = 0.8 / len(backbones)
+        for j, bb in enumerate(backbones):
+            vals = [gfl(bb, s) for s in splits]
+            xs = [i + (j - (len(backbones) - 1) / 2) * width for i in range(len(splits))]
+            bars = ax.bar(xs, vals, width, label=bb)
+            ax.bar_label(bars, fmt="%.1f", fontsize=8)
+            points += [{"backbone": bb, "split": s, "gflops": v} for s, v in zip(splits, vals)]
+        ax.set_xticks(range(len(splits)), [f"AK-Net ({s})" for s in splits[:-1]] + ["plain backbone"])
+        ax.set_ylabel(f"GFLOPs per clip ({frames}x{size}²)")
+        ax.set_title(f"AK-Net GFLOPs by separating layer (α={alpha})")
+    else:
+        for r in results:
+            if r["split"] not in SPLITS:
+                raise DataError(f"results: unknown split {r['split']!r}; use one of {', '.join(SPLITS)}")
+            g = r["gflops"] if r["gflops"] is not None else gfl(r["backbone"], r["split"])
+            points.append({**r, "gflops": g})
+        for bb in sorted({p["backbone"] for p in points}):
+            mine = sorted((p for p in points if p["backbone"] == bb and p["split"] != "none"), key=lambda p: p["gflops"])
+            if mine:
+                ax.plot([p["gflops"] for p in mine], [p["top1"] for p in mine], "o-", label=f"AK-Net on {bb}")
+                for p in mine:
+                    ax.annotate(p["split"], (p["gflops"], p["top1"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            plain = [p for p in points if p["backbone"] == bb and p["split"] == "none"]
+            if plain:
+                ax.plot([p["gflops"] for p in plain], [p["top1"] for p in plain], "s", label=plain[0].get("label") or f"{bb} (plain)")
+        ax.set_xlabel(f"GFLOPs per clip ({frames}x{size}²)")
+        ax.set_ylabel("top-1 accuracy (%)")
+        ax.set_title("Accuracy vs GFLOPs by separating layer")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    try:
+        _atomic_savefig(fig, path)
+    finally:
+        plt.close(fig)
+    return points
+
+
