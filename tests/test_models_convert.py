@@ -77,7 +77,7 @@ def test_whole_residual_block_matches_2d_block_on_constant_inputs(block_factory)
             m.running_mean.uniform_(-0.2, 0.2)
             m.running_var.uniform_(0.5, 1.5)
     block.eval()
-    conv = Converter()
+    conv = Converter(stride_mode="axis")  # the identity holds when the kept axis's stride is kept
     block1 = conv(block, "block").eval()
     cin = block.conv1.in_channels
     line, image = _constant_along_width(2, cin, 16, 16)
@@ -124,3 +124,26 @@ def test_backbone_hook_takes_precedence():
     out = conv(nn.Sequential(nn.Conv2d(2, 2, 3), nn.BatchNorm2d(2)), "p")
     assert isinstance(out[0], nn.Identity) and isinstance(out[1], nn.BatchNorm1d)
     assert [r.action for r in conv.records] == ["plugin", "converted"]
+
+
+def test_area_stride_keeps_the_same_fraction_of_points_as_the_2d_layer_keeps_of_positions():
+    torch.manual_seed(5)
+    block = torchvision.models.resnet.Bottleneck(64, 32, stride=2, downsample=nn.Sequential(
+        nn.Conv2d(64, 128, 1, stride=2, bias=False), nn.BatchNorm2d(128))).eval()
+    area = Converter(stride_mode="area")(block, "b").eval()
+    assert area.conv2.stride == (4,) and area.downsample[0].stride == (4,)
+    points = torch.randn(2, 64, 470)
+    with torch.no_grad():
+        out = area(points)
+    assert out.shape == (2, 128, 118)  # ceil(470 / 4), as a 2×2 stride keeps 1 position in 4
+    # A stride-s 1-D conv is the stride-1 conv read every s-th point.
+    conv = area.conv2
+    dense = nn.Conv1d(conv.in_channels, conv.out_channels, 3, padding=1, bias=False)
+    dense.weight.data.copy_(conv.weight)
+    x = torch.randn(1, conv.in_channels, 29)
+    torch.testing.assert_close(conv(x), dense(x)[..., ::4])
+
+
+def test_unknown_stride_mode_is_refused():
+    with pytest.raises(ConfigError, match="'diagonal'"):
+        Converter(stride_mode="diagonal")

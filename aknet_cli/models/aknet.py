@@ -12,7 +12,7 @@ from torch import nn
 from .._registry import create_backbone
 from ..exceptions import ConfigError
 from .backbone import SPLIT_STAGES, VideoBackbone, check_stage
-from .convert import ConversionRecord, Converter
+from .convert import STRIDE_MODES, ConversionRecord, Converter
 from .heads import AuxiliaryHead, PointHead
 from .heatmap import ChannelHeatmap
 from .loss import aknet_loss
@@ -73,6 +73,7 @@ class AKNetConfig:
     transform_rank: int | None = None
     sparsity_reg: bool = True
     concat_gap: bool = True
+    stride_mode: str = "area"
     reduction: int = 16
     dropout: float = 0.5
     max_input_size: int = 320
@@ -87,6 +88,8 @@ class AKNetConfig:
             raise ConfigError(f"position must be one of {', '.join(POSITION_MODES)}, got {self.position!r}")
         if self.transform_rank is not None and int(self.transform_rank) < 1:
             raise ConfigError(f"transform_rank must be a positive integer or None, got {self.transform_rank}")
+        if self.stride_mode not in STRIDE_MODES:
+            raise ConfigError(f"stride_mode must be one of {', '.join(STRIDE_MODES)}, got {self.stride_mode!r}")
         if not (0.0 <= self.dropout < 1.0):
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         return self
@@ -120,7 +123,7 @@ class AKNet(nn.Module):
         split = config.split
         channels = backbone.specs[split].channels
 
-        converter = Converter(hook=backbone.convert_1d)
+        converter = Converter(hook=backbone.convert_1d, stride_mode=config.stride_mode)
         self.point_net = nn.ModuleDict({name: converter(stage, name) for name, stage in backbone.stages_after(split)})
         self.conversion: list[ConversionRecord] = converter.records
         # P now lives on as Q; keep only F in the backbone so no dead weights remain.
@@ -193,7 +196,8 @@ def build_aknet(
         backbone_kwargs: extra keyword arguments for the backbone factory.
         **switches: the ablation switches of :class:`AKNetConfig`: ``tau``, ``ranking``,
             ``position`` (none|embedding|transform), ``transform_rank``, ``sparsity_reg``,
-            ``concat_gap``, plus ``reduction``, ``dropout``, ``max_input_size``.
+            ``concat_gap``, ``stride_mode`` (area|axis, how 2-D strides become 1-D strides),
+            plus ``reduction``, ``dropout``, ``max_input_size``.
 
     Returns:
         An :class:`AKNet`.

@@ -1,8 +1,8 @@
 """The 1-D conversion ``M`` (eq. 11): compact the 2-D layers of ``P`` into 1-D layers.
 
 Every ``Conv2d`` with a ``kh×kw`` kernel becomes a ``Conv1d`` with kernel ``kh``, whose weight
-is the 2-D weight summed over the other spatial axis (``ŵ_i = Σ_j w_ij``); stride, padding,
-dilation and groups of the kept axis are carried over. ``BatchNorm2d`` becomes
+is the 2-D weight summed over the other spatial axis (``ŵ_i = Σ_j w_ij``); padding, dilation
+and groups of the kept axis are carried over, and the stride follows :data:`STRIDE_MODES`. ``BatchNorm2d`` becomes
 ``BatchNorm1d`` with its affine parameters and running statistics copied. Pools follow the
 same rule. Modules whose ``forward`` works on any rank (``Sequential``, torchvision's
 ``BasicBlock`` / ``Bottleneck``, activations) are converted child by child.
@@ -43,6 +43,15 @@ RANK_AGNOSTIC = (
 )
 
 
+#: How a 2-D stride ``(sh, sw)`` becomes a 1-D stride.
+#: ``"area"``: ``sh·sw``, so a strided layer keeps the same *fraction* of the points as the
+#: 2-D layer keeps of the positions (a stride-2 block quarters both). This reproduces the
+#: paper's Table II (28 G for Ours_TSM) and Fig. 5 (shallower split = cheaper).
+#: ``"axis"``: the kept axis's stride ``sh``, the literal reading of "replace the kernels";
+#: a stride-2 block then only halves the points, and splitting at res2 costs more than at res4.
+STRIDE_MODES = ("area", "axis")
+
+
 @dataclass(frozen=True)
 class ConversionRecord:
     """What happened to one module of ``P``."""
@@ -58,13 +67,14 @@ def _pair(value) -> tuple:
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
-def conv2d_to_1d(conv: nn.Conv2d, sum_axis: int = -1) -> nn.Conv1d:
+def conv2d_to_1d(conv: nn.Conv2d, sum_axis: int = -1, stride: int | None = None) -> nn.Conv1d:
     """Compact a ``Conv2d`` into a ``Conv1d`` by summing its kernel over one spatial axis.
 
     Args:
         conv: the 2-D convolution.
         sum_axis: ``-1`` sums over the kernel width (the 1-D conv keeps the height's kernel
             size, stride, padding and dilation); ``-2`` sums over the height.
+        stride: overrides the kept axis's stride (see :data:`STRIDE_MODES`).
 
     Returns:
         A ``Conv1d`` on ``(B, C, N)`` with weight ``conv.weight.sum(sum_axis)``.
@@ -77,7 +87,7 @@ def conv2d_to_1d(conv: nn.Conv2d, sum_axis: int = -1) -> nn.Conv1d:
         conv.in_channels,
         conv.out_channels,
         kernel_size=_pair(conv.kernel_size)[keep],
-        stride=_pair(conv.stride)[keep],
+        stride=_pair(conv.stride)[keep] if stride is None else stride,
         padding=padding,
         dilation=_pair(conv.dilation)[keep],
         groups=conv.groups,
@@ -102,13 +112,13 @@ def batchnorm2d_to_1d(bn: nn.BatchNorm2d) -> nn.BatchNorm1d:
     return out if ref is None else out.to(ref.device)
 
 
-def pool2d_to_1d(pool: nn.Module, keep: int) -> nn.Module:
+def pool2d_to_1d(pool: nn.Module, keep: int, stride: int | None = None) -> nn.Module:
     if isinstance(pool, nn.MaxPool2d):
-        return nn.MaxPool1d(_pair(pool.kernel_size)[keep], _pair(pool.stride)[keep],
+        return nn.MaxPool1d(_pair(pool.kernel_size)[keep], _pair(pool.stride)[keep] if stride is None else stride,
                             _pair(pool.padding)[keep], _pair(pool.dilation)[keep],
                             ceil_mode=pool.ceil_mode)
     if isinstance(pool, nn.AvgPool2d):
-        return nn.AvgPool1d(_pair(pool.kernel_size)[keep], _pair(pool.stride)[keep],
+        return nn.AvgPool1d(_pair(pool.kernel_size)[keep], _pair(pool.stride)[keep] if stride is None else stride,
                             _pair(pool.padding)[keep], ceil_mode=pool.ceil_mode,
                             count_include_pad=pool.count_include_pad)
     size = _pair(pool.output_size)[keep]
@@ -123,12 +133,28 @@ class Converter:
         hook: a backbone's :meth:`convert_1d`; called first for every module, ``None`` from
             it means "use the generic rules".
         sum_axis: which kernel axis is summed (see :func:`conv2d_to_1d`).
+        stride_mode: ``"area"`` (default) or ``"axis"``, see :data:`STRIDE_MODES`.
     """
 
-    def __init__(self, hook: Callable[[nn.Module], nn.Module | None] | None = None, sum_axis: int = -1) -> None:
+    def __init__(
+        self,
+        hook: Callable[[nn.Module], nn.Module | None] | None = None,
+        sum_axis: int = -1,
+        stride_mode: str = "area",
+    ) -> None:
+        if stride_mode not in STRIDE_MODES:
+            raise ConfigError(f"stride_mode must be one of {', '.join(STRIDE_MODES)}, got {stride_mode!r}")
         self.hook = hook
         self.sum_axis = sum_axis
+        self.stride_mode = stride_mode
         self.records: list[ConversionRecord] = []
+
+    def _stride(self, module: nn.Module) -> int | None:
+        """The 1-D stride for ``module`` under :attr:`stride_mode` (``None``: keep the axis's)."""
+        if self.stride_mode == "axis":
+            return None
+        sh, sw = _pair(module.stride)
+        return sh * sw
 
     def __call__(self, module: nn.Module, path: str = "") -> nn.Module:
         """Return a converted copy of ``module``; the original is left untouched."""
@@ -149,14 +175,19 @@ class Converter:
             self._record(path, module, replaced, "dropped", note)
             return replaced
         if isinstance(module, nn.Conv2d):
-            out = conv2d_to_1d(module, self.sum_axis)
-            self._record(path, module, out, "converted", f"kernel {tuple(module.kernel_size)} → ({out.kernel_size[0]},)")
+            out = conv2d_to_1d(module, self.sum_axis, stride=self._stride(module))
+            self._record(path, module, out, "converted",
+                         f"kernel {tuple(module.kernel_size)} → ({out.kernel_size[0]},), stride {out.stride[0]}")
             return out
         if isinstance(module, nn.BatchNorm2d):
             out = batchnorm2d_to_1d(module)
             self._record(path, module, out, "converted", "statistics copied")
             return out
-        if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+            out = pool2d_to_1d(module, keep, stride=self._stride(module))
+            self._record(path, module, out, "converted")
+            return out
+        if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
             out = pool2d_to_1d(module, keep)
             self._record(path, module, out, "converted")
             return out
