@@ -32,7 +32,7 @@ import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -359,7 +359,7 @@ def count_model(model: nn.Module, x: torch.Tensor, *, train_forward: bool = Fals
 
 # ------------------------------------------------------------------------- entry point
 def validate(*, split: str, alpha: float, frames: int, size: int, mode: str, num_classes: int,
-             transform_rank: int | None) -> None:
+             options: Mapping[str, Any] | None = None) -> None:
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if not (0.0 < float(alpha) <= 1.0) or math.isnan(float(alpha)):
@@ -372,13 +372,23 @@ def validate(*, split: str, alpha: float, frames: int, size: int, mode: str, num
         raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     if num_classes < 1:
         raise ConfigError(f"--num-classes must be >= 1, got {num_classes}")
-    if transform_rank is not None and transform_rank < 1:
-        raise ConfigError(f"--transform-rank must be a positive integer, got {transform_rank}")
+    if options:
+        from .models.aknet import AKNetConfig
+
+        settable = set(AKNetConfig.__dataclass_fields__) - {"split", "alpha"}
+        unknown = sorted(set(options) - settable)
+        if unknown:
+            raise ConfigError(f"AK-Net option(s) {', '.join(unknown)} cannot be set here; settable: {', '.join(sorted(settable))}")
+        AKNetConfig(**options).validate()
 
 
 def build_model(backbone: str, *, split: str, alpha: float, frames: int, num_classes: int,
-                transform_rank: int | None = None) -> nn.Module:
-    """The plain backbone (``split == "none"``) or AK-Net on it, randomly initialised."""
+                options: Mapping[str, Any] | None = None) -> nn.Module:
+    """The plain backbone (``split == "none"``) or AK-Net on it, randomly initialised.
+
+    ``options`` are AK-Net switches (:class:`~aknet_cli.models.aknet.AKNetConfig` fields such
+    as ``transform_rank`` or ``stride_mode``); ignored for the plain backbone.
+    """
     from ._registry import create_backbone
 
     torch.manual_seed(0)
@@ -387,16 +397,16 @@ def build_model(backbone: str, *, split: str, alpha: float, frames: int, num_cla
     from .models.aknet import build_aknet
 
     return build_aknet(backbone, split=split, alpha=alpha, num_classes=num_classes,
-                       num_segments=frames, transform_rank=transform_rank)
+                       num_segments=frames, **dict(options or {}))
 
 
 @lru_cache(maxsize=64)
-def _count_cached(backbone, split, alpha, frames, size, num_classes, mode, transform_rank) -> FlopReport:
+def _count_cached(backbone, split, alpha, frames, size, num_classes, mode, options: tuple) -> FlopReport:
     model = build_model(backbone, split=split, alpha=alpha, frames=frames, num_classes=num_classes,
-                        transform_rank=transform_rank)
+                        options=dict(options))
     config = {"backbone": backbone, "split": split, "alpha": alpha if split != "none" else None,
               "frames": frames, "size": size, "num_classes": num_classes, "mode": mode,
-              "transform_rank": transform_rank}
+              "options": dict(options) if split != "none" else {}}
     report = count_model(model, clip_input(model, frames, size),
                          train_forward=(mode == "train" and split != "none"), config=config)
     if split != "none":
@@ -410,30 +420,32 @@ def _count_cached(backbone, split, alpha, frames, size, num_classes, mode, trans
 
 def count(backbone: str = "tsm_resnet50", *, split: str = "none", alpha: float = 0.3, frames: int = 8,
           size: int = 224, num_classes: int = 174, mode: str = "inference",
-          transform_rank: int | None = None) -> FlopReport:
+          options: Mapping[str, Any] | None = None) -> FlopReport:
     """Count a plain backbone or AK-Net on it, per clip, in eval mode.
+
+    ``options``: AK-Net switches, e.g. ``{"transform_rank": 64, "stride_mode": "axis"}``.
 
     Raises:
         ConfigError: a value out of range.
         UnknownBackboneError: ``backbone`` is not registered.
     """
     validate(split=split, alpha=alpha, frames=frames, size=size, mode=mode, num_classes=num_classes,
-             transform_rank=transform_rank)
+             options=options)
     from ._registry import get_backbone_factory
 
     get_backbone_factory(backbone)  # unknown name -> one clear error before any work
     return _count_cached(backbone, split, float(alpha), int(frames), int(size), int(num_classes), mode,
-                         transform_rank)
+                         tuple(sorted((options or {}).items())))
 
 
 # ----------------------------------------------------------------------------- Table II
 def table_ii(*, alpha: float = 0.3, frames: int = 8, size: int = 224, num_classes: int = 174,
-             transform_rank: int | None = None) -> list[dict[str, Any]]:
+             options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Our counts of the paper's Table II rows beside its published GFLOPs."""
     rows = []
     for method, (backbone, split, paper) in PAPER_TABLE_II.items():
         rep = count(backbone, split=split, alpha=alpha, frames=frames, size=size,
-                    num_classes=num_classes, transform_rank=transform_rank)
+                    num_classes=num_classes, options=options)
         rows.append({
             "method": method, "backbone": backbone, "split": split,
             "alpha": alpha if split != "none" else None,
@@ -572,7 +584,7 @@ def read_results(path: Path) -> list[dict[str, Any]]:
 
 
 def plot_splits(path: Path, backbones: list[str], *, alpha: float = 0.3, frames: int = 8, size: int = 224,
-                num_classes: int = 174, transform_rank: int | None = None,
+                num_classes: int = 174, options: Mapping[str, Any] | None = None,
                 results: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Fig. 5-style plot. Without ``results``: GFLOPs of each split beside the plain backbone,
     grouped by backbone. With ``results``: top-1 against GFLOPs (counted where the CSV has none).
@@ -586,7 +598,7 @@ def plot_splits(path: Path, backbones: list[str], *, alpha: float = 0.3, frames:
 
     def gfl(backbone: str, split: str) -> float:
         return count(backbone, split=split, alpha=alpha, frames=frames, size=size, num_classes=num_classes,
-                     transform_rank=transform_rank).gflops
+                     options=options).gflops
 
     points: list[dict[str, Any]] = []
     fig, ax = plt.subplots(figsize=(7, 4.5))

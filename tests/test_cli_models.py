@@ -123,3 +123,37 @@ def test_convert_1d_reads_official_tsm_checkpoints(tmp_path):
     torch.testing.assert_close(model.backbone.stages["res3"][1].conv1.net.weight, base.layer2[1].conv1.net.weight)
     torch.testing.assert_close(model.backbone.stages["stem"][1].running_var, base.bn1.running_var)
     torch.testing.assert_close(model.head.fc.weight[:, -512:], new_fc.weight)
+
+
+def test_convert_1d_set_stores_ablation_switches(tmp_path, stage1):
+    path, _ = stage1
+    out = tmp_path / "abl.pt"
+    result = runner.invoke(app, ["convert-1d", "-c", str(path), "-o", str(out), "--split", "res3", "--transform-rank", "4",
+                                 "--set", "ranking=false", "--set", "concat_gap=off", "--set", "stride_mode=axis"])
+    assert result.exit_code == 0, result.output
+    model, ckpt = model_from_checkpoint(out)
+    cfg = ckpt["config"]["aknet"]
+    assert (cfg["ranking"], cfg["concat_gap"], cfg["stride_mode"], cfg["transform_rank"]) == (False, False, "axis", 4)
+    assert model.selector.ranking is False and model.head.fc.in_features == 512
+    assert model.point_net["res4"][0].conv1.stride == (2,)  # BasicBlock strides in its first conv
+    for args, fragment in (
+        (["--set", "ranking=maybe"], "expected a bool"),
+        (["--set", "nonsense=1"], "unknown AK-Net option 'nonsense'"),
+        (["--set", "tau"], "KEY=VALUE"),
+        (["--set", "tau=3", "--tau", "2"], "given both"),
+        (["--set", "alpha=0.5"], "--alpha"),
+    ):
+        _one_line_error(runner.invoke(app, ["convert-1d", "-c", str(path), "-o", str(tmp_path / "x.pt"), *args]), fragment)
+
+
+def test_flops_set_passes_switches_to_the_model():
+    base = runner.invoke(app, ["flops", "--backbone", "resnet18", "--split", "res2", "--size", "64", "--frames", "2",
+                               "--transform-rank", "4", "--json"])
+    axis = runner.invoke(app, ["flops", "--backbone", "resnet18", "--split", "res2", "--size", "64", "--frames", "2",
+                               "--transform-rank", "4", "--set", "stride_mode=axis", "--json"])
+    assert base.exit_code == 0 and axis.exit_code == 0, base.output + axis.output
+    area, literal = json.loads(base.output), json.loads(axis.output)
+    assert literal["config"]["options"]["stride_mode"] == "axis"
+    # Halving instead of quartering the points at each strided stage costs more in res3-res5.
+    assert literal["by_part"]["res5 (1-D)"]["gflops"] > 1.5 * area["by_part"]["res5 (1-D)"]["gflops"]
+    _one_line_error(runner.invoke(app, ["flops", "--split", "res4", "--set", "stride_mode=diagonal"]), "diagonal")

@@ -16,9 +16,10 @@ def convert_1d_command(
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the AK-Net checkpoint."),
     split: str = typer.Option("res4", help="Stage after which keypoints are selected: res2, res3 or res4."),
     alpha: float = typer.Option(0.3, help="Point sampling rate α in (0, 1]: N = round(α·T·H·W)."),
-    tau: float = typer.Option(2.0, help="Time weight τ of the ranking key x + y + τ·t (eq. 7)."),
-    position: str = typer.Option("transform", help="Position information: transform, embedding or none."),
+    tau: Optional[float] = typer.Option(None, help="Time weight τ of the ranking key x + y + τ·t (eq. 7) [default: 2]."),
+    position: Optional[str] = typer.Option(None, help="Position information: transform, embedding or none [default: transform]."),
     transform_rank: Optional[int] = typer.Option(None, help="Low-rank transform net A = I + UVᵀ of this rank (default: the paper's full (C+3)² matrix)."),
+    set_: list[str] = typer.Option([], "--set", help="Any other AK-Net option KEY=VALUE, repeatable: ranking, sparsity_reg, concat_gap, stride_mode, reduction, dropout, ..."),
     backbone: Optional[str] = typer.Option(None, help="Backbone name, needed when the checkpoint is a plain state dict."),
     num_classes: Optional[int] = typer.Option(None, help="Classes, needed for a plain state dict."),
     num_segments: Optional[int] = typer.Option(None, help="Frames per clip, needed for a plain state dict."),
@@ -33,12 +34,26 @@ def convert_1d_command(
     head are new. Example:
 
         aknet convert-1d --checkpoint work_dirs/tsm/best.pt --split res4 --alpha 0.3 --out aknet.pt
+
+    An ablation variant (Table IV row without ranking), stored in the checkpoint's config:
+
+        aknet convert-1d -c stage1.pt --split res2 --set ranking=false --set sparsity_reg=false -o abl.pt
     """
     from ..engine.convert_1d import convert_checkpoint
+    from ..exceptions import ConfigError
+    from ..models.aknet import parse_options
 
+    options = parse_options(set_)
+    for key, value in (("tau", tau), ("position", position), ("transform_rank", transform_rank)):
+        if value is not None:
+            if key in options:
+                raise ConfigError(f"{key} is given both as --{key.replace('_', '-')} and in --set; give it once")
+            options[key] = value
+    if {"split", "alpha"} & set(options):
+        raise ConfigError("use --split and --alpha, not --set, for the split and the sampling rate")
     report = convert_checkpoint(
         checkpoint, out, split=split, alpha=alpha, backbone=backbone, num_classes=num_classes,
-        num_segments=num_segments, overwrite=force, tau=tau, position=position, transform_rank=transform_rank,
+        num_segments=num_segments, overwrite=force, **options,
     )
     if json_out:
         print_json(report)

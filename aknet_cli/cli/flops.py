@@ -21,6 +21,7 @@ def flops_command(
     num_classes: int = typer.Option(174, help="Classifier size (Sth-Sth: 174)."),
     mode: str = typer.Option("inference", help="inference (no auxiliary head, as the paper) or train (auxiliary head counted too)."),
     transform_rank: Optional[int] = typer.Option(None, help="Low-rank transform net of this rank (default: the paper's full transform net)."),
+    set_: list[str] = typer.Option([], "--set", help="AK-Net option KEY=VALUE, repeatable (e.g. stride_mode=axis, position=embedding, ranking=false)."),
     table: Optional[str] = typer.Option(None, "--table", help="Reproduce a paper table instead: i (per-layer formulas) or ii (ResNet-50 GFLOPs)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a Fig. 5-style PNG: GFLOPs per split beside the plain backbones."),
     results: Optional[Path] = typer.Option(None, "--results", help="CSV with model/backbone, split, top1 [, gflops]: plot accuracy vs GFLOPs instead."),
@@ -51,6 +52,11 @@ def flops_command(
         aknet flops --plot fig5.png --results accuracy.csv
     """
     from .. import flops as F
+    from ..models.aknet import parse_options
+
+    options = parse_options(set_)
+    if transform_rank is not None:
+        options["transform_rank"] = transform_rank
 
     if table is not None:
         table = table.strip().lower()
@@ -70,8 +76,8 @@ def flops_command(
 
     if table == "ii":
         F.validate(split="res4", alpha=alpha, frames=frames, size=size, mode="inference",
-                   num_classes=num_classes, transform_rank=transform_rank)
-        rows = F.table_ii(alpha=alpha, frames=frames, size=size, num_classes=num_classes, transform_rank=transform_rank)
+                   num_classes=num_classes, options=options)
+        rows = F.table_ii(alpha=alpha, frames=frames, size=size, num_classes=num_classes, options=options)
         convention = F.CONVENTION.format(frames=frames, size=size)
         if json_out:
             print_json({"convention": convention, "rows": rows})
@@ -81,13 +87,13 @@ def flops_command(
 
     if plot is not None:
         F.validate(split=split, alpha=alpha, frames=frames, size=size, mode=mode, num_classes=num_classes,
-                   transform_rank=transform_rank)
+                   options=options)
         names = [s.strip() for s in compare.split(",") if s.strip()]
         if not names:
             raise ConfigError("--compare needs at least one backbone name")
         rows = F.read_results(results) if results is not None else None
         points = F.plot_splits(plot, names, alpha=alpha, frames=frames, size=size, num_classes=num_classes,
-                               transform_rank=transform_rank, results=rows)
+                               options=options, results=rows)
         if json_out:
             print_json({"plot": str(plot), "points": points})
         else:
@@ -95,7 +101,7 @@ def flops_command(
         return
 
     report = F.count(backbone, split=split, alpha=alpha, frames=frames, size=size, num_classes=num_classes,
-                     mode=mode, transform_rank=transform_rank)
+                     mode=mode, options=options)
     if json_out:
         print_json(report.as_dict())
         return

@@ -95,6 +95,43 @@ class AKNetConfig:
         return self
 
 
+def parse_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Parse ``KEY=VALUE`` strings (the CLI's ``--set``) into typed AK-Net options.
+
+    Values are converted to the type of the :class:`AKNetConfig` field: booleans accept
+    ``true/false/1/0/yes/no/on/off``; ``transform_rank`` accepts ``none``.
+
+    Raises:
+        ConfigError: malformed pair, unknown key, or a value of the wrong type.
+    """
+    fields = {name: f.default for name, f in AKNetConfig.__dataclass_fields__.items()}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key, raw = key.strip().replace("-", "_"), raw.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
+        if key not in fields:
+            raise ConfigError(f"unknown AK-Net option {key!r} in --set; known: {', '.join(sorted(fields))}")
+        default = fields[key]
+        try:
+            if key == "transform_rank":
+                value: Any = None if raw.lower() in ("none", "null", "") else int(raw)
+            elif isinstance(default, bool):
+                if raw.lower() not in _BOOLS:
+                    raise ValueError
+                value = _BOOLS[raw.lower()]
+            else:
+                value = type(default)(raw)
+        except ValueError:
+            raise ConfigError(f"--set {key}={raw!r}: expected a {type(default).__name__}") from None
+        out[key] = value
+    return out
+
+
+_BOOLS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+
 class AKNet(nn.Module):
     """Action Keypoint Network.
 
