@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -37,6 +35,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
+from ._atomic import atomic_output
 from .exceptions import ConfigError, DataError
 
 CONVENTION = (
@@ -546,14 +545,8 @@ def _atomic_savefig(fig, path: Path) -> None:
         raise ConfigError(f"--plot expects a .png file name, got {path}")
     if not path.parent.exists():
         raise ConfigError(f"folder for the plot does not exist: {path.parent}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path, suffix=".png", make_parents=False) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:

@@ -1,30 +1,20 @@
-"""Atomic writes: a reader never sees a half-written manifest or split list.
-
-Each writer goes to a temporary file in the destination folder (same filesystem) and then
-``os.replace``s it, which is atomic on POSIX and Windows.
-"""
+"""Atomic text writes for prepared datasets: a reader never sees a half-written manifest or
+split list (see :mod:`aknet_cli._atomic`)."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .._atomic import atomic_output
+
 
 def _replace_with(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
+        write(handle)
 
 
 def write_text(path: Path, text: str) -> None:
