@@ -12,9 +12,9 @@ from ._common import console, print_json
 def backbones_command(
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
-    """List the backbones registered in the ``aknet.backbones`` entry points.
+    """List the registered backbone plugins and the package providing each.
 
-    Plugins are listed without being imported. Example:
+    Reads the entry-point group aknet.backbones without importing any plugin. Example:
 
         aknet backbones --json
     """

@@ -37,9 +37,11 @@ def flops_command(
     n: Optional[int] = typer.Option(None, "--n", help="--table i: points N (default round(0.3·T·H·W))."),
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
-    """Count GFLOPs (fvcore: one multiply-add = one FLOP, per clip, one view, eval mode) and
-    parameters by part: stem, stages or their 1-D counterparts, heatmap, selection, transform
-    net, heads. Keypoint selection (top-k, sort, gather) is counted, never free.
+    """Count GFLOPs and parameters by part, the way the paper's tables do.
+
+    Convention: fvcore's (one multiply-add = one FLOP), per clip, one view, eval mode. Parts:
+    stem, stages or their 1-D counterparts, heatmap, selection, transform net, heads.
+    Keypoint selection (top-k, sort, gather) is counted, never free.
 
     Examples:
 

@@ -14,6 +14,7 @@ app = typer.Typer(
     name="prepare",
     help="Prepare an official release (or generate the synthetic one) into a dataset folder.",
     no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
 
 ROOT = typer.Option(..., "--root", help="Folder of the official release (read only).", show_default=False)
