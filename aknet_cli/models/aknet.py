@@ -191,12 +191,12 @@ class AKNet(nn.Module):
         nt, c, h, w = (int(s) for s in feats.shape)
         t = self.num_segments
         heat = self.heatmap(feats, t)  # (B, T, H, W)
-        points, coords = self.selector(feats.view(nt // t, t, c, h, w), heat)
+        points, coords = self.selector(feats.reshape(nt // t, t, c, h, w), heat)
         if self.position is not None:
             points = self.position(points, coords)
         for stage in self.point_net.values():
             points = stage(points)
-        context = feats.view(nt // t, t, c, h * w).mean(dim=(1, 3)) if self.config.concat_gap else None
+        context = feats.mean(dim=(2, 3)).reshape(nt // t, t, c).mean(dim=1) if self.config.concat_gap else None
         logits = self.head(points, context)
         if self.training:
             aux = self.aux_head(feats, heat)
