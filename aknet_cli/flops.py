@@ -37,6 +37,7 @@ from torch import nn
 
 from ._atomic import atomic_output
 from .exceptions import ConfigError, DataError
+from .models import count_parameters
 
 CONVENTION = (
     "fvcore: 1 fused multiply-add = 1 FLOP (GFLOPs = GMACs, as in the paper's Table II); "
@@ -212,10 +213,6 @@ class FlopReport:
         }
 
 
-def _params(module: nn.Module | None) -> int:
-    return 0 if module is None else sum(p.numel() for p in module.parameters())
-
-
 def _find_backbone(model: nn.Module):
     from .models.backbone import VideoBackbone
 
@@ -321,7 +318,7 @@ def count_model(model: nn.Module, x: torch.Tensor, *, train_forward: bool = Fals
     )
     parts: list[Part] = []
     for label, path in _part_paths(model):
-        parts.append(Part(label, int(by_module.get(prefix + path, 0)), _params(names[path])))
+        parts.append(Part(label, int(by_module.get(prefix + path, 0)), count_parameters(names[path])))
     if "features" in names:
         inside = sum(p.flops for p, (_, path) in zip(parts, _part_paths(model)) if path.startswith("features."))
         rest = int(by_module.get(prefix + "features", 0)) - inside
@@ -338,7 +335,7 @@ def count_model(model: nn.Module, x: torch.Tensor, *, train_forward: bool = Fals
         mod = names.get(m)
         if mod is not None:
             unused.update(id(p) for p in mod.parameters())
-    params_all = _params(model)
+    params_all = count_parameters(model)
     params = sum(p.numel() for p in model.parameters() if id(p) not in unused)
     notes = []
     if bn_mode == "train":
@@ -525,7 +522,7 @@ def table_i(cfg: LayerConfig) -> list[dict[str, Any]]:
             warnings.simplefilter("ignore")
             fa = flop_analysis(module.eval(), (x,))
             flops = int(fa.total())
-        params = _params(module)
+        params = count_parameters(module)
         f_params, f_flops = formulas[method]
         note = ""
         if method == "(2+1)D CNN" and cfg.cin != cfg.cout:

@@ -17,6 +17,7 @@ import torch
 
 from .._registry import create_backbone
 from ..exceptions import CheckpointError, ConfigError
+from ..models import count_parameters
 from ..models.aknet import AKNet, AKNetConfig
 from ..models.convert import summarize
 from .checkpoint import load_checkpoint, load_state_strict, save_checkpoint
@@ -30,10 +31,6 @@ def _pick(option: Any, stored: Any, name: str, path: Path) -> Any:
     if value is None:
         raise ConfigError(f"{path} does not record its {name}: pass --{name.replace('_', '-')}")
     return value
-
-
-def _count(module: torch.nn.Module | None) -> int:
-    return 0 if module is None else sum(p.numel() for p in module.parameters())
 
 
 def convert_checkpoint(
@@ -105,17 +102,17 @@ def convert_checkpoint(
         "backbone": name,
         "split": split,
         "alpha": alpha,
-        "copied": {"F (stages up to " + split + ")": _count(model.features)},
+        "copied": {"F (stages up to " + split + ")": count_parameters(model.features)},
         "converted": summarize(model.conversion),
         "conversion": model.conversion_summary(),
         "initialised_from_stage1": {"head.fc (point-feature columns)": fc_weight.numel() + fc_bias.numel()},
         "new": {
-            "heatmap": _count(model.heatmap),
-            "position": _count(model.position),
+            "heatmap": count_parameters(model.heatmap),
+            "position": count_parameters(model.position),
             "head.fc (GAP(X_l) columns, zero)": model.head.fc.weight.numel() - fc_weight.numel(),
-            "aux_head (training only)": _count(model.aux_head),
+            "aux_head (training only)": count_parameters(model.aux_head),
         },
-        "params_m": _count(model) / 1e6,
+        "params_m": count_parameters(model) / 1e6,
     }
 
 

@@ -1,0 +1,10 @@
+"""AK-Net and the backbone contract it builds on."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+def count_parameters(module: nn.Module | None) -> int:
+    """Number of parameters of ``module`` (0 for ``None``, e.g. an absent position module)."""
+    return 0 if module is None else sum(p.numel() for p in module.parameters())
