@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from cli_helpers import assert_one_line_error
 from typer.testing import CliRunner
 
 from aknet_cli import create_backbone
@@ -14,15 +15,6 @@ from aknet_cli.engine.checkpoint import load_checkpoint, save_checkpoint
 from aknet_cli.engine.convert_1d import model_from_checkpoint
 
 runner = CliRunner()
-
-
-def _one_line_error(result, *fragments):
-    assert result.exit_code != 0
-    text = result.output.strip()
-    assert "Traceback" not in text
-    assert len(text.splitlines()) == 1, text
-    for f in fragments:
-        assert f in text, text
 
 
 def test_help_lists_commands():
@@ -73,26 +65,26 @@ def test_convert_1d_copies_f_and_compacts_p(tmp_path, stage1):
     assert torch.count_nonzero(fc.weight[:, :-512]) == 0
     # A second run refuses to overwrite without --force.
     again = runner.invoke(app, ["convert-1d", "-c", str(path), "-o", str(out)])
-    _one_line_error(again, "already exists", "--force")
+    assert_one_line_error(again, "already exists", "--force")
 
 
 def test_convert_1d_errors_are_one_line(tmp_path, stage1):
     path, _ = stage1
-    _one_line_error(runner.invoke(app, ["convert-1d", "-c", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "o.pt")]),
+    assert_one_line_error(runner.invoke(app, ["convert-1d", "-c", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "o.pt")]),
                     "missing.pt", "not found")
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(path.read_bytes()[:1000])
-    _one_line_error(runner.invoke(app, ["convert-1d", "-c", str(corrupt), "-o", str(tmp_path / "o.pt")]),
+    assert_one_line_error(runner.invoke(app, ["convert-1d", "-c", str(corrupt), "-o", str(tmp_path / "o.pt")]),
                     "corrupt.pt")
-    _one_line_error(runner.invoke(app, ["convert-1d", "-c", str(path), "-o", str(tmp_path / "o.pt"), "--alpha", "1.5"]),
+    assert_one_line_error(runner.invoke(app, ["convert-1d", "-c", str(path), "-o", str(tmp_path / "o.pt"), "--alpha", "1.5"]),
                     "alpha", "1.5")
-    _one_line_error(runner.invoke(app, ["convert-1d", "-c", str(path), "-o", str(tmp_path / "o.pt"), "--split", "res5"]),
+    assert_one_line_error(runner.invoke(app, ["convert-1d", "-c", str(path), "-o", str(tmp_path / "o.pt"), "--split", "res5"]),
                     "res5")
     plain = tmp_path / "plain.pt"
     torch.save(load_checkpoint(path)["state_dict"], plain)
-    _one_line_error(runner.invoke(app, ["convert-1d", "-c", str(plain), "-o", str(tmp_path / "o.pt")]),
+    assert_one_line_error(runner.invoke(app, ["convert-1d", "-c", str(plain), "-o", str(tmp_path / "o.pt")]),
                     "--backbone")
-    _one_line_error(runner.invoke(app, ["convert-1d", "-c", str(plain), "-o", str(tmp_path / "o.pt"),
+    assert_one_line_error(runner.invoke(app, ["convert-1d", "-c", str(plain), "-o", str(tmp_path / "o.pt"),
                                         "--backbone", "tsm_resnet50", "--num-classes", "6", "--num-segments", "4"]),
                     "plain.pt", "differ in shape")
     assert not (tmp_path / "o.pt").exists()
@@ -143,7 +135,7 @@ def test_convert_1d_set_stores_ablation_switches(tmp_path, stage1):
         (["--set", "tau=3", "--tau", "2"], "given both"),
         (["--set", "alpha=0.5"], "--alpha"),
     ):
-        _one_line_error(runner.invoke(app, ["convert-1d", "-c", str(path), "-o", str(tmp_path / "x.pt"), *args]), fragment)
+        assert_one_line_error(runner.invoke(app, ["convert-1d", "-c", str(path), "-o", str(tmp_path / "x.pt"), *args]), fragment)
 
 
 def test_flops_set_passes_switches_to_the_model():
@@ -156,4 +148,4 @@ def test_flops_set_passes_switches_to_the_model():
     assert literal["config"]["options"]["stride_mode"] == "axis"
     # Halving instead of quartering the points at each strided stage costs more in res3-res5.
     assert literal["by_part"]["res5 (1-D)"]["gflops"] > 1.5 * area["by_part"]["res5 (1-D)"]["gflops"]
-    _one_line_error(runner.invoke(app, ["flops", "--split", "res4", "--set", "stride_mode=diagonal"]), "diagonal")
+    assert_one_line_error(runner.invoke(app, ["flops", "--split", "res4", "--set", "stride_mode=diagonal"]), "diagonal")

@@ -2,6 +2,7 @@
 
 import json
 
+from cli_helpers import assert_one_line_error
 from data_fixtures import make_diving48, make_sthv1
 from typer.testing import CliRunner
 
@@ -10,24 +11,17 @@ from aknet_cli.cli.main import app
 runner = CliRunner()
 
 
-def _one_line_error(result, needle):
-    assert result.exit_code != 0
-    output = result.output
-    assert "Traceback" not in output and needle in output
-    assert len([line for line in output.strip().splitlines() if line.strip()]) == 1, output
-
-
 def test_bad_root_is_one_line(tmp_path):
     missing = tmp_path / "nope"
     result = runner.invoke(app, ["prepare", "sthv1", "--root", str(missing), "--out", str(tmp_path / "ds")])
-    _one_line_error(result, "nope")
+    assert_one_line_error(result, "nope")
 
 
 def test_missing_labels_file_is_named(tmp_path):
     root = make_sthv1(tmp_path / "raw")
     (root / "something-something-v1-labels.csv").unlink()
     result = runner.invoke(app, ["prepare", "sthv1", "--root", str(root), "--frames-dir", "frames", "--out", str(tmp_path / "ds")])
-    _one_line_error(result, "something-something-v1-labels.csv")
+    assert_one_line_error(result, "something-something-v1-labels.csv")
 
 
 def test_sthv1_json_summary_and_strict(tmp_path):
@@ -40,7 +34,7 @@ def test_sthv1_json_summary_and_strict(tmp_path):
     for f in (root / "frames" / "2").iterdir():
         f.unlink()
     result = runner.invoke(app, args + ["--strict", "--force"])
-    _one_line_error(result, "empty frame folder")
+    assert_one_line_error(result, "empty frame folder")
 
 
 def test_corrupt_video_is_skipped_and_reported(tmp_path):
@@ -55,10 +49,10 @@ def test_corrupt_video_is_skipped_and_reported(tmp_path):
 def test_out_inside_root_and_bad_option(tmp_path):
     root = make_sthv1(tmp_path / "raw")
     result = runner.invoke(app, ["prepare", "sthv1", "--root", str(root), "--out", str(root / "ds")])
-    _one_line_error(result, "inside --root")
+    assert_one_line_error(result, "inside --root")
     result = runner.invoke(app, ["prepare", "sthv1", "--root", str(root), "--frames-dir", "frames",
                                  "--out", str(tmp_path / "ds"), "--label-order", "random"])
-    _one_line_error(result, "random")
+    assert_one_line_error(result, "random")
 
 
 def test_synthetic_command(tmp_path):
@@ -67,7 +61,7 @@ def test_synthetic_command(tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["splits"] == {"train": 4, "val": 2}
     result = runner.invoke(app, ["prepare", "synthetic", "--out", str(tmp_path / "x"), "--classes", "99"])
-    _one_line_error(result, "--classes")
+    assert_one_line_error(result, "--classes")
 
 
 def test_help_has_examples():
