@@ -15,7 +15,7 @@ def test_registry_lists_builtins_lazily_with_provider():
     rows = {r.name: r for r in list_backbones()}
     assert {"resnet18", "resnet50", "tsm_resnet18", "tsm_resnet50"} <= set(rows)
     assert rows["tsm_resnet50"].package == "aknet"
-    assert rows["tsm_resnet50"].target == "backbones.tsm:tsm_resnet50"
+    assert rows["tsm_resnet50"].target == "aknet_backbones.tsm:tsm_resnet50"
 
 
 def test_temporal_shift_moves_one_eighth_each_way_with_zero_padding():
