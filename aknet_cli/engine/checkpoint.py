@@ -4,7 +4,10 @@ A checkpoint is a plain dict (so ``torch.load(..., weights_only=True)`` can read
 
     {"format": "aknet-checkpoint/1", "kind": "backbone" | "aknet",
      "config": {"backbone": ..., "num_classes": ..., "num_segments": ..., "aknet": {...}},
-     "state_dict": {...}, "meta": {...}}
+     "state_dict": {...}, "meta": {...}[, "train_state": {...}]}
+
+``train_state`` (in a training run's ``last.pt``) holds what an exact resume needs: the
+optimizer, scheduler and AMP scaler states, epoch and step, and every RNG state.
 
 Plain state dicts (ours or another toolkit's, possibly under ``state_dict`` / ``model``) are
 accepted too; ``module.`` prefixes left by DataParallel/DDP are removed on load.
@@ -37,12 +40,13 @@ def save_checkpoint(
     config: dict[str, Any],
     state_dict: dict[str, torch.Tensor],
     meta: dict[str, Any] | None = None,
+    train_state: dict[str, Any] | None = None,
 ) -> None:
     """Write a checkpoint atomically (see module docstring for the layout)."""
-    atomic_torch_save(
-        {"format": FORMAT, "kind": kind, "config": config, "state_dict": state_dict, "meta": meta or {}},
-        path,
-    )
+    obj = {"format": FORMAT, "kind": kind, "config": config, "state_dict": state_dict, "meta": meta or {}}
+    if train_state is not None:
+        obj["train_state"] = train_state
+    atomic_torch_save(obj, path)
 
 
 def strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -54,8 +58,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint or a plain state dict.
 
     Returns:
-        ``{"kind": str | None, "config": dict, "state_dict": dict, "meta": dict}``;
-        ``kind`` is ``None`` for a plain state dict.
+        ``{"kind": str | None, "config": dict, "state_dict": dict, "meta": dict,
+        "train_state": dict | None}``; ``kind`` is ``None`` for a plain state dict.
 
     Raises:
         CheckpointError: the file is missing, unreadable, or holds no state dict.
@@ -76,13 +80,14 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             "config": dict(obj.get("config") or {}),
             "state_dict": strip_module_prefix(obj["state_dict"]),
             "meta": dict(obj.get("meta") or {}),
+            "train_state": obj.get("train_state"),
         }
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path} holds neither an aknet checkpoint nor a state dict")
-    return {"kind": None, "config": {}, "state_dict": strip_module_prefix(obj), "meta": {}}
+    return {"kind": None, "config": {}, "state_dict": strip_module_prefix(obj), "meta": {}, "train_state": None}
 
 
 def load_state_strict(

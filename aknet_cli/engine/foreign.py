@@ -37,3 +37,16 @@ def translate_tsm_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.
                 out[new + key[len(old):]] = value
                 break
     return out
+
+
+def translate_foreign_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict of another code base renamed to aknet's names (unchanged if it is ours)."""
+    if is_tsm_state_dict(state):
+        return translate_tsm_state_dict(state)
+    return state
+
+
+def foreign_classifier_size(state: dict[str, torch.Tensor]) -> int | None:
+    """Classes predicted by a translated state dict, read from its classifier (``fc.weight``)."""
+    weight = state.get("fc.weight")
+    return int(weight.shape[0]) if weight is not None else None

@@ -1,0 +1,321 @@
+"""Training configs: TOML files validated against a typed schema before any work starts.
+
+A config has five tables, each a dataclass below (every key, its type and default is
+documented in ``docs/training.md``)::
+
+    [model]  backbone, stage (1 = the 2-D backbone, 2 = AK-Net), pretrained, init_from, ...
+    [model.aknet]  the AK-Net switches of :class:`~aknet_cli.models.aknet.AKNetConfig`
+    [data]   the prepared dataset and its sampling/augmentation/loader settings
+    [optim]  optimizer, learning-rate schedule, batch size, clipping, lr multipliers
+    [train]  seed, device, AMP, evaluation cadence
+    [ckpt]   checkpoint cadence
+
+Configs are named by path or, for the ones shipped in :mod:`aknet_cli.configs`, by name
+(``tsm_r50_sthv1_stage1``). ``--set optim.lr=0.02`` overrides one dotted key; the value is
+read as a TOML value (``--set data.flip=true``, ``--set optim.milestones=[10,20]``) and a bare
+word is a string. Relative paths in a config (``data.dataset``, ``model.init_from``,
+``model.pretrained``) are relative to the current directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import ConfigError
+
+CONFIG_PACKAGE = "aknet_cli.configs"
+
+
+@dataclass
+class ModelConfig:
+    """What to train. ``stage = 1``: the backbone alone; ``stage = 2``: AK-Net built from
+    the stage-1 checkpoint ``init_from`` by the same conversion as ``aknet convert-1d``."""
+
+    backbone: str = "tsm_resnet50"
+    stage: int = 1
+    pretrained: str = ""
+    init_from: str = ""
+    num_segments: int = 8
+    dropout: float = 0.5
+    partial_bn: bool = False
+    sync_bn: bool = False
+    calibrate_batches: int = 0
+    aknet: dict = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """The prepared dataset (``aknet prepare``) and how clips are read from it."""
+
+    dataset: str = ""
+    train_split: str = "train"
+    val_split: str = "val"
+    resize: int = 256
+    crop: int = 224
+    resize_mode: str = "short"
+    flip: bool = False
+    backend: str = "decord"
+    num_workers: int = 4
+    pin_memory: bool = True
+    persistent_workers: bool = True
+    on_error: str = "fail"
+    val_batch_size: int = 0
+
+
+@dataclass
+class OptimConfig:
+    """The paper's recipe by default: SGD, lr 0.01 at a global batch of 64, ×0.1 at 20 and 40."""
+
+    name: str = "sgd"
+    lr: float = 0.01
+    base_batch_size: int = 64
+    batch_size: int = 64
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    no_decay_bn_bias: bool = True
+    epochs: int = 50
+    milestones: list[int] = field(default_factory=lambda: [20, 40])
+    gamma: float = 0.1
+    warmup_epochs: float = 0.0
+    clip_grad_norm: float = 20.0
+    fc_lr_mult: float = 5.0
+    fc_bias_lr_mult: float = 10.0
+
+
+@dataclass
+class TrainConfig:
+    """Run settings."""
+
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    eval_every: int = 1
+    log_every: int = 10
+
+
+@dataclass
+class CkptConfig:
+    """Checkpoint cadence: ``last.pt`` every epoch, and every ``every_steps`` steps if > 0."""
+
+    every_steps: int = 0
+
+
+@dataclass
+class RunConfig:
+    """A whole training config."""
+
+    name: str = "run"
+    description: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    ckpt: CkptConfig = field(default_factory=CkptConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def scaled_lr(self) -> float:
+        """``lr`` scaled linearly with the global batch (``lr · batch / base_batch_size``)."""
+        return self.optim.lr * self.optim.batch_size / self.optim.base_batch_size
+
+
+_SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "train": TrainConfig, "ckpt": CkptConfig}
+_CHOICES = {
+    "optim.name": ("sgd", "adam", "adamw"),
+    "data.resize_mode": ("short", "square"),
+    "data.backend": ("decord", "pyav"),
+    "data.on_error": ("fail", "skip"),
+    "train.device": ("auto", "cpu", "cuda"),
+}
+
+
+# ----------------------------------------------------------------------------- finding
+def packaged_configs() -> dict[str, Path]:
+    """Configs shipped inside the package: ``{name: path}``."""
+    folder = resources.files(CONFIG_PACKAGE)
+    return {p.name[:-5]: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")}
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A path to an existing file, or the name of a packaged config (with or without .toml)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = packaged_configs()
+    key = path.name[:-5] if path.name.endswith(".toml") else path.name
+    if path.parent == Path(".") and key in shipped:
+        return shipped[key]
+    if path.exists():
+        raise ConfigError(f"config {path} is not a file")
+    raise ConfigError(
+        f"config {name_or_path} not found: neither a file nor a shipped config name "
+        f"(see `aknet train --list-configs`)"
+    )
+
+
+# ----------------------------------------------------------------------------- loading
+def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read, override and validate a config.
+
+    Raises:
+        ConfigError: unreadable TOML, an unknown key, a wrong type, a bad choice, a missing
+            dataset: one line naming the key and the file.
+    """
+    path = resolve_config_path(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file; a config is TOML") from None
+    raw.setdefault("name", path.stem)
+    for item in overrides:
+        apply_override(raw, item)
+    return build_config(raw, source=str(path))
+
+
+def parse_value(raw: str) -> Any:
+    """A ``--set`` value as TOML (numbers, booleans, arrays, quoted strings), else a string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply one ``key.sub=value`` override to a raw (unvalidated) config dict."""
+    key, sep, value = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set expects KEY=VALUE with a dotted key (e.g. optim.lr=0.02), got {item!r}")
+    parts = key.split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {part!r} is a value, not a table")
+        node = child
+    node[parts[-1]] = parse_value(value.strip())
+
+
+def build_config(raw: dict[str, Any], *, source: str) -> RunConfig:
+    """Validate a raw dict against the schema; see :func:`load_config`."""
+    raw = dict(raw)
+    top = {"name", "description", *_SECTIONS}
+    unknown = sorted(set(raw) - top)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {unknown[0]!r}; known top-level keys: {', '.join(sorted(top))}")
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        table = raw.get(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: {name!r} must be a table ([{name}])")
+        sections[name] = _build_section(cls, table, name, source)
+    cfg = RunConfig(name=_check_type(raw.get("name", "run"), str, "name", source),
+                    description=_check_type(raw.get("description", ""), str, "description", source), **sections)
+    _check_values(cfg, source)
+    return cfg
+
+
+def _build_section(cls: type, table: dict[str, Any], prefix: str, source: str):
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key '{prefix}.{unknown[0]}'; known in [{prefix}]: {', '.join(sorted(known))}")
+    values = {k: _check_type(v, hints[k], f"{prefix}.{k}", source) for k, v in table.items()}
+    return cls(**values)
+
+
+def _check_type(value: Any, hint: Any, key: str, source: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: '{key}' must be a list of {item.__name__}, got {value!r}")
+        return [_check_type(v, item, key, source) for v in value]
+    if hint is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: '{key}' must be a table, got {value!r}")
+        return dict(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
+        raise ConfigError(f"{source}: '{key}' must be {hint.__name__}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _check_values(cfg: RunConfig, source: str) -> None:
+    for key, choices in _CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value not in choices:
+            raise ConfigError(f"{source}: '{key}' must be one of {', '.join(choices)}, got {value!r}")
+    positive = {
+        "model.num_segments": cfg.model.num_segments, "optim.batch_size": cfg.optim.batch_size,
+        "optim.base_batch_size": cfg.optim.base_batch_size, "optim.epochs": cfg.optim.epochs,
+        "data.resize": cfg.data.resize, "data.crop": cfg.data.crop, "train.eval_every": cfg.train.eval_every,
+        "train.log_every": cfg.train.log_every,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"{source}: '{key}' must be >= 1, got {value}")
+    if cfg.optim.lr <= 0:
+        raise ConfigError(f"{source}: 'optim.lr' must be > 0, got {cfg.optim.lr}")
+    if cfg.model.stage not in (1, 2):
+        raise ConfigError(f"{source}: 'model.stage' must be 1 (backbone) or 2 (AK-Net), got {cfg.model.stage}")
+    if cfg.model.stage == 2 and not cfg.model.init_from:
+        raise ConfigError(f"{source}: stage 2 needs 'model.init_from', the stage-1 checkpoint to convert")
+    if cfg.model.stage == 1 and cfg.model.aknet:
+        raise ConfigError(f"{source}: [model.aknet] switches need 'model.stage = 2'")
+    if cfg.model.aknet:
+        from ..models.aknet import AKNetConfig
+
+        known = set(AKNetConfig.__dataclass_fields__)
+        unknown = sorted(set(cfg.model.aknet) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown key 'model.aknet.{unknown[0]}'; known: {', '.join(sorted(known))}")
+    if cfg.data.crop > cfg.data.resize:
+        raise ConfigError(f"{source}: 'data.crop' ({cfg.data.crop}) must not exceed 'data.resize' ({cfg.data.resize})")
+    if not cfg.data.dataset:
+        raise ConfigError(f"{source}: 'data.dataset' is empty; set it to a folder made by `aknet prepare` "
+                          f"(e.g. --set data.dataset=data/sthv1)")
+    if not (Path(cfg.data.dataset) / "dataset.json").is_file():
+        raise ConfigError(f"{source}: 'data.dataset' = {cfg.data.dataset} is not a prepared dataset "
+                          f"(no dataset.json); run `aknet prepare` first or pass --set data.dataset=DIR")
+    if any(b <= a for a, b in zip(cfg.optim.milestones, cfg.optim.milestones[1:])):
+        raise ConfigError(f"{source}: 'optim.milestones' must increase, got {cfg.optim.milestones}")
+
+
+def to_toml(cfg: RunConfig) -> str:
+    """The resolved config as TOML (what ``--print-config`` shows and ``config.toml`` holds)."""
+    data = cfg.to_dict()
+    lines = [f"name = {_toml_value(data.pop('name'))}", f"description = {_toml_value(data.pop('description'))}"]
+    for section, table in data.items():
+        nested = {k: v for k, v in table.items() if isinstance(v, dict)}
+        lines.append(f"\n[{section}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if not isinstance(v, dict)]
+        for name, sub in nested.items():
+            lines.append(f"\n[{section}.{name}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in sub.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'

@@ -1,0 +1,93 @@
+"""Many processes through ``torchrun``: rank and device from the environment, never a home-made launcher.
+
+``torchrun --nproc_per_node=N -m aknet_cli train CONFIG`` (and multi-node launches with
+``--nnodes`` / ``--rdzv_endpoint``) set ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``;
+:func:`setup` reads them, initialises the process group (NCCL on GPUs, gloo on CPUs) and
+picks the device. Without them the run is a single process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from ..exceptions import ConfigError
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process stands: ``rank`` of ``world_size``, its device."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        """Only rank 0 writes files and prints progress."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def launched_by_torchrun() -> bool:
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def pick_device(requested: str) -> torch.device:
+    """``auto`` is CUDA when present, else CPU; ``cuda`` without a GPU is a user error."""
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for, but no CUDA GPU is visible; use --device cpu")
+    if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+def setup(requested_device: str = "auto") -> DistContext:
+    """Initialise the process group when launched by torchrun; return this process's context."""
+    device = pick_device(requested_device)
+    if not launched_by_torchrun():
+        return DistContext(device=device)
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if device.type == "cuda":
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistContext(rank=rank, local_rank=local_rank, world_size=world, device=device)
+
+
+def teardown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(values: list[float], ctx: DistContext) -> list[float]:
+    """Sum a few scalars over all processes (float64, so counts stay exact)."""
+    if not ctx.distributed:
+        return list(values)
+    device = ctx.device if ctx.device.type == "cuda" else torch.device("cpu")
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def all_gather_objects(obj, ctx: DistContext) -> list:
+    """Every process's ``obj``, in rank order (for predictions gathered at evaluation)."""
+    if not ctx.distributed:
+        return [obj]
+    out: list = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.distributed:
+        dist.barrier()
