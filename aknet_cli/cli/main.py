@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import backbones, convert_1d, prepare
+from . import backbones, convert_1d, evaluate, prepare, train
 from . import flops
 from ._common import domain_errors
 
@@ -40,6 +40,8 @@ def _register(name: str, func, help_panel: str | None = None) -> None:
 
 _register("backbones", backbones.backbones_command, "Models")
 app.add_typer(prepare.app, name="prepare", rich_help_panel="Data")
+_register("train", train.train_command, "Training")
+_register("eval", evaluate.eval_command, "Training")
 _register("convert-1d", convert_1d.convert_1d_command, "Models")
 _register("flops", flops.flops_command, "Analysis")
 

@@ -163,8 +163,12 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
 
 
 # ----------------------------------------------------------------------------- loading
-def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = (), *,
+                check_paths: bool = True) -> RunConfig:
     """Read, override and validate a config.
+
+    ``check_paths=False`` skips the checks of files the config names (the dataset), e.g.
+    to print a shipped config before its data is prepared.
 
     Raises:
         ConfigError: unreadable TOML, an unknown key, a wrong type, a bad choice, a missing
@@ -180,7 +184,10 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
     raw.setdefault("name", path.stem)
     for item in overrides:
         apply_override(raw, item)
-    return build_config(raw, source=str(path))
+    cfg = build_config(raw, source=str(path))
+    if check_paths:
+        check_paths_exist(cfg, source=str(path))
+    return cfg
 
 
 def parse_value(raw: str) -> Any:
@@ -286,14 +293,21 @@ def _check_values(cfg: RunConfig, source: str) -> None:
             raise ConfigError(f"{source}: unknown key 'model.aknet.{unknown[0]}'; known: {', '.join(sorted(known))}")
     if cfg.data.crop > cfg.data.resize:
         raise ConfigError(f"{source}: 'data.crop' ({cfg.data.crop}) must not exceed 'data.resize' ({cfg.data.resize})")
+    if any(b <= a for a, b in zip(cfg.optim.milestones, cfg.optim.milestones[1:])):
+        raise ConfigError(f"{source}: 'optim.milestones' must increase, got {cfg.optim.milestones}")
+
+
+def check_paths_exist(cfg: RunConfig, *, source: str) -> None:
+    """The dataset (and a stage-2 run's stage-1 checkpoint) must exist before any work starts."""
     if not cfg.data.dataset:
         raise ConfigError(f"{source}: 'data.dataset' is empty; set it to a folder made by `aknet prepare` "
                           f"(e.g. --set data.dataset=data/sthv1)")
     if not (Path(cfg.data.dataset) / "dataset.json").is_file():
         raise ConfigError(f"{source}: 'data.dataset' = {cfg.data.dataset} is not a prepared dataset "
                           f"(no dataset.json); run `aknet prepare` first or pass --set data.dataset=DIR")
-    if any(b <= a for a, b in zip(cfg.optim.milestones, cfg.optim.milestones[1:])):
-        raise ConfigError(f"{source}: 'optim.milestones' must increase, got {cfg.optim.milestones}")
+    if cfg.model.stage == 2 and not Path(cfg.model.init_from).is_file():
+        raise ConfigError(f"{source}: 'model.init_from' = {cfg.model.init_from} does not exist; train stage 1 first "
+                          f"or pass --set model.init_from=STAGE1.pt")
 
 
 def to_toml(cfg: RunConfig) -> str:
@@ -301,7 +315,7 @@ def to_toml(cfg: RunConfig) -> str:
     data = cfg.to_dict()
     lines = [f"name = {_toml_value(data.pop('name'))}", f"description = {_toml_value(data.pop('description'))}"]
     for section, table in data.items():
-        nested = {k: v for k, v in table.items() if isinstance(v, dict)}
+        nested = {k: v for k, v in table.items() if isinstance(v, dict) and v}
         lines.append(f"\n[{section}]")
         lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if not isinstance(v, dict)]
         for name, sub in nested.items():

@@ -1,0 +1,90 @@
+"""``aknet train``: a thin wrapper over :func:`aknet_cli.engine.trainer.train`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..exceptions import ConfigError
+from ._common import console
+
+
+def train_command(
+    config: Optional[str] = typer.Argument(None, help="A config file (TOML) or the name of a shipped config (see --list-configs)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key, repeatable: --set optim.lr=0.02 --set model.aknet.alpha=0.5."),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Where checkpoints, metrics and plots go [default: work_dirs/CONFIG_NAME]."),
+    resume: Optional[str] = typer.Option(None, "--resume", flag_value="auto", is_flag=False, help="Resume: alone, from the work dir's last.pt; or from the checkpoint given."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (train.seed)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto (train.device)."),
+    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="Mixed precision on CUDA: bf16 where supported, else fp16 with a GradScaler (train.amp)."),
+    nproc: int = typer.Option(1, "--nproc", help="Processes on this machine: launches the same job through torchrun (torch.distributed.run)."),
+    print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config and exit."),
+    list_configs: bool = typer.Option(False, "--list-configs", help="List the shipped configs and exit."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars or epoch lines."),
+) -> None:
+    """Train a backbone (stage 1) or AK-Net (stage 2) from a TOML config.
+
+    Stage 2 converts the stage-1 checkpoint named by `model.init_from` (the code of
+    `aknet convert-1d`) and fine-tunes every module with eq. 16. The work dir gets
+    `config.toml`, `metrics.csv`, `curves.png`, `last.pt` and `best.pt`. Examples:
+
+        aknet train tsm_r50_sthv1_stage1 --set data.dataset=data/sthv1
+
+        aknet train configs/demo_tdn_stage1.toml --set optim.epochs=2 --work-dir runs/try
+
+        aknet train tsm_r50_sthv1_stage1 --resume
+
+        torchrun --nproc_per_node=8 -m aknet_cli train tsm_r50_sthv2_stage1
+    """
+    from ..engine.config import load_config, packaged_configs, to_toml
+
+    if list_configs:
+        for name, path in sorted(packaged_configs().items()):
+            console.print(f"{name}  [dim]{path}[/]", highlight=False, soft_wrap=True)
+        return
+    if config is None:
+        raise ConfigError("missing CONFIG: a config file or a shipped config name (see `aknet train --list-configs`)")
+    if nproc < 1:
+        raise ConfigError(f"--nproc must be >= 1, got {nproc}")
+    overrides = list(set_)
+    for key, value in (("train.seed", seed), ("train.device", device)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    if amp is not None:
+        overrides.append(f"train.amp={'true' if amp else 'false'}")
+    cfg = load_config(config, overrides, check_paths=not print_config)
+    if print_config:
+        sys.stdout.write(to_toml(cfg))
+        return
+    work = work_dir or Path("work_dirs") / cfg.name
+    if nproc > 1 and "RANK" not in os.environ:
+        _launch_torchrun(nproc)
+        return
+    from ..engine.trainer import train
+
+    result = train(cfg, work_dir=work, resume=resume, progress=not quiet)
+    if not quiet:
+        console.print(f"best val top-1 {result.best_top1:.2f}%  →  {result.best_checkpoint}", highlight=False)
+
+
+def _launch_torchrun(nproc: int) -> None:
+    """Re-run this very command under torchrun with ``nproc`` processes on this machine."""
+    from torch.distributed.run import main as torchrun
+
+    args = [a for a in sys.argv[1:]]
+    cleaned, skip = [], False
+    for arg in args:  # drop --nproc N: the workers must not launch again
+        if skip:
+            skip = False
+            continue
+        if arg == "--nproc":
+            skip = True
+            continue
+        if arg.startswith("--nproc="):
+            continue
+        cleaned.append(arg)
+    torchrun([f"--nproc_per_node={nproc}", "--standalone", "-m", "aknet_cli", *cleaned])
