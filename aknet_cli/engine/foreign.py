@@ -163,8 +163,8 @@ def translate_tdn_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.
     for raw, mean_key, bias in folds:
         mean = out.get(mean_key)
         if mean is None or mean.shape != bias.shape:
-            raise _no_counterpart(raw, f"a conv bias needs the running mean of the BatchNorm it feeds "
-                                       f"({mean_key} in our names), and the file has none of its size")
+            raise CheckpointError(f"official TDN checkpoint key {raw} cannot be folded into the BatchNorm it feeds: "
+                                  f"the file has no running mean of its size for it ({mean_key} in our names)")
         out[mean_key] = mean - bias.to(mean.dtype)
     return out
 
