@@ -21,7 +21,7 @@ from ..models import count_parameters
 from ..models.aknet import AKNet, AKNetConfig
 from ..models.convert import summarize
 from .checkpoint import load_checkpoint, load_state_strict, save_checkpoint
-from .foreign import is_tsm_state_dict, translate_tsm_state_dict
+from .foreign import translate_foreign_state_dict
 
 
 def _pick(option: Any, stored: Any, name: str, path: Path) -> Any:
@@ -75,8 +75,7 @@ def convert_checkpoint(
 
     net = create_backbone(name, num_classes=classes, num_segments=segments, pretrained=False, **backbone_kwargs)
     state = ckpt["state_dict"]
-    if is_tsm_state_dict(state):
-        state = translate_tsm_state_dict(state)
+    state = translate_foreign_state_dict(state)  # official TSM / TDN names → ours; ours unchanged
     load_state_strict(net, state, str(src))
     fc_weight, fc_bias = net.fc.weight.detach().clone(), net.fc.bias.detach().clone()
     model = AKNet(net, config)
