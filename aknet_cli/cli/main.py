@@ -48,6 +48,10 @@ _register("flops", flops.flops_command, "Analysis")
 
 def run() -> None:
     """Console-script entry point."""
+    import sys
+
+    if len(sys.argv) > 1 and sys.argv[1] == "train":
+        sys.argv[1:] = train.optional_resume_value(sys.argv[1:])
     app()
 
 

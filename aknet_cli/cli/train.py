@@ -17,7 +17,7 @@ def train_command(
     config: Optional[str] = typer.Argument(None, help="A config file (TOML) or the name of a shipped config (see --list-configs)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key, repeatable: --set optim.lr=0.02 --set model.aknet.alpha=0.5."),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Where checkpoints, metrics and plots go [default: work_dirs/CONFIG_NAME]."),
-    resume: Optional[str] = typer.Option(None, "--resume", flag_value="auto", is_flag=False, help="Resume: alone, from the work dir's last.pt; or from the checkpoint given."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Resume: alone, from the work dir's last.pt; or from the checkpoint given (--resume CKPT.pt)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (train.seed)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto (train.device)."),
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="Mixed precision on CUDA: bf16 where supported, else fp16 with a GradScaler (train.amp)."),
@@ -69,6 +69,25 @@ def train_command(
     result = train(cfg, work_dir=work, resume=resume, progress=not quiet)
     if not quiet:
         console.print(f"best val top-1 {result.best_top1:.2f}%  →  {result.best_checkpoint}", highlight=False)
+
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".tar")
+
+
+def optional_resume_value(argv: list[str]) -> list[str]:
+    """Let ``--resume`` stand alone: ``--resume`` not followed by a checkpoint means ``auto``.
+
+    Click options take exactly one value, so a bare ``--resume`` would swallow the next
+    argument (the config, or another option). A following argument counts as the checkpoint
+    only if it names a checkpoint file (``.pt``, ``.pth``, ``.ckpt``, ``.tar``).
+    """
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg == "--resume":
+            following = out[i + 1] if i + 1 < len(out) else None
+            if following is None or not following.endswith(CHECKPOINT_SUFFIXES):
+                out[i] = "--resume=auto"
+    return out
 
 
 def _launch_torchrun(nproc: int) -> None:

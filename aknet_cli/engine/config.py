@@ -44,6 +44,7 @@ class ModelConfig:
     num_segments: int = 8
     dropout: float = 0.5
     partial_bn: bool = False
+    norm_eval: bool = False
     sync_bn: bool = False
     calibrate_batches: int = 0
     aknet: dict = field(default_factory=dict)

@@ -118,9 +118,14 @@ def build_model(cfg: RunConfig, manifest, work_dir: Path, ctx: DistContext) -> n
     return model
 
 
-def set_train_mode(model: nn.Module, partial_bn: bool) -> None:
+def set_train_mode(model: nn.Module, cfg: RunConfig) -> None:
+    """``train()``, then TSM's partial BN or mmaction2's ``norm_eval`` (every BN on running stats)."""
     model.train()
-    if partial_bn:
+    if cfg.model.norm_eval:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+    elif cfg.model.partial_bn:
         apply_partial_bn(model)
 
 
@@ -201,7 +206,7 @@ def train(
     model.to(ctx.device)
     if ctx.device.type == "cuda" and cfg.train.channels_last:
         model.to(memory_format=torch.channels_last)
-    set_train_mode(model, cfg.model.partial_bn)
+    set_train_mode(model, cfg)
 
     train_loader, sampler = build_train_loader(cfg.data, ctx, frames_per_segment=fps,
                                                num_segments=cfg.model.num_segments, batch_size=batch,
@@ -218,7 +223,7 @@ def train(
 
         report = recalibrate_bn(model, (x.to(ctx.device) for x, _ in train_loader),
                                 num_batches=cfg.model.calibrate_batches)
-        set_train_mode(model, cfg.model.partial_bn)
+        set_train_mode(model, cfg)
         if ctx.is_main and progress:
             print(f"recalibrated the 1-D subnet's BatchNorm statistics on {cfg.model.calibrate_batches} batches: "
                   f"{report}")
@@ -254,6 +259,10 @@ def train(
     def save(name: str, epoch: int, step_in_epoch: int, with_state: bool) -> None:
         if not ctx.is_main:
             return
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            # Never overwrite the last good checkpoint with diverged weights.
+            raise TrainingDiverged(f"the weights became NaN/inf at epoch {epoch + 1}, step {step_in_epoch}; "
+                                   f"{work_dir / name} keeps the last good state; lower optim.lr")
         state = None
         if with_state:
             state = {
@@ -275,8 +284,10 @@ def train(
         sampler.set_start(step0 * batch)
         if step0 == 0:
             meters = {}
-        set_train_mode(model, cfg.model.partial_bn)
+        set_train_mode(model, cfg)
         bar = StepProgress(f"epoch {epoch + 1}/{cfg.optim.epochs}", steps_per_epoch, enabled=show, done=step0)
+        group = optimizer.param_groups[0]
+        epoch_lr = group["lr"] / group.get("lr_mult", 1.0)  # the base lr this epoch runs at (after warm-up)
         tic = last = time.perf_counter()
         wait = 0.0
         step = step0
@@ -291,7 +302,7 @@ def train(
                 loss = terms["loss"]
                 finite = all_reduce_sum([float(torch.isfinite(loss).item())], ctx)[0] == ctx.world_size
                 if not finite:
-                    parts = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items() if k != "logits")
+                    parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items() if k != "logits")
                     raise TrainingDiverged(
                         f"loss is not finite at epoch {epoch + 1}, step {epoch * steps_per_epoch + step + 1} ({parts}); "
                         f"{work_dir / 'last.pt'} holds the last good state; lower optim.lr or check the data")
@@ -307,7 +318,7 @@ def train(
                 correct = (terms["logits"].argmax(1) == target).sum().item()
                 for key, value in terms.items():
                     if key != "logits":
-                        meters[key] = meters.get(key, 0.0) + float(value) * len(target)
+                        meters[key] = meters.get(key, 0.0) + float(value.detach()) * len(target)
                 meters["correct"] = meters.get("correct", 0.0) + correct
                 meters["seen"] = meters.get("seen", 0.0) + len(target)
                 global_step = epoch * steps_per_epoch + step
@@ -324,7 +335,7 @@ def train(
         totals = all_reduce_sum([meters.get(k, 0.0) for k in ("loss", "cls", "aux", "sparsity", "correct", "seen")], ctx)
         seen = max(totals[5], 1.0)
         row: dict[str, Any] = {
-            "epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"] / optimizer.param_groups[0].get("lr_mult", 1.0),
+            "epoch": epoch + 1, "lr": epoch_lr,
             "train_loss": totals[0] / seen, "train_cls": totals[1] / seen,
             "train_aux": totals[2] / seen if cfg.model.stage == 2 else math.nan,
             "train_sparsity": totals[3] / seen if cfg.model.stage == 2 else math.nan,
