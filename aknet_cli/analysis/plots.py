@@ -116,3 +116,36 @@ def plot_splits(path: Path, backbones: list[str], *, alpha: float = 0.3, frames:
     return points
 
 
+
+
+def plot_bench(path: Path, result: dict[str, Any]) -> None:
+    """``aknet bench --plot``: per split, AK-Net's latency ratio beside F's (the floor) and the
+    FLOPs ratio, one panel per batch size."""
+    plt = _pyplot()
+    rows = [r for r in result["rows"] if r["split"] != "none"]
+    batches = sorted({r["batch"] for r in rows})
+    if not rows:
+        raise ConfigError("--plot needs at least one AK-Net split in --split")
+    fig, axes = plt.subplots(1, len(batches), figsize=(5.5 * len(batches), 4), squeeze=False)
+    series = (("latency_ratio", "AK-Net latency / backbone"), ("floor_ratio", "F alone (floor)"),
+              ("flops_ratio", "AK-Net FLOPs / backbone"))
+    for ax, b in zip(axes[0], batches):
+        mine = [r for r in rows if r["batch"] == b]
+        width = 0.8 / len(series)
+        for j, (key, label) in enumerate(series):
+            xs = [i + (j - 1) * width for i in range(len(mine))]
+            bars = ax.bar(xs, [r[key] or 0.0 for r in mine], width, label=label)
+            ax.bar_label(bars, fmt="%.2f", fontsize=7)
+        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+        ax.set_xticks(range(len(mine)), [r["split"] for r in mine])
+        ax.set_ylabel("ratio to the plain backbone")
+        ax.set_title(f"batch {b}")
+        ax.grid(alpha=0.3, axis="y")
+    env, cfg = result["environment"], result["config"]
+    fig.suptitle(f"{cfg['backbone']}, {cfg['frames']}×{cfg['size']}², {env['device']}, {env['threads']} threads",
+                 fontsize=10)
+    axes[0][0].legend(fontsize=8)
+    try:
+        atomic_savefig(fig, path)
+    finally:
+        plt.close(fig)
