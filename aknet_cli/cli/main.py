@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from . import backbones, convert_1d, prepare
-from . import bench, flops
+from . import bench, flops, visualize
 from ._common import domain_errors
 
 app = typer.Typer(
@@ -43,6 +43,7 @@ app.add_typer(prepare.app, name="prepare", rich_help_panel="Data")
 _register("convert-1d", convert_1d.convert_1d_command, "Models")
 _register("flops", flops.flops_command, "Analysis")
 _register("bench", bench.bench_command, "Analysis")
+_register("visualize", visualize.visualize_command, "Analysis")
 
 
 def run() -> None:
