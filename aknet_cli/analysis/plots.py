@@ -137,6 +137,7 @@ def plot_bench(path: Path, result: dict[str, Any]) -> None:
             bars = ax.bar(xs, [r[key] or 0.0 for r in mine], width, label=label)
             ax.bar_label(bars, fmt="%.2f", fontsize=7)
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+        ax.set_ylim(0, 1.3 * max([1.0] + [r[k] or 0.0 for r in mine for k, _ in series]))
         ax.set_xticks(range(len(mine)), [r["split"] for r in mine])
         ax.set_ylabel("ratio to the plain backbone")
         ax.set_title(f"batch {b}")
@@ -144,7 +145,7 @@ def plot_bench(path: Path, result: dict[str, Any]) -> None:
     env, cfg = result["environment"], result["config"]
     fig.suptitle(f"{cfg['backbone']}, {cfg['frames']}×{cfg['size']}², {env['device']}, {env['threads']} threads",
                  fontsize=10)
-    axes[0][0].legend(fontsize=8)
+    axes[0][0].legend(fontsize=8, loc="upper left")
     try:
         atomic_savefig(fig, path)
     finally:
