@@ -144,7 +144,7 @@ def test_generic_converter_on_tdn_stages(tdn18):
 
 def test_tdn_resnet50_flops_near_published_36g():
     """TDN's paper: 36 GFLOPs for ResNet-50, 8 segments, 224² (fvcore convention, eval mode)."""
-    from aknet_cli.flops import count_model
+    from aknet_cli.analysis.flops import count_model
 
     net = create_backbone("tdn_resnet50", num_classes=174, num_segments=8)
     rep = count_model(net, torch.zeros(1, 8, 5, 3, 224, 224))

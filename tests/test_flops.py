@@ -1,4 +1,4 @@
-"""`aknet flops` and aknet_cli.flops: the convention, Table I/II, selection handles, the CLI."""
+"""`aknet flops` and aknet_cli.analysis.flops: the convention, Table I/II, selection handles, the CLI."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from aknet_cli import create_backbone, flops
+from aknet_cli import create_backbone
+from aknet_cli.analysis import flops
 from aknet_cli.cli.main import app
 from aknet_cli.models.aknet import build_aknet
 
@@ -161,7 +162,7 @@ def test_tdn_aknet_counts_short_term_module():
 
 def test_table_ii_rows_small(monkeypatch):
     # ResNet-18 stand-ins keep this fast; `aknet flops --table ii` runs the real ResNet-50 rows.
-    small = {k: (bb.replace("50", "18"), split, paper) for k, (bb, split, paper) in flops.PAPER_TABLE_II.items()}
+    small = {k: (bb.replace("50", "18"), split, g) for k, (bb, split, g) in flops.PAPER_TABLE_II.items()}
     monkeypatch.setattr(flops, "PAPER_TABLE_II", small)
     rows = flops.table_ii(size=64, frames=4, num_classes=10)
     assert [r["method"] for r in rows] == ["TSM", "TDN", "Ours_TSM", "Ours_TDN"]

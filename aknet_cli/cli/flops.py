@@ -53,7 +53,8 @@ def flops_command(
 
         aknet flops --plot fig5.png --results accuracy.csv
     """
-    from .. import flops as F
+    from ..analysis import flops as F
+    from ..analysis import plots
     from ..models.aknet import parse_options
 
     options = parse_options(set_)
@@ -93,9 +94,9 @@ def flops_command(
         names = [s.strip() for s in compare.split(",") if s.strip()]
         if not names:
             raise ConfigError("--compare needs at least one backbone name")
-        rows = F.read_results(results) if results is not None else None
-        points = F.plot_splits(plot, names, alpha=alpha, frames=frames, size=size, num_classes=num_classes,
-                               options=options, results=rows)
+        rows = plots.read_results(results) if results is not None else None
+        points = plots.plot_splits(plot, names, alpha=alpha, frames=frames, size=size, num_classes=num_classes,
+                                   options=options, results=rows)
         if json_out:
             print_json({"plot": str(plot), "points": points})
         else:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import backbones, convert_1d, evaluate, prepare, train
-from . import flops
+from . import backbones, bench, convert_1d, evaluate, flops, prepare, train, visualize
 from ._common import domain_errors
 
 app = typer.Typer(
@@ -44,6 +43,8 @@ _register("train", train.train_command, "Training")
 _register("eval", evaluate.eval_command, "Training")
 _register("convert-1d", convert_1d.convert_1d_command, "Models")
 _register("flops", flops.flops_command, "Analysis")
+_register("bench", bench.bench_command, "Analysis")
+_register("visualize", visualize.visualize_command, "Analysis")
 
 
 def run() -> None:

@@ -133,7 +133,7 @@ def check_fits(description: dict[str, Any], manifest, path: str | Path) -> None:
 
 
 def _gflops(model: nn.Module, frames: int, size: int) -> float:
-    from ..flops import clip_input, count_model
+    from ..analysis.flops import clip_input, count_model
 
     return count_model(model, clip_input(model, frames, size)).gflops
 

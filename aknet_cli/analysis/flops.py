@@ -24,20 +24,18 @@ Only AK-Net's own modules use these ops, so the plain backbones count exactly as
 
 from __future__ import annotations
 
-import csv
 import math
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
 
-from ._atomic import atomic_output
-from .exceptions import ConfigError, DataError
-from .models import count_parameters
+from ..exceptions import ConfigError
+from ..models import count_parameters
+from . import paper
 
 CONVENTION = (
     "fvcore: 1 fused multiply-add = 1 FLOP (GFLOPs = GMACs, as in the paper's Table II); "
@@ -47,13 +45,9 @@ CONVENTION = (
 SPLITS = ("none", "res2", "res3", "res4")
 MODES = ("inference", "train")
 
-#: Table II of the paper (ResNet-50, 8 frames, 224², split res4, α = 0.3 for AK-Net).
-PAPER_TABLE_II: dict[str, tuple[str, str, float]] = {
-    "TSM": ("tsm_resnet50", "none", 33.0),
-    "TDN": ("tdn_resnet50", "none", 36.0),
-    "Ours_TSM": ("tsm_resnet50", "res4", 28.0),
-    "Ours_TDN": ("tdn_resnet50", "res4", 31.0),
-}
+#: Table II's rows that ``flops --table ii`` counts: method -> (backbone, split, paper GFLOPs).
+#: The numbers come from :mod:`aknet_cli.analysis.paper` (typed once, there).
+PAPER_TABLE_II: dict[str, tuple[str, str, float]] = paper.table_ii_counted()
 
 
 # --------------------------------------------------------------------------- op handles
@@ -214,7 +208,7 @@ class FlopReport:
 
 
 def _find_backbone(model: nn.Module):
-    from .models.backbone import VideoBackbone
+    from ..models.backbone import VideoBackbone
 
     for m in model.modules():
         if isinstance(m, VideoBackbone):
@@ -245,7 +239,7 @@ class _TrainForward(nn.Module):
 
 def _part_paths(model: nn.Module, prefix: str = "") -> list[tuple[str, str]]:
     """``(label, module path)`` of the parts to report, in pipeline order."""
-    from .models.backbone import STAGE_NAMES
+    from ..models.backbone import STAGE_NAMES
 
     names = dict(model.named_modules())
     out: list[tuple[str, str]] = []
@@ -369,7 +363,7 @@ def validate(*, split: str, alpha: float, frames: int, size: int, mode: str, num
     if num_classes < 1:
         raise ConfigError(f"--num-classes must be >= 1, got {num_classes}")
     if options:
-        from .models.aknet import AKNetConfig
+        from ..models.aknet import AKNetConfig
 
         settable = set(AKNetConfig.__dataclass_fields__) - {"split", "alpha"}
         unknown = sorted(set(options) - settable)
@@ -385,12 +379,12 @@ def build_model(backbone: str, *, split: str, alpha: float, frames: int, num_cla
     ``options`` are AK-Net switches (:class:`~aknet_cli.models.aknet.AKNetConfig` fields such
     as ``transform_rank`` or ``stride_mode``); ignored for the plain backbone.
     """
-    from ._registry import create_backbone
+    from .._registry import create_backbone
 
     torch.manual_seed(0)
     if split == "none":
         return create_backbone(backbone, num_classes=num_classes, num_segments=frames)
-    from .models.aknet import build_aknet
+    from ..models.aknet import build_aknet
 
     return build_aknet(backbone, split=split, alpha=alpha, num_classes=num_classes,
                        num_segments=frames, **dict(options or {}))
@@ -427,7 +421,7 @@ def count(backbone: str = "tsm_resnet50", *, split: str = "none", alpha: float =
     """
     validate(split=split, alpha=alpha, frames=frames, size=size, mode=mode, num_classes=num_classes,
              options=options)
-    from ._registry import get_backbone_factory
+    from .._registry import get_backbone_factory
 
     get_backbone_factory(backbone)  # unknown name -> one clear error before any work
     return _count_cached(backbone, split, float(alpha), int(frames), int(size), int(num_classes), mode,
@@ -533,101 +527,3 @@ def table_i(cfg: LayerConfig) -> list[dict[str, Any]]:
             "match": f_params == params and f_flops == flops, "note": note,
         })
     return rows
-
-
-# -------------------------------------------------------------------------------- plots
-def _atomic_savefig(fig, path: Path) -> None:
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ConfigError(f"--plot expects a .png file name, got {path}")
-    if not path.parent.exists():
-        raise ConfigError(f"folder for the plot does not exist: {path.parent}")
-    with atomic_output(path, suffix=".png", make_parents=False) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-
-
-def read_results(path: Path) -> list[dict[str, Any]]:
-    """Rows of an accuracy CSV: ``model`` or ``backbone``, ``split``, ``top1``, optional ``gflops``."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"results file not found: {path}")
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        cols = set(reader.fieldnames or [])
-        if not ({"model", "backbone"} & cols) or not {"split", "top1"} <= cols:
-            raise DataError(f"{path}: need columns model (or backbone), split, top1 [, gflops]; got {sorted(cols)}")
-        rows = []
-        for i, r in enumerate(reader, start=2):
-            try:
-                rows.append({
-                    "backbone": (r.get("backbone") or r.get("model") or "").strip(),
-                    "split": (r.get("split") or "none").strip() or "none",
-                    "top1": float(r["top1"]),
-                    "gflops": float(r["gflops"]) if (r.get("gflops") or "").strip() else None,
-                    "label": (r.get("label") or r.get("model") or "").strip(),
-                })
-            except ValueError as exc:
-                raise DataError(f"{path} line {i}: {exc}") from None
-    if not rows:
-        raise DataError(f"{path} has no rows")
-    return rows
-
-
-def plot_splits(path: Path, backbones: list[str], *, alpha: float = 0.3, frames: int = 8, size: int = 224,
-                num_classes: int = 174, options: Mapping[str, Any] | None = None,
-                results: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Fig. 5-style plot. Without ``results``: GFLOPs of each split beside the plain backbone,
-    grouped by backbone. With ``results``: top-1 against GFLOPs (counted where the CSV has none).
-
-    Returns the plotted points.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    def gfl(backbone: str, split: str) -> float:
-        return count(backbone, split=split, alpha=alpha, frames=frames, size=size, num_classes=num_classes,
-                     options=options).gflops
-
-    points: list[dict[str, Any]] = []
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    if results is None:
-        splits = ("res2", "res3", "res4", "none")
-        width = 0.8 / len(backbones)
-        for j, bb in enumerate(backbones):
-            vals = [gfl(bb, s) for s in splits]
-            xs = [i + (j - (len(backbones) - 1) / 2) * width for i in range(len(splits))]
-            bars = ax.bar(xs, vals, width, label=bb)
-            ax.bar_label(bars, fmt="%.1f", fontsize=8)
-            points += [{"backbone": bb, "split": s, "gflops": v} for s, v in zip(splits, vals)]
-        ax.set_xticks(range(len(splits)), [f"AK-Net ({s})" for s in splits[:-1]] + ["plain backbone"])
-        ax.set_ylabel(f"GFLOPs per clip ({frames}x{size}²)")
-        ax.set_title(f"AK-Net GFLOPs by separating layer (α={alpha})")
-    else:
-        for r in results:
-            if r["split"] not in SPLITS:
-                raise DataError(f"results: unknown split {r['split']!r}; use one of {', '.join(SPLITS)}")
-            g = r["gflops"] if r["gflops"] is not None else gfl(r["backbone"], r["split"])
-            points.append({**r, "gflops": g})
-        for bb in sorted({p["backbone"] for p in points}):
-            mine = sorted((p for p in points if p["backbone"] == bb and p["split"] != "none"), key=lambda p: p["gflops"])
-            if mine:
-                ax.plot([p["gflops"] for p in mine], [p["top1"] for p in mine], "o-", label=f"AK-Net on {bb}")
-                for p in mine:
-                    ax.annotate(p["split"], (p["gflops"], p["top1"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
-            plain = [p for p in points if p["backbone"] == bb and p["split"] == "none"]
-            if plain:
-                ax.plot([p["gflops"] for p in plain], [p["top1"] for p in plain], "s", label=plain[0].get("label") or f"{bb} (plain)")
-        ax.set_xlabel(f"GFLOPs per clip ({frames}x{size}²)")
-        ax.set_ylabel("top-1 accuracy (%)")
-        ax.set_title("Accuracy vs GFLOPs by separating layer")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    try:
-        _atomic_savefig(fig, path)
-    finally:
-        plt.close(fig)
-    return points
-
-

@@ -1,0 +1,476 @@
+"""Keypoint overlays (the paper's Fig. 6) on any video or frame folder.
+
+The clip is read exactly as evaluation reads it (:func:`~aknet_cli.data.sampling.sample_indices`
+with ``train=False``, then :func:`~aknet_cli.data.transforms.build_transform` with
+``train=False``: resize, centre crop, normalise). Each keypoint ``(t, y, x)`` is a cell of the
+split feature map; :class:`Geometry` maps that cell back through the crop and the resize
+actually applied to the frame, so it lands on the original pixels the cell was computed from.
+For a backbone reading several frames per segment (TDN: 5), the centre frame of the segment
+(the sampled frame itself) is the one shown.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._atomic import atomic_output
+from ..exceptions import CheckpointError, ConfigError, DataError, VideoDecodeError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+VIDEO_FORMATS = ("mp4", "gif")
+#: Frame-folder naming schemes tried in order (Sth-Sth V1, then TSN/mmaction's ``img_``).
+FRAME_TEMPLATES = (("{:05d}.jpg", 1), ("img_{:05d}.jpg", 1), ("{:06d}.jpg", 1), ("{:05d}.png", 1))
+KEYPOINT_RGB = (255, 40, 40)
+
+
+# ------------------------------------------------------------------------------ geometry
+@dataclass(frozen=True)
+class Geometry:
+    """Where the model's input came from in one original frame.
+
+    The frame ``(height, width)`` was resized to ``(resized_h, resized_w)`` and a
+    ``crop × crop`` window at ``(top, left)`` of the resized frame was kept.
+    """
+
+    height: int
+    width: int
+    resized_h: int
+    resized_w: int
+    top: int
+    left: int
+    crop: int
+
+    @classmethod
+    def of(cls, height: int, width: int, *, resize: int, crop: int, resize_mode: str) -> "Geometry":
+        """The geometry torchvision's ``Resize`` + ``CenterCrop`` (as in ``ClipTransform``) apply."""
+        if resize_mode == "square":
+            rh, rw = resize, resize
+        elif width <= height:  # torchvision: the short side becomes `resize`, the long one int(resize*long/short)
+            rw, rh = resize, int(resize * height / width)
+        else:
+            rh, rw = resize, int(resize * width / height)
+        # torchvision's center_crop: int(round((size - crop) / 2)).
+        return cls(height, width, rh, rw, int(round((rh - crop) / 2.0)), int(round((rw - crop) / 2.0)), crop)
+
+    def to_original(self, y: float, x: float) -> tuple[float, float]:
+        """A point in crop pixels -> the same point in original-frame pixels."""
+        return ((y + self.top) * self.height / self.resized_h, (x + self.left) * self.width / self.resized_w)
+
+    def cell_box(self, y: int, x: int, stride: int) -> tuple[float, float, float, float]:
+        """Cell ``(y, x)`` of a stride-``stride`` feature map -> ``(y0, x0, y1, x1)`` in the
+        original frame (the cell's ``stride × stride`` input pixels, clipped to the crop)."""
+        y0, x0 = self.to_original(y * stride, x * stride)
+        y1, x1 = self.to_original(min((y + 1) * stride, self.crop), min((x + 1) * stride, self.crop))
+        return y0, x0, y1, x1
+
+    def crop_box(self) -> tuple[float, float, float, float]:
+        """The crop window in original-frame pixels."""
+        return (*self.to_original(0, 0), *self.to_original(self.crop, self.crop))
+
+
+# --------------------------------------------------------------------------------- input
+@dataclass
+class Source:
+    """A readable video or frame folder and its frame count."""
+
+    path: Path
+    kind: str  # "video" | "frames" | "images"
+    num_frames: int
+    template: str | None = None
+    start_index: int = 1
+    files: list[Path] | None = None
+
+    def read(self, indices: Sequence[int], backend: str) -> torch.Tensor:
+        """``uint8 (len(indices), 3, H, W)``."""
+        from ..data.video_io import read_frame_files, read_video
+
+        if self.kind == "video":
+            return read_video(self.path, indices, backend=backend)
+        if self.kind == "frames":
+            return read_frame_files(self.path, indices, template=self.template, start_index=self.start_index)
+        return _read_images([self.files[int(i)] for i in indices], self.path)
+
+
+def _read_images(files: list[Path], folder: Path) -> torch.Tensor:
+    from PIL import Image
+
+    arrays = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                arrays.append(np.asarray(im.convert("RGB")))
+        except (OSError, ValueError) as exc:
+            raise VideoDecodeError(f"cannot read frame {f}: {exc}") from None
+    if len({a.shape for a in arrays}) > 1:
+        raise VideoDecodeError(f"frames of {folder} differ in size; re-extract them")
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def open_source(path: str | Path, *, backend: str = "pyav") -> Source:
+    """Inspect a video file or a frame folder.
+
+    Raises:
+        VideoDecodeError: missing, empty, not a video, or truncated (one line naming it).
+    """
+    from ..data.video_io import check_backend, count_frame_files, count_video_frames
+
+    path = Path(path)
+    check_backend(backend)
+    if path.is_dir():
+        names = set(p.name for p in path.iterdir())
+        for template, start in FRAME_TEMPLATES:
+            if template.format(start) in names:
+                n = count_frame_files(path, template=template, start_index=start)
+                return Source(path, "frames", n, template=template, start_index=start)
+        files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
+                       key=lambda p: [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", p.name)])
+        if not files:
+            raise VideoDecodeError(f"frame folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        return Source(path, "images", len(files), files=files)
+    if not path.exists():
+        raise VideoDecodeError(f"missing video {path}")
+    return Source(path, "video", count_video_frames(path, backend=backend))
+
+
+# --------------------------------------------------------------------------------- model
+def load_labels(path: str | Path) -> list[str]:
+    """Class names: one per line, a JSON list, or a JSON ``{name: index}`` (Sth-Sth V2 labels)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"labels file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path} is not valid JSON: {exc}") from None
+        if isinstance(obj, list):
+            return [str(v) for v in obj]
+        if isinstance(obj, dict):
+            return [name for name, _ in sorted(obj.items(), key=lambda kv: int(kv[1]))]
+        raise DataError(f"{path}: expected a JSON list of names or a {{name: index}} object")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def checkpoint_classes(ckpt: dict[str, Any]) -> list[str] | None:
+    """Class names a checkpoint carries (``config`` or ``meta``: ``classes`` / ``class_names``)."""
+    for where in (ckpt.get("config") or {}, ckpt.get("meta") or {}):
+        for key in ("classes", "class_names"):
+            names = where.get(key)
+            if isinstance(names, (list, tuple)) and names:
+                return [str(n) for n in names]
+    return None
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    split: str
+    stride: int
+    frames: int
+    frames_per_segment: int
+    num_classes: int
+    classes: list[str] | None
+    trained: bool
+    data: dict[str, Any]
+
+
+def load_model(checkpoint: str | Path | None, *, backbone: str, split: str | None, alpha: float | None,
+               frames: int | None, num_classes: int = 174) -> LoadedModel:
+    """An AK-Net from a checkpoint (``convert-1d`` or training output), or untrained."""
+    from ..models.aknet import AKNet
+
+    if checkpoint is not None:
+        from ..engine.convert_1d import model_from_checkpoint
+
+        model, ckpt = model_from_checkpoint(checkpoint)
+        if not isinstance(model, AKNet):
+            raise CheckpointError(f"{checkpoint} is a stage-1 backbone checkpoint; visualize needs an AK-Net checkpoint "
+                                  f"(make one with: aknet convert-1d --checkpoint {checkpoint} --out aknet.pt)")
+        if split is not None and split != model.config.split:
+            raise ConfigError(f"--split {split} contradicts {checkpoint}, which splits at {model.config.split}")
+        if frames is not None and frames != model.num_segments:
+            raise ConfigError(f"--frames {frames} contradicts {checkpoint}, which was built for {model.num_segments} frames")
+        if alpha is not None:
+            from .flops import validate
+
+            validate(split=model.config.split, alpha=alpha, frames=1, size=32, mode="inference", num_classes=1)
+            model.selector.alpha = float(alpha)
+            model.config.alpha = float(alpha)
+        classes, trained = checkpoint_classes(ckpt), True
+        data = dict((ckpt.get("config") or {}).get("data") or {})
+    else:
+        from .flops import build_model, validate
+
+        split = split or "res4"
+        alpha = 0.3 if alpha is None else alpha
+        frames = 8 if frames is None else frames
+        validate(split=split, alpha=alpha, frames=frames, size=32, mode="inference", num_classes=num_classes)
+        if split == "none":
+            raise ConfigError("--split none has no keypoints; choose res2, res3 or res4")
+        model = build_model(backbone, split=split, alpha=alpha, frames=frames, num_classes=num_classes)
+        classes, trained, data = None, False, {}
+    bb = model.backbone
+    return LoadedModel(model.eval(), model.config.split, int(bb.specs[model.config.split].stride),
+                       int(model.num_segments), int(bb.frames_per_segment), int(model.num_classes), classes,
+                       trained, data)
+
+
+# ------------------------------------------------------------------------------- running
+@dataclass
+class Visualization:
+    """Everything drawn, in original-frame coordinates; ``as_dict`` is written as JSON."""
+
+    source: str
+    num_frames: int
+    frame_indices: list[int]  # the frame shown for each segment (0-based)
+    geometry: Geometry
+    stride: int
+    feature_size: tuple[int, int]
+    keypoints: list[dict[str, Any]]  # rank, t, y, x, frame, box (y0, x0, y1, x1)
+    counts: list[int]
+    top5: list[dict[str, Any]]
+    trained: bool
+    split: str
+    alpha: float
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["geometry"] = asdict(self.geometry)
+        return d
+
+
+def run_model(loaded: LoadedModel, clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(logits (K,), keypoints (N, 3), heatmap (T, h, w))`` for one clip."""
+    captured: dict[str, torch.Tensor] = {}
+
+    def grab(_m, _inp, out):
+        captured["heat"] = out
+
+    handle = loaded.model.heatmap.register_forward_hook(grab)
+    try:
+        with torch.inference_mode():
+            logits, keypoints = loaded.model(clip.unsqueeze(0), return_keypoints=True)
+    finally:
+        handle.remove()
+    heat = captured["heat"]
+    heat = heat[0] if isinstance(heat, torch.Tensor) else heat[0][0]
+    return logits[0].float(), keypoints[0].long(), heat.float()
+
+
+def visualize(source: Source, loaded: LoadedModel, *, resize: int, crop: int, resize_mode: str,
+              backend: str = "pyav", labels: list[str] | None = None) -> tuple[Visualization, torch.Tensor, torch.Tensor]:
+    """Read the clip as evaluation does, run the model, map the keypoints back.
+
+    Returns:
+        ``(visualization, shown frames uint8 (T, 3, H, W), heatmap (T, h, w))``.
+    """
+    from ..data.sampling import sample_indices
+    from ..data.transforms import build_transform
+
+    fps = loaded.frames_per_segment
+    idx = sample_indices(source.num_frames, loaded.frames, train=False, frames_per_segment=fps)[0]  # (T, fps)
+    frames = source.read(idx.reshape(-1).tolist(), backend)  # (T*fps, 3, H, W)
+    transform = build_transform(train=False, resize=resize, crop=crop, resize_mode=resize_mode)
+    clip, _ = transform(frames, 0)  # (T*fps, 3, crop, crop)
+    h, w = int(frames.shape[-2]), int(frames.shape[-1])
+    geometry = Geometry.of(h, w, resize=resize, crop=crop, resize_mode=resize_mode)
+    if tuple(clip.shape[-2:]) != (crop, crop):
+        raise AssertionError(f"transform produced {tuple(clip.shape[-2:])}, expected {crop}x{crop}")
+    if fps > 1:
+        clip = clip.reshape(loaded.frames, fps, *clip.shape[1:])
+    logits, keypoints, heat = run_model(loaded, clip)
+    centre = (fps - 1) // 2
+    shown = frames.reshape(loaded.frames, fps, *frames.shape[1:])[:, centre]
+    shown_idx = [int(i) for i in idx[:, centre]]
+
+    kps = []
+    counts = [0] * loaded.frames
+    for rank, (t, y, x) in enumerate(keypoints.tolist()):
+        counts[t] += 1
+        kps.append({"rank": rank, "t": t, "y": y, "x": x, "frame": shown_idx[t],
+                    "box": [round(v, 3) for v in geometry.cell_box(y, x, loaded.stride)]})
+    names = labels or loaded.classes
+    probs = torch.softmax(logits, dim=0)
+    top = torch.topk(probs, k=min(5, probs.numel()))
+    top5 = [{"index": int(i), "prob": float(p),
+             "name": names[int(i)] if names and int(i) < len(names) else None}
+            for p, i in zip(top.values.tolist(), top.indices.tolist())]
+    vis = Visualization(str(source.path), source.num_frames, shown_idx, geometry, loaded.stride,
+                        (int(heat.shape[-2]), int(heat.shape[-1])), kps, counts, top5, loaded.trained,
+                        loaded.split, float(loaded.model.config.alpha))
+    return vis, shown, heat
+
+
+# ------------------------------------------------------------------------------- drawing
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def annotate_frame(frame: np.ndarray, vis: Visualization, t: int) -> "Image.Image":
+    """One original frame with its keypoint cells (translucent fill + centre dot) and the
+    crop window the model saw (thin white outline)."""
+    from PIL import Image, ImageDraw
+
+    base = Image.fromarray(frame).convert("RGBA")
+    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    y0, x0, y1, x1 = vis.geometry.crop_box()
+    line = max(1, round(min(base.size) / 300))
+    draw.rectangle([x0, y0, x1 - 1, y1 - 1], outline=(255, 255, 255, 160), width=line)
+    for kp in vis.keypoints:
+        if kp["t"] != t:
+            continue
+        by0, bx0, by1, bx1 = kp["box"]
+        draw.rectangle([bx0, by0, bx1 - 1, by1 - 1], fill=(*KEYPOINT_RGB, 70))
+        cy, cx = (by0 + by1) / 2, (bx0 + bx1) / 2
+        r = max(1.5, min(by1 - by0, bx1 - bx0) / 5)
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(*KEYPOINT_RGB, 230))
+    return Image.alpha_composite(base, layer).convert("RGB")
+
+
+def heatmap_frame(frame: np.ndarray, vis: Visualization, heat: np.ndarray, lo: float, hi: float) -> "Image.Image":
+    """One original frame with the heatmap (over the crop window it covers) blended in; the
+    colours span ``[lo, hi]`` (the clip's range, since selection ranks the whole clip)."""
+    import matplotlib
+
+    from PIL import Image
+
+    g = vis.geometry
+    y0, x0, y1, x1 = g.crop_box()
+    hh, ww = heat.shape
+    # The map's cells cover stride-sized input blocks; the last row/column may extend past the crop.
+    span_y, span_x = min(hh * vis.stride, g.crop), min(ww * vis.stride, g.crop)
+    y1 = g.to_original(span_y, 0)[0]
+    x1 = g.to_original(0, span_x)[1]
+    norm = np.clip((heat - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(heat)
+    rgba = (matplotlib.colormaps["jet"](norm) * 255).astype(np.uint8)
+    box_w, box_h = max(1, round(x1 - x0)), max(1, round(y1 - y0))
+    over = Image.fromarray(rgba).resize((box_w, box_h), Image.NEAREST)
+    over.putalpha(110)
+    base = Image.fromarray(frame).convert("RGBA")
+    base.alpha_composite(over, (max(0, round(x0)), max(0, round(y0))))
+    return base.convert("RGB")
+
+
+def _fit(image, max_side: int):
+    from PIL import Image
+
+    scale = max_side / max(image.size)
+    if scale >= 1:
+        return image
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BILINEAR)
+
+
+def grid_png(panels: list, captions: list[str], title: str, path: Path, *, per_row: int = 4, max_side: int = 320) -> None:
+    """Panels in rows with a caption under each and a title on top, written atomically."""
+    from PIL import Image, ImageDraw
+
+    panels = [_fit(p, max_side) for p in panels]
+    pw = max(p.width for p in panels)
+    ph = max(p.height for p in panels)
+    font, tfont = _font(14), _font(16)
+    cap_h, title_h, pad = 22, 28, 6
+    cols = min(per_row, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    sheet = Image.new("RGB", (cols * (pw + pad) + pad, title_h + rows * (ph + cap_h + pad) + pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.text((pad, 6), title, fill="black", font=tfont)
+    for i, (p, cap) in enumerate(zip(panels, captions)):
+        r, c = divmod(i, cols)
+        x, y = pad + c * (pw + pad), title_h + r * (ph + cap_h + pad)
+        sheet.paste(p, (x + (pw - p.width) // 2, y + (ph - p.height) // 2))
+        draw.text((x, y + ph + 3), cap, fill="black", font=font)
+    with atomic_output(path, suffix=".png") as tmp:
+        sheet.save(tmp, format="PNG")
+
+
+def write_animation(images: list, path: Path, *, seconds_per_frame: float = 0.5) -> str:
+    """An MP4 (PyAV: H.264, else MPEG-4) or a GIF (Pillow), by ``path``'s suffix; written atomically.
+
+    Returns the codec used.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".gif":
+        with atomic_output(path, suffix=".gif") as tmp:
+            images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                           duration=int(seconds_per_frame * 1000), loop=0)
+        return "gif"
+    import av
+
+    w = max(im.width for im in images)
+    h = max(im.height for im in images)
+    w, h = w + w % 2, h + h % 2  # yuv420p needs even sides
+    codec = "libx264"
+    try:
+        av.codec.Codec(codec, "w")
+    except Exception:
+        codec = "mpeg4"
+    rate = max(1, round(1 / seconds_per_frame))
+    with atomic_output(path, suffix=".mp4") as tmp:
+        with av.open(str(tmp), "w", format="mp4") as container:
+            stream = container.add_stream(codec, rate=rate)
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            from PIL import Image
+
+            for im in images:
+                canvas = Image.new("RGB", (w, h), "black")
+                canvas.paste(im, (0, 0))
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.asarray(canvas), format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+    return codec
+
+
+def render(vis: Visualization, shown: torch.Tensor, heat: torch.Tensor, out: Path, *, video_format: str = "mp4",
+           stem: str = "keypoints", progress: Callable[[], None] | None = None) -> dict[str, str]:
+    """Write the keypoint grid PNG, the heatmap PNG, the animation and the JSON into ``out``."""
+    if video_format not in VIDEO_FORMATS:
+        raise ConfigError(f"--video-format must be mp4 or gif, got {video_format!r}")
+    out.mkdir(parents=True, exist_ok=True)
+    step = progress or (lambda: None)
+    frames = shown.permute(0, 2, 3, 1).numpy()
+    heat_np = heat.detach().cpu().numpy()
+    g = vis.geometry
+    total = len(vis.keypoints)
+    note = "" if vis.trained else " (UNTRAINED weights)"
+    # ASCII only: Pillow's built-in font has no Greek letters or arrows.
+    title = (f"{Path(vis.source).name}: {total} keypoints, split {vis.split}, alpha={vis.alpha:g}, "
+             f"{g.width}x{g.height} frame -> {vis.feature_size[0]}x{vis.feature_size[1]} cells{note}")
+    annotated, heated, caps = [], [], []
+    for t in range(len(frames)):
+        annotated.append(annotate_frame(frames[t], vis, t))
+        heated.append(heatmap_frame(frames[t], vis, heat_np[t], float(heat_np.min()), float(heat_np.max())))
+        caps.append(f"t={t + 1} (frame {vis.frame_indices[t] + 1}): {vis.counts[t]} pts")
+        step()
+    paths = {"keypoints_png": out / f"{stem}.png", "heatmap_png": out / f"{stem}_heatmap.png",
+             "animation": out / f"{stem}.{video_format}", "json": out / f"{stem}.json"}
+    grid_png(annotated, caps, title, paths["keypoints_png"])
+    grid_png(heated, [f"t={t + 1}: heatmap, {c} pts" for t, c in enumerate(vis.counts)],
+             f"heatmap over the crop the model saw{note}", paths["heatmap_png"])
+    movie = []
+    for t, im in enumerate(annotated):
+        from PIL import ImageDraw
+
+        im = _fit(im, 640).copy()
+        ImageDraw.Draw(im).text((6, 4), caps[t], fill=(255, 255, 0), font=_font(max(12, im.height // 24)))
+        movie.append(im)
+    codec = write_animation(movie, paths["animation"])
+    with atomic_output(paths["json"], suffix=".json") as tmp:
+        tmp.write_text(json.dumps({**vis.as_dict(), "codec": codec}, indent=1))
+    return {k: str(v) for k, v in paths.items()}

@@ -1,0 +1,140 @@
+"""``aknet bench``: measured latency of the plain backbone and AK-Net, beside their FLOPs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from ..exceptions import ConfigError
+from ._common import console, err_console, print_json
+
+
+def _int_list(text: str, option: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"{option} expects comma-separated integers, got {text!r}") from None
+
+
+def bench_command(
+    backbone: str = typer.Option("tsm_resnet50", "--backbone", "-b", help="Registered backbone (see `aknet backbones`)."),
+    split: str = typer.Option("none,res2,res3,res4", "--split", help="Comma-separated splits to time AK-Net at; the plain backbone is always timed (it is the reference)."),
+    alpha: float = typer.Option(0.3, help="Point sampling rate α in (0, 1]."),
+    batch: str = typer.Option("1", "--batch", help="Comma-separated batch sizes, e.g. 1,8."),
+    frames: int = typer.Option(8, help="Frames (segments) per clip, T."),
+    size: int = typer.Option(224, help="Input height and width in pixels."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: torch's choice, printed)."),
+    amp: bool = typer.Option(False, "--amp", help="Autocast: float16 on CUDA, bfloat16 on CPU."),
+    runs: int = typer.Option(7, help="Timed rounds (each round runs every model once)."),
+    warmup: int = typer.Option(2, help="Rounds run first and discarded."),
+    num_classes: int = typer.Option(174, help="Classifier size."),
+    transform_rank: Optional[int] = typer.Option(None, help="Low-rank transform net of this rank (default: the paper's full transform net)."),
+    set_: list[str] = typer.Option([], "--set", help="AK-Net option KEY=VALUE, repeatable (e.g. position=embedding, stride_mode=axis)."),
+    breakdown: bool = typer.Option(True, "--breakdown/--no-breakdown", help="Time AK-Net's parts (F, heatmap, selection, transform, 1-D subnet, head)."),
+    memory: bool = typer.Option(True, "--memory/--no-memory", help="Measure peak tensor memory (one extra forward per model)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw latency ratio, floor and FLOPs ratio per split into this PNG."),
+    json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON (one row per model and batch)."),
+) -> None:
+    """Time the plain backbone and AK-Net at each split, interleaved, beside their FLOPs.
+
+    Every round runs each model once (and F alone, the layers up to each split), in an order
+    that rotates round by round, so machine noise hits all of them alike; the median and the
+    quartiles of the rounds after warm-up are reported. F's latency ratio is the floor AK-Net
+    cannot go below; the after-split ms per GFLOP compares AK-Net's own layers with the
+    backbone's layers they replace. Examples:
+
+        aknet bench --backbone tsm_resnet50 --split none,res2,res3,res4 --batch 1
+
+        aknet bench --split res4 --transform-rank 64 --batch 1,8 --json
+
+        aknet bench --device cuda --amp --batch 1,32
+    """
+    from ..models.aknet import parse_options
+
+    options = parse_options(set_)
+    if transform_rank is not None:
+        options["transform_rank"] = transform_rank
+    if {"split", "alpha"} & set(options):
+        raise ConfigError("use --split and --alpha, not --set, for the split and the sampling rate")
+    splits = tuple(dict.fromkeys(s.strip().lower() for s in split.split(",") if s.strip()))
+    batches = tuple(dict.fromkeys(_int_list(batch, "--batch")))
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise ConfigError(f"--plot expects a .png file name, got {plot}")
+
+    from ..analysis import bench as B
+
+    cfg = B.BenchConfig(backbone=backbone, splits=splits, alpha=alpha, batches=batches, frames=frames, size=size,
+                        device=device, threads=threads, amp=amp, runs=runs, warmup=warmup,
+                        num_classes=num_classes, options=options, breakdown=breakdown, memory=memory).validate()
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True, disable=json_out) as prog:
+        task = prog.add_task("bench", total=B.rounds(cfg))
+        result = B.run_bench(cfg, progress=lambda desc, n: prog.update(task, description=desc, advance=n))
+
+    if plot is not None:
+        from ..analysis.plots import plot_bench
+
+        plot_bench(plot, result)
+    if json_out:
+        print_json(result)
+        return
+    _print(result)
+    if plot is not None:
+        console.print(f"wrote {plot}")
+
+
+def _f(v, fmt: str) -> str:
+    return "–" if v is None else format(v, fmt)
+
+
+def _print(result: dict) -> None:
+    env, cfg = result["environment"], result["config"]
+    amp = f", autocast {env['amp']}" if env["amp"] else ""
+    dev = env.get("gpu") or env["cpu"]
+    console.print(f"device {env['device']} ({dev}), {env['threads']} CPU threads, torch {env['torch']}{amp}; "
+                  f"input {cfg['frames']}×{cfg['size']}², {cfg['runs']} rounds after {cfg['warmup']} warm-up")
+    table = Table(title=f"Latency: {cfg['backbone']} and AK-Net (α={cfg['alpha']})")
+    for name in ("model", "batch", "GFLOPs/clip", "ms median", "p25–p75", "clips/s", "peak MB"):
+        table.add_column(name, justify="left" if name == "model" else "right")
+    for r in result["rows"]:
+        name = "plain backbone" if r["split"] == "none" else f"AK-Net {r['split']}"
+        table.add_row(name, str(r["batch"]), f"{r['gflops']:.2f}", f"{r['latency_ms_median']:.1f}",
+                      f"{r['latency_ms_p25']:.1f}–{r['latency_ms_p75']:.1f}", f"{r['clips_per_s']:.2f}",
+                      _f(r["peak_mem_mb"], ".0f"))
+    console.print(table)
+    ratios = [r for r in result["rows"] if r["split"] != "none"]
+    if ratios:
+        rt = Table(title="Against the plain backbone: the floor (F alone) and the time per GFLOP after the split")
+        for name in ("split", "batch", "latency ratio", "F floor", "FLOPs ratio", "F FLOPs",
+                     "ms/GFLOP after: AK-Net", "backbone", "factor"):
+            rt.add_column(name, justify="left" if name == "split" else "right")
+        for r in ratios:
+            rt.add_row(r["split"], str(r["batch"]), f"{r['latency_ratio']:.2f}", _f(r["floor_ratio"], ".2f"),
+                       f"{r['flops_ratio']:.2f}", _f(r["f_flops_ratio"], ".2f"),
+                       _f(r["ms_per_gflop_after_split"], ".1f"), _f(r["backbone_ms_per_gflop_after_split"], ".1f"),
+                       "×" + _f(r["after_split_factor"], ".2f"))
+        console.print(rt)
+    parts_rows = [r for r in result["rows"] if r.get("parts_ms")]
+    if parts_rows:
+        from ..analysis.bench import PARTS
+
+        labels = [p for p in PARTS if any(p in r["parts_ms"] for r in parts_rows)]
+        bt = Table(title="AK-Net per part (ms, median of hooked forwards)")
+        bt.add_column("split")
+        bt.add_column("batch", justify="right")
+        for p in labels:
+            bt.add_column(p, justify="right")
+        bt.add_column("hooked total", justify="right")
+        for r in parts_rows:
+            bt.add_row(r["split"], str(r["batch"]), *(_f(r["parts_ms"].get(p), ".1f") for p in labels),
+                       f"{r['hooked_total_ms']:.1f}")
+        console.print(bt)
+    console.print("F floor: F alone (the backbone's layers up to the split, which AK-Net runs unchanged) over the "
+                  "plain backbone; AK-Net's latency ratio cannot go below it. See docs/bench.md.")
