@@ -18,6 +18,11 @@ from __future__ import annotations
 import math
 
 
+def out_side(side: int, stride: int) -> int:
+    """A 3×3 conv with padding 1 (or a 1×1 without) at this stride: ``⌈side / stride⌉``."""
+    return (side - 1) // stride + 1
+
+
 def conv(cin: int, cout: int, k: int, hw_out: int, groups: int = 1) -> int:
     return cin // groups * cout * k * k * hw_out
 
@@ -28,7 +33,7 @@ def bn(channels: int, hw: int) -> int:
 
 def basic_stage(cin: int, planes: int, blocks: int, stride: int, side_in: int) -> int:
     """A ResNet-18 stage of ``blocks`` BasicBlocks (two 3×3 convs, BN after each)."""
-    side = side_in // stride
+    side = out_side(side_in, stride)
     hw = side * side
     total = conv(cin, planes, 3, hw) + bn(planes, hw) + conv(planes, planes, 3, hw) + bn(planes, hw)
     if stride != 1 or cin != planes:
@@ -40,7 +45,7 @@ def basic_stage(cin: int, planes: int, blocks: int, stride: int, side_in: int) -
 def bottleneck_stage(cin: int, planes: int, blocks: int, stride: int, side_in: int) -> int:
     """A ResNet-50 stage of ``blocks`` Bottlenecks (1×1, 3×3 with the stride, 1×1 ×4)."""
     out = 4 * planes
-    side = side_in // stride
+    side = out_side(side_in, stride)
     hw_in, hw = side_in * side_in, side * side
     first = (conv(cin, planes, 1, hw_in) + bn(planes, hw_in) + conv(planes, planes, 3, hw) + bn(planes, hw)
              + conv(planes, out, 1, hw) + bn(out, hw) + conv(cin, out, 1, hw) + bn(out, hw))
@@ -51,7 +56,7 @@ def bottleneck_stage(cin: int, planes: int, blocks: int, stride: int, side_in: i
 
 def resnet_stem(side_in: int) -> int:
     """7×7/2 conv 3→64 + BN; the max-pool is free."""
-    hw = (side_in // 2) ** 2
+    hw = out_side(side_in, 2) ** 2
     return conv(3, 64, 7, hw) + bn(64, hw)
 
 
@@ -89,8 +94,8 @@ def tdn_resnet50(side_in: int = 224, num_classes: int = 174) -> dict[str, int]:
     side, cin = s, 256
     for name, planes, blocks in (("res3", 128, 4), ("res4", 256, 6), ("res5", 512, 3)):
         # The TDM wraps each block's 3×3 conv, so it sees the first block's map before the stride.
-        tdms = long_term_tdm(planes, side) + (blocks - 1) * long_term_tdm(planes, side // 2)
+        tdms = long_term_tdm(planes, side) + (blocks - 1) * long_term_tdm(planes, out_side(side, 2))
         parts[name] = bottleneck_stage(cin, planes, blocks, 2, side) + tdms
-        side, cin = side // 2, 4 * planes
+        side, cin = out_side(side, 2), 4 * planes
     parts["head"] = 2048 * num_classes
     return parts
