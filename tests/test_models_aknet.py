@@ -112,7 +112,7 @@ def test_train_mode_returns_everything_the_loss_needs(sparsity_reg):
     heat = out.heatmap.detach().double().numpy()
     assert heat.min() >= 0.0 and heat.max() <= 1.0
     r_e = float((4 * heat * (1 - heat)).mean(axis=(2, 3)).mean())
-    assert r_e > 0.05  # far from binary at initialisation, so dropping it is visible
+    assert r_e > 1e-3  # not binary at initialisation, so dropping it is visible at rel=1e-5
     expected = (_cross_entropy(logits, y) + _cross_entropy(aux, y)) / 2 + (r_e if sparsity_reg else 0.0)
     assert float(loss) == pytest.approx(expected, rel=1e-5)
     terms = out.loss_terms(target)
