@@ -114,10 +114,10 @@ def test_train_mode_returns_everything_the_loss_needs(sparsity_reg):
     r_e = float((4 * heat * (1 - heat)).mean(axis=(2, 3)).mean())
     assert r_e > 1e-3  # not binary at initialisation, so dropping it is visible at rel=1e-5
     expected = (_cross_entropy(logits, y) + _cross_entropy(aux, y)) / 2 + (r_e if sparsity_reg else 0.0)
-    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
     terms = out.loss_terms(target)
-    assert float(terms["sparsity"]) == pytest.approx(r_e if sparsity_reg else 0.0, abs=1e-6)
-    assert float(terms["aux"]) == pytest.approx(_cross_entropy(aux, y), rel=1e-5)
+    assert terms["sparsity"].item() == pytest.approx(r_e if sparsity_reg else 0.0, abs=1e-6)
+    assert terms["aux"].item() == pytest.approx(_cross_entropy(aux, y), rel=1e-5)
     # The heatmap learns through the auxiliary head (and r_e): its SE weights get a gradient.
     assert model.heatmap.fc1.weight.grad is not None and model.heatmap.fc1.weight.grad.abs().sum() > 0
 
