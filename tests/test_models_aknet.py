@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from importlib.metadata import EntryPoint
 
+import numpy as np
 import pytest
 import torch
 
@@ -84,15 +85,41 @@ def test_output_shapes_for_every_split(split, stride, size):
     assert keypoints[..., 0].max() < 8 and keypoints[..., 1:].max() < side
 
 
-def test_train_mode_returns_everything_the_loss_needs():
-    model = build_aknet("tsm_resnet18", split="res3", num_classes=5, num_segments=4, transform_rank=8).train()
+def _cross_entropy(logits: np.ndarray, target: np.ndarray) -> float:
+    z = logits - logits.max(axis=1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-log_p[np.arange(len(target)), target].mean())
+
+
+@pytest.mark.parametrize("sparsity_reg", [True, False])
+def test_train_mode_returns_everything_the_loss_needs(sparsity_reg):
+    torch.manual_seed(0)
+    model = build_aknet("tsm_resnet18", split="res3", num_classes=5, num_segments=4, transform_rank=8,
+                        tau=2.0, stride_mode="area", sparsity_reg=sparsity_reg).train()
     out = model(torch.randn(2, 4, 3, 64, 64))
     assert isinstance(out, AKNetOutput)
     assert out.logits.shape == out.aux_logits.shape == (2, 5)
     assert out.heatmap.shape == (2, 4, 8, 8) and out.keypoints.shape == (2, round(0.3 * 4 * 64), 3)
-    loss = out.loss(torch.tensor([0, 4]))
+    target = torch.tensor([0, 4])
+    loss = out.loss(target)
     loss.backward()
     assert torch.isfinite(loss)
+
+    # Eq. 16 recomputed from the outputs: (CE(y_cls, y) + CE(y_aux, y)) / 2 + r_e, with eq. 15's
+    # r_e = mean of 4H(1 - H) over the H×W positions (and over frames and clips).
+    y = target.numpy()
+    logits, aux = out.logits.detach().double().numpy(), out.aux_logits.detach().double().numpy()
+    heat = out.heatmap.detach().double().numpy()
+    assert heat.min() >= 0.0 and heat.max() <= 1.0
+    r_e = float((4 * heat * (1 - heat)).mean(axis=(2, 3)).mean())
+    assert r_e > 1e-3  # not binary at initialisation, so dropping it is visible at rel=1e-5
+    expected = (_cross_entropy(logits, y) + _cross_entropy(aux, y)) / 2 + (r_e if sparsity_reg else 0.0)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    terms = out.loss_terms(target)
+    assert terms["sparsity"].item() == pytest.approx(r_e if sparsity_reg else 0.0, abs=1e-6)
+    assert terms["aux"].item() == pytest.approx(_cross_entropy(aux, y), rel=1e-5)
+    # The heatmap learns through the auxiliary head (and r_e): its SE weights get a gradient.
+    assert model.heatmap.fc1.weight.grad is not None and model.heatmap.fc1.weight.grad.abs().sum() > 0
 
 
 def test_paper_configuration_keeps_470_keypoints():

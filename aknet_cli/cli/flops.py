@@ -85,7 +85,7 @@ def flops_command(
         if json_out:
             print_json({"convention": convention, "rows": rows})
             return
-        _print_table_ii(rows, convention, alpha)
+        _print_table_ii(rows, convention, alpha, frames, size)
         return
 
     if plot is not None:
@@ -136,8 +136,8 @@ def _print_report(report) -> None:
     console.print(f"uncalled modules: {', '.join(report.uncalled_modules) or 'none'}")
 
 
-def _print_table_ii(rows, convention: str, alpha: float) -> None:
-    table = Table(title=f"Table II: ResNet-50, 8 frames, 224², AK-Net split res4, α={alpha}")
+def _print_table_ii(rows, convention: str, alpha: float, frames: int, size: int) -> None:
+    table = Table(title=f"Table II: ResNet-50, {frames} frames, {size}², AK-Net split res4, α={alpha}")
     for col, just in (("method", "left"), ("backbone", "left"), ("ours (G)", "right"),
                       ("paper (G)", "right"), ("diff", "right")):
         table.add_column(col, justify=just)
