@@ -248,3 +248,15 @@ def test_variable_frame_rate_video_is_read_by_frame_order(tmp_path):
     assert src.num_frames == 12
     got = src.read([0, 5, 11], "pyav").float().mean(dim=(1, 2, 3))
     assert torch.allclose(got, torch.tensor([0.0, 100.0, 220.0]), atol=3)
+
+
+def test_label_files_in_the_three_formats(tmp_path):
+    (tmp_path / "a.csv").write_text("Pushing something\nPulling something\n\n")
+    (tmp_path / "b.json").write_text(json.dumps(["x", "y", "z"]))
+    (tmp_path / "c.json").write_text(json.dumps({"Tearing [something]": "2", "Holding [something]": "0", "Moving [something]": "1"}))
+    assert overlay.load_labels(tmp_path / "a.csv") == ["Pushing something", "Pulling something"]
+    assert overlay.load_labels(tmp_path / "b.json") == ["x", "y", "z"]
+    assert overlay.load_labels(tmp_path / "c.json") == ["Holding [something]", "Moving [something]", "Tearing [something]"]
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(overlay.DataError, match="bad.json"):
+        overlay.load_labels(tmp_path / "bad.json")
