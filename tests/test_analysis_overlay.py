@@ -224,3 +224,39 @@ def test_cli_bad_inputs_are_one_line(tmp_path):
     folder.mkdir()
     for path in (text, empty, cut, folder, tmp_path / "missing.mp4"):
         assert_one_line_error(_invoke("--video", str(path), "-b", "tsm_resnet18"), path.name)
+
+
+def test_variable_frame_rate_video_is_read_by_frame_order(tmp_path):
+    import av
+    from fractions import Fraction
+
+    path = tmp_path / "vfr.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=30)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.time_base = Fraction(1, 1000)
+        pts = 0
+        for i in range(12):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 1000)
+            pts += (33, 100, 17, 250)[i % 4]  # irregular gaps between frames
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    src = overlay.open_source(path)
+    assert src.num_frames == 12
+    got = src.read([0, 5, 11], "pyav").float().mean(dim=(1, 2, 3))
+    assert torch.allclose(got, torch.tensor([0.0, 100.0, 220.0]), atol=3)
+
+
+def test_label_files_in_the_three_formats(tmp_path):
+    (tmp_path / "a.csv").write_text("Pushing something\nPulling something\n\n")
+    (tmp_path / "b.json").write_text(json.dumps(["x", "y", "z"]))
+    (tmp_path / "c.json").write_text(json.dumps({"Tearing [something]": "2", "Holding [something]": "0", "Moving [something]": "1"}))
+    assert overlay.load_labels(tmp_path / "a.csv") == ["Pushing something", "Pulling something"]
+    assert overlay.load_labels(tmp_path / "b.json") == ["x", "y", "z"]
+    assert overlay.load_labels(tmp_path / "c.json") == ["Holding [something]", "Moving [something]", "Tearing [something]"]
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(overlay.DataError, match="bad.json"):
+        overlay.load_labels(tmp_path / "bad.json")
