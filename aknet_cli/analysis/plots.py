@@ -150,3 +150,39 @@ def plot_bench(path: Path, result: dict[str, Any]) -> None:
         atomic_savefig(fig, path)
     finally:
         plt.close(fig)
+
+
+def plot_ablation(path: Path, table: str, rows: list[Mapping[str, Any]], *, title: str = "") -> None:
+    """An ablation table beside the paper's: top-1 vs α for Table VI, grouped bars otherwise.
+
+    ``rows`` are ``{"name", "switches", "top1", "paper_top1"}`` dicts. The paper's numbers are
+    on Something-Something V2 at ResNet-50; ours on the data the rows were trained on, so
+    compare the shapes (which row helps, where the curve peaks), not the levels.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    if table == "vi":
+        for variant, marker in (("baseline", "o"), ("ours", "s")):
+            mine = [r for r in rows if r["name"].startswith(variant)]
+            alphas = [100 * r["switches"]["alpha"] for r in mine]
+            line = ax.plot(alphas, [r["top1"] if r["top1"] is not None else float("nan") for r in mine],
+                           marker=marker, label=f"{variant} (measured)")[0]
+            ax.plot(alphas, [r["paper_top1"] for r in mine], marker=marker, ls="--", color=line.get_color(),
+                    alpha=0.6, label=f"{variant} (paper, Sth-Sth V2)")
+        ax.set_xlabel("point sampling rate α (%)")
+    else:
+        names = [r["name"] for r in rows]
+        xs = range(len(rows))
+        ax.bar([x - 0.2 for x in xs], [r["top1"] if r["top1"] is not None else 0 for r in rows], width=0.4,
+               label="measured")
+        paper_values = [r["paper_top1"] for r in rows]
+        if any(v is not None for v in paper_values):
+            ax.bar([x + 0.2 for x in xs], [v if v is not None else 0 for v in paper_values], width=0.4,
+                   label="paper (Sth-Sth V2)", alpha=0.6)
+        ax.set_xticks(list(xs), names, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_savefig(fig, path)
+    plt.close(fig)

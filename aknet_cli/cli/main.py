@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import backbones, bench, convert_1d, evaluate, flops, prepare, train, visualize
+from . import ablate, backbones, bench, convert_1d, evaluate, flops, prepare, train, visualize
 from ._common import domain_errors
 
 app = typer.Typer(
@@ -44,6 +44,7 @@ _register("eval", evaluate.eval_command, "Training")
 _register("convert-1d", convert_1d.convert_1d_command, "Models")
 _register("flops", flops.flops_command, "Analysis")
 _register("bench", bench.bench_command, "Analysis")
+_register("ablate", ablate.ablate_command, "Analysis")
 _register("visualize", visualize.visualize_command, "Analysis")
 
 
