@@ -1,23 +1,31 @@
 """Decoding: JPEG frame folders via PIL, videos via decord (default) or PyAV.
 
-Every reader returns ``uint8`` tensors of shape ``(N, 3, H, W)`` in RGB order. Decoder
-packages are imported on first use, with an install hint if missing. Any decoding failure
-becomes a :class:`VideoDecodeError` naming the file.
+Every reader returns ``uint8`` tensors of shape ``(N, 3, H, W)`` in RGB order. torch and the
+decoder packages are imported on first use (so ``aknet prepare`` starts without torch), with
+an install hint if a decoder is missing. Any decoding failure becomes a
+:class:`VideoDecodeError` naming the file. The decoders' own log lines (FFmpeg's
+``[matroska,webm @ 0x...] Read error`` and the like) are silenced: problems are reported
+through these errors, and so through prepare's skip reasons, only.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import torch
 
 from ..exceptions import ConfigError, VideoDecodeError
 
+if TYPE_CHECKING:  # torch is imported inside the readers: counting frames never needs it
+    import torch
+
 BACKENDS = ("decord", "pyav")
+_quiet = {"decord": False, "pyav": False}
 
 
 def check_backend(backend: str) -> str:
@@ -37,14 +45,31 @@ def _import_decord():
         import decord
     except ImportError:
         raise ConfigError("video backend 'decord' is not installed: pip install decord (or use backend 'pyav')") from None
+    if not _quiet["decord"]:
+        # decord's bundled FFmpeg prints straight to stderr ("Read error", "Unable to parse
+        # option value ..."); its level setter is the only switch that reaches it.
+        decord.logging.set_level(decord.logging.QUIET)
+        _quiet["decord"] = True
     return decord
 
 
 def _import_av():
     try:
         import av
+        import av.logging
     except ImportError:
         raise ConfigError("video backend 'pyav' is not installed: pip install av (or use backend 'decord')") from None
+    if not _quiet["pyav"]:
+        # FFmpeg's ERROR-level messages are how a demuxer says a file ended early (a truncated
+        # WebM raises nothing, it only logs "File ended prematurely"), so they are enabled and
+        # captured per call (see _ffmpeg_errors); anything uncaptured goes nowhere, never to
+        # the user's terminal.
+        libav = logging.getLogger("libav")
+        libav.addHandler(logging.NullHandler())
+        libav.propagate = False
+        av.logging.set_level(av.logging.ERROR)
+        av.logging.set_skip_repeated(False)  # the same error in the next file must be seen too
+        _quiet["pyav"] = True
     return av
 
 
@@ -75,7 +100,7 @@ def count_frame_files(folder: Path, *, template: str, start_index: int) -> int:
     return len(numbers)
 
 
-def read_frame_files(folder: Path, indices: Sequence[int], *, template: str, start_index: int) -> torch.Tensor:
+def read_frame_files(folder: Path, indices: Sequence[int], *, template: str, start_index: int) -> "torch.Tensor":
     """Load frames ``indices`` (0-based) of a frame folder.
 
     Returns:
@@ -95,7 +120,9 @@ def read_frame_files(folder: Path, indices: Sequence[int], *, template: str, sta
     return _stack([decoded[int(i)] for i in indices], folder)
 
 
-def _stack(frames: list[np.ndarray], source: Path) -> torch.Tensor:
+def _stack(frames: list[np.ndarray], source: Path) -> "torch.Tensor":
+    import torch
+
     try:
         array = np.stack(frames)
     except ValueError:
@@ -111,7 +138,7 @@ def _check_file(path: Path) -> None:
         raise VideoDecodeError(f"zero-byte video {path}")
 
 
-def read_video(path: Path, indices: Sequence[int], *, backend: str = "decord") -> torch.Tensor:
+def read_video(path: Path, indices: Sequence[int], *, backend: str = "decord") -> "torch.Tensor":
     """Decode frames ``indices`` (0-based) of a video file.
 
     Returns:
@@ -126,19 +153,23 @@ def read_video(path: Path, indices: Sequence[int], *, backend: str = "decord") -
             array = reader.get_batch(list(int(i) for i in indices)).asnumpy()
         except Exception as exc:  # decord raises its own DECORDError and RuntimeError subclasses
             raise VideoDecodeError(f"cannot decode {path} with decord: {_short(exc)}") from None
+        import torch
+
         return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
     return _read_video_pyav(path, indices)
 
 
-def _read_video_pyav(path: Path, indices: Sequence[int]) -> torch.Tensor:
+def _read_video_pyav(path: Path, indices: Sequence[int]) -> "torch.Tensor":
     av = _import_av()
     wanted = set(int(i) for i in indices)
     last = max(wanted)
     decoded: dict[int, np.ndarray] = {}
+    seen = 0  # frames decoded, wanted or not
     try:
         # Sequential decoding: frame-accurate seeking is unreliable across containers.
         with av.open(str(path)) as container:
             for number, frame in enumerate(container.decode(video=0)):
+                seen = number + 1
                 if number in wanted:
                     decoded[number] = frame.to_ndarray(format="rgb24")
                 if number >= last:
@@ -147,69 +178,104 @@ def _read_video_pyav(path: Path, indices: Sequence[int]) -> torch.Tensor:
         raise VideoDecodeError(f"cannot decode {path} with PyAV: {_short(exc)}") from None
     missing = sorted(wanted - decoded.keys())
     if missing:
-        raise VideoDecodeError(f"{path} ends before frame {missing[0]} (only {len(decoded) and max(decoded) + 1} decodable)")
+        raise VideoDecodeError(f"{path} ends before frame {missing[0]} (only {seen} decodable)")
     return _stack([decoded[int(i)] for i in indices], path)
 
 
-def count_video_frames(path: Path, *, backend: str = "decord") -> int:
-    """Frames of a video, verified: the last one must decode.
+@dataclass(frozen=True)
+class _Scan:
+    """What demuxing a video's packets (no decoding) says about it."""
 
-    decord's count is trusted when its last frame decodes; otherwise (or with the ``pyav``
-    backend) the frames are counted by decoding them all with PyAV. A file that yields
-    noticeably fewer frames (more than 10%, at least 3) than its container promises (frame
-    count, or duration x frame rate for WebM) is reported as truncated.
+    packets: int  # non-empty video packets: one per frame
+    indexed: int  # frames the container's index lists (MP4 sample table), 0 if it has none
+    error: str | None  # the first FFmpeg error while demuxing (e.g. "File ended prematurely")
+
+
+def count_video_frames(path: Path, *, backend: str = "decord") -> int:
+    """Frames of a video, verified, without trusting any frame-rate estimate.
+
+    The packets of the video stream are demuxed (cheap: nothing is decoded). A file is
+    *truncated* only when it actually fails before the end of its stream: the demuxer reports
+    a read error or a premature end (a cut WebM), the container's index lists frames whose
+    data is missing (a cut MP4), or decoding stops early. A variable-frame-rate file whose
+    duration x average rate promises more frames than it has is fine.
+
+    With ``decord`` the count is decord's (one entry per packet), verified by decoding the last
+    frame; if that fails, or with ``pyav``, every frame is decoded and counted.
 
     Raises:
         VideoDecodeError: missing, zero-byte, undecodable or truncated file.
     """
     path = Path(path)
     _check_file(path)
-    header = _pyav_header_count(path)
+    scan = _pyav_scan(path)
+    if scan.packets == 0:
+        raise VideoDecodeError(f"no decodable video frames in {path}" + (f" ({scan.error})" if scan.error else ""))
+    if scan.error:
+        raise VideoDecodeError(f"truncated video {path}: the file ends after {scan.packets} frames ({scan.error})")
+    if scan.indexed and scan.packets < scan.indexed:
+        raise VideoDecodeError(f"truncated video {path}: its index lists {scan.indexed} frames, only {scan.packets} are present")
     count = None
     if check_backend(backend) == "decord":
-        decord = _import_decord()
-        try:
-            reader = decord.VideoReader(str(path), num_threads=1)
-            if len(reader) > 0:
-                reader[len(reader) - 1]
-                count = len(reader)
-        except Exception:
-            pass  # fall through to the exact count below
+        count = _decord_verified_count(path)
     if count is None:
-        count = _pyav_decode_count(path)
-    if count == 0:
-        raise VideoDecodeError(f"no decodable video frames in {path}")
-    if header and count < header - max(2, round(0.1 * header)):
-        raise VideoDecodeError(f"truncated video {path}: its header promises ~{header} frames, {count} decode")
-    return count
-
-
-def _pyav_header_count(path: Path) -> int | None:
-    """Frames the container promises: its frame count, else duration x frame rate (WebM)."""
-    av = _import_av()
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            if stream.frames:
-                return int(stream.frames)
-            if container.duration and stream.average_rate:
-                return round(container.duration / 1_000_000 * float(stream.average_rate))
-            return None
-    except (av.error.FFmpegError, IndexError, ValueError) as exc:
-        raise VideoDecodeError(f"cannot open {path} as a video: {_short(exc)}") from None
-
-
-def _pyav_decode_count(path: Path) -> int:
-    av = _import_av()
-    count = 0
-    try:
-        with av.open(str(path)) as container:
-            for _ in container.decode(video=0):
-                count += 1
-    except (av.error.FFmpegError, IndexError, ValueError) as exc:
+        count, error = _pyav_decode_count(path)
         if count == 0:
-            raise VideoDecodeError(f"cannot open {path} as a video: {_short(exc)}") from None
+            raise VideoDecodeError(f"no decodable video frames in {path}" + (f" ({error})" if error else ""))
+        if error is not None or count < scan.packets:
+            raise VideoDecodeError(f"truncated video {path}: decoding stops after {count} of {scan.packets} frames"
+                                   + (f" ({error})" if error else ""))
     return count
+
+
+def _decord_verified_count(path: Path) -> int | None:
+    """decord's frame count if its last frame decodes, else ``None``."""
+    decord = _import_decord()
+    try:
+        reader = decord.VideoReader(str(path), num_threads=1)
+        if len(reader) > 0:
+            reader[len(reader) - 1]
+            return len(reader)
+    except Exception:  # decord raises DECORDError / RuntimeError subclasses
+        pass
+    return None
+
+
+def _pyav_scan(path: Path) -> _Scan:
+    av = _import_av()
+    with av.logging.Capture() as logs:
+        try:
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                indexed = int(stream.frames or 0)
+                packets = sum(1 for packet in container.demux(stream) if packet.size)
+        except (av.error.FFmpegError, IndexError, ValueError) as exc:
+            raise VideoDecodeError(f"cannot open {path} as a video: {_short(exc)}") from None
+    return _Scan(packets=packets, indexed=indexed, error=_first_error(logs))
+
+
+def _pyav_decode_count(path: Path) -> tuple[int, str | None]:
+    """``(frames decoded, first error or None)``: decoding every frame of the first video stream."""
+    av = _import_av()
+    count, error = 0, None
+    with av.logging.Capture() as logs:
+        try:
+            with av.open(str(path)) as container:
+                for _ in container.decode(video=0):
+                    count += 1
+        except (av.error.FFmpegError, IndexError, ValueError) as exc:
+            error = _short(exc)
+    return count, error or _first_error(logs)
+
+
+def _first_error(logs) -> str | None:
+    """The first ERROR-or-worse FFmpeg message captured, stripped."""
+    import av.logging
+
+    for level, _name, message in logs:
+        if level <= av.logging.ERROR and message.strip():
+            return message.strip()
+    return None
 
 
 def _short(exc: BaseException) -> str:
