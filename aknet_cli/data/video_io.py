@@ -13,15 +13,16 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from ..exceptions import ConfigError, VideoDecodeError
 
-if TYPE_CHECKING:  # torch is imported inside the readers: counting frames never needs it
+if TYPE_CHECKING:  # numpy and torch are imported inside the readers: counting frames needs neither
+    import numpy as np
     import torch
 
 BACKENDS = ("decord", "pyav")
@@ -51,6 +52,31 @@ def _import_decord():
         decord.logging.set_level(decord.logging.QUIET)
         _quiet["decord"] = True
     return decord
+
+
+@contextmanager
+def _decord_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null while decord runs.
+
+    decord's C++ layer logs failures (``video_reader.cc:83: ERROR opening: ...``) through its
+    own logger, which no level setting reaches; the failure itself still arrives as an
+    exception, which becomes our :class:`VideoDecodeError`. The redirect is process-wide for
+    its duration, so a line another thread writes to stderr meanwhile is lost: these calls
+    run in prepare's and the DataLoader's worker processes, where nothing else writes.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (e.g. a GUI host): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _import_av():
@@ -106,6 +132,7 @@ def read_frame_files(folder: Path, indices: Sequence[int], *, template: str, sta
     Returns:
         ``uint8`` tensor ``(len(indices), 3, H, W)``.
     """
+    import numpy as np
     from PIL import Image
 
     unique = sorted(set(int(i) for i in indices))
@@ -120,7 +147,8 @@ def read_frame_files(folder: Path, indices: Sequence[int], *, template: str, sta
     return _stack([decoded[int(i)] for i in indices], folder)
 
 
-def _stack(frames: list[np.ndarray], source: Path) -> "torch.Tensor":
+def _stack(frames: "list[np.ndarray]", source: Path) -> "torch.Tensor":
+    import numpy as np
     import torch
 
     try:
@@ -149,8 +177,9 @@ def read_video(path: Path, indices: Sequence[int], *, backend: str = "decord") -
     if check_backend(backend) == "decord":
         decord = _import_decord()
         try:
-            reader = decord.VideoReader(str(path), num_threads=1)
-            array = reader.get_batch(list(int(i) for i in indices)).asnumpy()
+            with _decord_stderr_silenced():
+                reader = decord.VideoReader(str(path), num_threads=1)
+                array = reader.get_batch(list(int(i) for i in indices)).asnumpy()
         except Exception as exc:  # decord raises its own DECORDError and RuntimeError subclasses
             raise VideoDecodeError(f"cannot decode {path} with decord: {_short(exc)}") from None
         import torch
@@ -163,7 +192,7 @@ def _read_video_pyav(path: Path, indices: Sequence[int]) -> "torch.Tensor":
     av = _import_av()
     wanted = set(int(i) for i in indices)
     last = max(wanted)
-    decoded: dict[int, np.ndarray] = {}
+    decoded: "dict[int, np.ndarray]" = {}
     seen = 0  # frames decoded, wanted or not
     try:
         # Sequential decoding: frame-accurate seeking is unreliable across containers.
@@ -232,10 +261,11 @@ def _decord_verified_count(path: Path) -> int | None:
     """decord's frame count if its last frame decodes, else ``None``."""
     decord = _import_decord()
     try:
-        reader = decord.VideoReader(str(path), num_threads=1)
-        if len(reader) > 0:
-            reader[len(reader) - 1]
-            return len(reader)
+        with _decord_stderr_silenced():
+            reader = decord.VideoReader(str(path), num_threads=1)
+            if len(reader) > 0:
+                reader[len(reader) - 1]
+                return len(reader)
     except Exception:  # decord raises DECORDError / RuntimeError subclasses
         pass
     return None
