@@ -42,7 +42,9 @@ def _report(summary, *, json_out: bool, note: str | None = None) -> None:
         table.add_row(split, str(count))
     console.print(table)
     if summary.skipped:
-        err_console.print(f"[yellow]skipped {len(summary.skipped)} clips[/] (details in {summary.out / 'skipped.csv'}):")
+        count = len(summary.skipped)
+        err_console.print(f"[yellow]skipped {count} clip{'s' if count != 1 else ''}[/] "
+                          f"(details in {summary.out / 'skipped.csv'}):", soft_wrap=True, highlight=False)
         for kind, count in payload["skipped_reasons"].items():
             err_console.print(f"  {count:>7}  {kind}  e.g. {next(r['reason'] for r in summary.skipped if r['kind'] == kind)}",
                               soft_wrap=True, markup=False, highlight=False)

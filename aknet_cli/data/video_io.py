@@ -309,5 +309,11 @@ def _first_error(logs) -> str | None:
 
 
 def _short(exc: BaseException) -> str:
+    """One short line for a decoder exception (PyAV's repeat the file name and the log)."""
+    strerror = getattr(exc, "strerror", None)
+    if isinstance(strerror, str) and strerror:
+        log = getattr(exc, "log", None)  # PyAV: (level, component, FFmpeg's last message)
+        detail = log[2].strip() if isinstance(log, tuple) and len(log) > 2 and log[2] else ""
+        return f"{strerror} ({detail})" if detail and detail != strerror else strerror
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
