@@ -9,7 +9,7 @@ from data_fixtures import V1_NAMES, make_diving48, make_sthv1, make_sthv2, tiny_
 
 from aknet_cli.data.formats import read_diving48, read_sthv1, read_sthv2
 from aknet_cli.data.manifest import flip_map, load_manifest
-from aknet_cli.data.prepare import MAX_CHUNK, chunk_ranges, prepare_release, progress_bar
+from aknet_cli.data.prepare import MAX_CHUNK, TASK_DESCRIPTION, chunk_ranges, prepare_release, progress_bar
 from aknet_cli.data.synthetic import CLASS_NAMES, REVERSED_PAIRS, SynthConfig, prepare_synthetic, write_video
 from aknet_cli.exceptions import ConfigError, DataError
 from sthsth_names import STHSTH_SORTED
@@ -185,7 +185,7 @@ def test_progress_bar_fits_80_columns():
     from rich.progress import ProgressSample
 
     with progress_bar(Console(file=io.StringIO(), width=80)) as progress:
-        task = progress.add_task("frames diving48", total=220_000)
+        task = progress.add_task(TASK_DESCRIPTION.format(name="diving48"), total=220_000)
         progress.update(task, completed=123_456)
         progress.tasks[0]._progress.clear()
         progress.tasks[0]._progress.extend([ProgressSample(0.0, 0), ProgressSample(0.1, 1234)])  # 12,340 clips/s

@@ -29,6 +29,8 @@ KNOWN_SPLITS = ("train", "val", "test")
 MAX_CHUNK = 64
 #: Fewer clips than this per process is not worth starting one.
 MIN_CHUNK = 4
+#: The progress bar's label; short, so that the whole bar fits 80 columns.
+TASK_DESCRIPTION = "frames {name}"
 
 
 def default_workers() -> int:
@@ -317,7 +319,7 @@ def count_all(
     processes = min(workers, max(1, len(entries) // MIN_CHUNK))
     chunks = chunk_ranges(len(entries), processes)
     with progress_bar(console) as progress:
-        task = progress.add_task(f"frames {release.name}", total=len(entries))
+        task = progress.add_task(TASK_DESCRIPTION.format(name=release.name), total=len(entries))
 
         def collect(chunk: range, counted: list) -> None:
             for i, result in zip(chunk, counted):
