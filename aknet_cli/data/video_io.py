@@ -215,7 +215,7 @@ def _read_video_pyav(path: Path, indices: Sequence[int]) -> "torch.Tensor":
 class _Scan:
     """What demuxing a video's packets (no decoding) says about it."""
 
-    packets: int  # non-empty video packets: one per frame
+    packets: int  # frames present: the index's count, else the non-empty video packets
     indexed: int  # frames the container's index lists (MP4 sample table), 0 if it has none
     error: str | None  # the first FFmpeg error while demuxing (e.g. "File ended prematurely")
 
@@ -223,11 +223,12 @@ class _Scan:
 def count_video_frames(path: Path, *, backend: str = "decord") -> int:
     """Frames of a video, verified, without trusting any frame-rate estimate.
 
-    The packets of the video stream are demuxed (cheap: nothing is decoded). A file is
-    *truncated* only when it actually fails before the end of its stream: the demuxer reports
-    a read error or a premature end (a cut WebM), the container's index lists frames whose
-    data is missing (a cut MP4), or decoding stops early. A variable-frame-rate file whose
-    duration x average rate promises more frames than it has is fine.
+    A container with a frame index (MP4) gives the count; one without (WebM) has its video
+    packets demuxed and counted (cheap: nothing is decoded). A file is *truncated* only when
+    it actually fails before the end of its stream: the demuxer reports a read error or a
+    premature end (a cut WebM), or decoding stops before the last frame the container lists
+    (a cut MP4). A variable-frame-rate file whose duration x average rate promises more
+    frames than it has is fine: no frame rate is ever used.
 
     With ``decord`` the count is decord's (one entry per packet), verified by decoding the last
     frame; if that fails, or with ``pyav``, every frame is decoded and counted.
@@ -241,9 +242,8 @@ def count_video_frames(path: Path, *, backend: str = "decord") -> int:
     if scan.packets == 0:
         raise VideoDecodeError(f"no decodable video frames in {path}" + (f" ({scan.error})" if scan.error else ""))
     if scan.error:
-        raise VideoDecodeError(f"truncated video {path}: the file ends after {scan.packets} frames ({scan.error})")
-    if scan.indexed and scan.packets < scan.indexed:
-        raise VideoDecodeError(f"truncated video {path}: its index lists {scan.indexed} frames, only {scan.packets} are present")
+        where = "" if scan.indexed else f" after {scan.packets} frames"
+        raise VideoDecodeError(f"truncated video {path}: the file ends{where} ({scan.error})")
     count = None
     if check_backend(backend) == "decord":
         count = _decord_verified_count(path)
@@ -272,13 +272,19 @@ def _decord_verified_count(path: Path) -> int | None:
 
 
 def _pyav_scan(path: Path) -> _Scan:
+    """Open the container; demux its video packets only where it has no frame index.
+
+    An index (MP4's sample table) is an exact count, and a cut file fails to decode its last
+    frame, which the caller checks; without one (WebM) the packets are the count, and the
+    demuxer's own error is the only sign of a cut file.
+    """
     av = _import_av()
     with av.logging.Capture() as logs:
         try:
             with av.open(str(path)) as container:
                 stream = container.streams.video[0]
                 indexed = int(stream.frames or 0)
-                packets = sum(1 for packet in container.demux(stream) if packet.size)
+                packets = indexed or sum(1 for packet in container.demux(stream) if packet.size)
         except (av.error.FFmpegError, IndexError, ValueError) as exc:
             raise VideoDecodeError(f"cannot open {path} as a video: {_short(exc)}") from None
     return _Scan(packets=packets, indexed=indexed, error=_first_error(logs))
