@@ -29,6 +29,8 @@ KNOWN_SPLITS = ("train", "val", "test")
 MAX_CHUNK = 64
 #: Fewer clips than this per process is not worth starting one.
 MIN_CHUNK = 4
+#: Threads counting inside each process (see _count_chunk).
+THREADS_PER_PROCESS = 2
 #: The progress bar's label; short, so that the whole bar fits 80 columns.
 TASK_DESCRIPTION = "frames {name}"
 
@@ -276,19 +278,29 @@ class _CountSpec:
     backend: str
 
 
+def _count_one(spec: _CountSpec, rel: str) -> int | VideoDecodeError:
+    path = spec.media_root / rel
+    try:
+        if spec.media == "frames":
+            return count_frame_files(path, template=spec.frame_template, start_index=spec.start_index)
+        return count_video_frames(path, backend=spec.backend)
+    except VideoDecodeError as exc:
+        return exc
+
+
 def _count_chunk(spec: _CountSpec, paths: Sequence[str]) -> list[int | VideoDecodeError]:
-    """Frame counts (or the error) of ``paths``; runs in a worker process."""
-    results: list[int | VideoDecodeError] = []
-    for rel in paths:
-        path = spec.media_root / rel
-        try:
-            if spec.media == "frames":
-                results.append(count_frame_files(path, template=spec.frame_template, start_index=spec.start_index))
-            else:
-                results.append(count_video_frames(path, backend=spec.backend))
-        except VideoDecodeError as exc:
-            results.append(exc)
-    return results
+    """Frame counts (or the error) of ``paths``, in order; runs in a worker process.
+
+    Two threads per process: decord decodes in a thread of its own and the caller waits for
+    it, so one thread leaves the core idle part of the time (measured on 2 cores: 1 thread
+    55 clips/s, 2 threads 80-130 clips/s on 224² WebM).
+    """
+    if len(paths) <= 1:
+        return [_count_one(spec, rel) for rel in paths]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=THREADS_PER_PROCESS) as threads:
+        return list(threads.map(lambda rel: _count_one(spec, rel), paths))
 
 
 def chunk_ranges(total: int, workers: int) -> list[range]:
@@ -308,9 +320,10 @@ def count_all(
 ) -> list[int | VideoDecodeError]:
     """Frame count (or the :class:`VideoDecodeError`) of every entry, in order.
 
-    ``workers > 1`` counts in that many processes (decoding is CPU bound, so threads gained
-    little), in chunks of consecutive clips; the progress bar stays in this process and
-    advances per finished chunk. ``on_error(i, error)`` may raise to stop early (``--strict``):
+    ``workers > 1`` counts in that many processes (decoding is CPU bound: threads alone share
+    one interpreter), in chunks of consecutive clips, each counted by
+    :data:`THREADS_PER_PROCESS` threads; the progress bar stays in this process and advances
+    per finished chunk. ``on_error(i, error)`` may raise to stop early (``--strict``):
     unstarted chunks are cancelled.
     """
     spec = _CountSpec(media=release.media, media_root=release.media_root, frame_template=release.frame_template,
@@ -329,8 +342,9 @@ def count_all(
             progress.advance(task, len(chunk))
 
         if processes <= 1:
-            for i, entry in enumerate(entries):
-                collect(range(i, i + 1), _count_chunk(spec, [entry.path]))
+            step = 4 * THREADS_PER_PROCESS  # small chunks: the bar moves often
+            for chunk in (range(i, min(i + step, len(entries))) for i in range(0, len(entries), step)):
+                collect(chunk, _count_chunk(spec, [entries[i].path for i in chunk]))
             return results
         _count_in_pool(spec, entries, chunks, processes, collect)
     return results
