@@ -231,23 +231,29 @@ def count_video_frames(path: Path, *, backend: str = "decord") -> int:
     frames than it has is fine: no frame rate is ever used.
 
     With ``decord`` the count is decord's (one entry per packet), verified by decoding the last
-    frame; if that fails, or with ``pyav``, every frame is decoded and counted.
+    frame; if that fails, or with ``pyav``, every frame is decoded and counted in one pass.
 
     Raises:
         VideoDecodeError: missing, zero-byte, undecodable or truncated file.
     """
     path = Path(path)
     _check_file(path)
+    if check_backend(backend) == "pyav":
+        # Decoding every frame also demuxes every packet: one pass sees both kinds of failure.
+        count, error = _pyav_decode_count(path)
+        if count == 0:
+            raise VideoDecodeError(f"no decodable video frames in {path}" + (f" ({error})" if error else ""))
+        if error is not None:
+            raise VideoDecodeError(f"truncated video {path}: decoding stops after {count} frames ({error})")
+        return count
     scan = _pyav_scan(path)
     if scan.packets == 0:
         raise VideoDecodeError(f"no decodable video frames in {path}" + (f" ({scan.error})" if scan.error else ""))
     if scan.error:
         where = "" if scan.indexed else f" after {scan.packets} frames"
         raise VideoDecodeError(f"truncated video {path}: the file ends{where} ({scan.error})")
-    count = None
-    if check_backend(backend) == "decord":
-        count = _decord_verified_count(path)
-    if count is None:
+    count = _decord_verified_count(path)
+    if count is None:  # decord failed on the last frame: decode everything to find out why
         count, error = _pyav_decode_count(path)
         if count == 0:
             raise VideoDecodeError(f"no decodable video frames in {path}" + (f" ({error})" if error else ""))
@@ -291,17 +297,30 @@ def _pyav_scan(path: Path) -> _Scan:
 
 
 def _pyav_decode_count(path: Path) -> tuple[int, str | None]:
-    """``(frames decoded, first error or None)``: decoding every frame of the first video stream."""
+    """``(frames decoded, first error or None)``: decoding every frame of the first video stream.
+
+    An error is FFmpeg's (demuxer or decoder) or the container's index listing more frames
+    than decode.
+
+    Raises:
+        VideoDecodeError: the file does not open as a video.
+    """
     av = _import_av()
-    count, error = 0, None
+    count, error, indexed = 0, None, 0
     with av.logging.Capture() as logs:
         try:
             with av.open(str(path)) as container:
+                indexed = int(container.streams.video[0].frames or 0)
                 for _ in container.decode(video=0):
                     count += 1
         except (av.error.FFmpegError, IndexError, ValueError) as exc:
+            if count == 0 and not indexed:
+                raise VideoDecodeError(f"cannot open {path} as a video: {_short(exc)}") from None
             error = _short(exc)
-    return count, error or _first_error(logs)
+    error = error or _first_error(logs)
+    if error is None and count < indexed:
+        error = f"its index lists {indexed} frames"
+    return count, error
 
 
 def _first_error(logs) -> str | None:
