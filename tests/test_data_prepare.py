@@ -157,24 +157,25 @@ def test_v2_label_indices_must_be_0_to_n(tmp_path, indices):
 
 
 def test_process_pool_gives_the_same_dataset(tmp_path):
-    root = make_sthv1(tmp_path / "raw", frames=3)
-    lines = []
-    for vid in range(5, 25):  # 24 clips in all: enough for two processes
-        lines.append(f"{vid};{V1_NAMES[vid % 3]}\n")
-        if vid != 9:  # 9 stays missing: a skip found in a worker process
-            write_frames(root / "frames" / str(vid), 2 + vid % 4)
-    with open(root / "something-something-v1-train.csv", "a") as handle:
-        handle.writelines(lines)
-    one = prepare_release(read_sthv1(root, frames_dir="frames"), out=tmp_path / "one", workers=1)
-    two = prepare_release(read_sthv1(root, frames_dir="frames"), out=tmp_path / "two", workers=2)
+    root = make_diving48(tmp_path / "raw")
+    records = json.loads((root / "Diving48_V2_train.json").read_text())
+    for number in range(22):  # 25 clips in all: enough for two processes
+        name = f"v{number}"
+        records.append({"vid_name": name, "label": number % 2, "start_frame": 0, "end_frame": 3})
+        if number != 9:  # v9 stays missing: a skip found in a worker process
+            write_video(root / "rgb" / f"{name}.mp4", tiny_clip(3 + number % 4), fps=10, codec="mpeg4")
+    (root / "Diving48_V2_train.json").write_text(json.dumps(records))
+    (root / "rgb" / "v5.mp4").write_text("not a video")
+    one = prepare_release(read_diving48(root), out=tmp_path / "one", workers=1)
+    two = prepare_release(read_diving48(root), out=tmp_path / "two", workers=2)
     assert one.splits == two.splits == {"train": 22, "val": 1}
-    assert [(r["id"], r["kind"]) for r in two.skipped] == [("9", "missing frame folder")]
+    assert [(r["id"], r["kind"]) for r in two.skipped] == [("v5", "undecodable video"), ("v9", "missing video")]
     for name in ("train.csv", "val.csv", "skipped.csv"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
     frames = pd.read_csv(tmp_path / "two" / "train.csv", dtype={"id": str}).set_index("id")["num_frames"]
-    assert frames["1"] == 3 and all(frames[str(v)] == 2 + v % 4 for v in range(5, 25) if v != 9)
-    with pytest.raises(DataError, match=r"--strict: train clip 9 "):
-        prepare_release(read_sthv1(root, frames_dir="frames"), out=tmp_path / "strict", workers=2, strict=True)
+    assert frames["a"] == 8 and all(frames[f"v{n}"] == 3 + n % 4 for n in range(22) if n not in (5, 9))
+    with pytest.raises(DataError, match=r"--strict: train clip v5 .*v5\.mp4\)"):
+        prepare_release(read_diving48(root), out=tmp_path / "strict", workers=2, strict=True)
     assert chunk_ranges(220_000, 16)[0] == range(0, MAX_CHUNK) and len(chunk_ranges(10, 2)) == 5
 
 

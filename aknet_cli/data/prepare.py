@@ -126,8 +126,9 @@ def prepare_release(
         out: output folder; created if needed.
         label_order: ``"file"`` or ``"sorted"``; ``None`` uses the release's default
             (``sorted`` for Sth-Sth as TSM/TDN do, ``file`` for Diving48).
-        workers: processes counting frames (decoding is CPU bound); ``None`` uses every CPU
-            this process may use. Small releases are counted in this process.
+        workers: processes counting video frames (decoding is CPU bound); ``None`` uses
+            every CPU this process may use. Frame folders and small releases are counted in
+            this process.
         strict: raise on the first skipped clip instead of recording it.
         force: replace an ``out`` that holds a different dataset.
         backend: ``decord`` or ``pyav`` for counting video frames.
@@ -329,7 +330,8 @@ def count_all(
     spec = _CountSpec(media=release.media, media_root=release.media_root, frame_template=release.frame_template,
                       start_index=release.start_index, backend=backend)
     results: list = [None] * len(entries)
-    processes = min(workers, max(1, len(entries) // MIN_CHUNK))
+    # Listing frame folders is cheap I/O: starting processes would cost more than it saves.
+    processes = 1 if release.media == "frames" else min(workers, max(1, len(entries) // MIN_CHUNK))
     chunks = chunk_ranges(len(entries), processes)
     with progress_bar(console) as progress:
         task = progress.add_task(TASK_DESCRIPTION.format(name=release.name), total=len(entries))
