@@ -344,9 +344,14 @@ def count_all(
             progress.advance(task, len(chunk))
 
         if processes <= 1:
-            step = 4 * THREADS_PER_PROCESS  # small chunks: the bar moves often
-            for chunk in (range(i, min(i + step, len(entries))) for i in range(0, len(entries), step)):
-                collect(chunk, _count_chunk(spec, [entries[i].path for i in chunk]))
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=THREADS_PER_PROCESS) as threads:
+                for start in range(0, len(entries), MAX_CHUNK * 4):  # bounded number of futures
+                    window = range(start, min(start + MAX_CHUNK * 4, len(entries)))
+                    counted = threads.map(lambda i: _count_one(spec, entries[i].path), window)
+                    for i, result in zip(window, counted):  # in order, as each clip finishes
+                        collect(range(i, i + 1), [result])
             return results
         _count_in_pool(spec, entries, chunks, processes, collect)
     return results
