@@ -15,9 +15,11 @@ as a user's `aknet prepare` pays it.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from aknet_cli.data.formats import READERS
@@ -27,7 +29,6 @@ from aknet_cli.data.synthetic import SynthConfig, generate_raw
 
 def _tile(raw: Path, fmt: str, ext: str, times: int) -> None:
     """List every clip ``times`` times: copy ``k`` of clip ``id`` is ``id-k``, a hard link."""
-    import json
     import os
 
     from aknet_cli.data.formats import diving48, sthv2
@@ -69,12 +70,20 @@ def main() -> None:
     config = SynthConfig(classes=classes, train_per_class=per_class, val_per_class=1, size=args.size,
                          frames=args.frames, format=args.format)
     raw = workdir / "raw"
-    start = time.perf_counter()
-    written = generate_raw(config, raw)
-    print(f"generated {config.classes * (per_class + 1)} clips ({args.format}, {args.size}², {args.frames} frames) "
-          f"in {time.perf_counter() - start:.0f} s under {raw}")
-    _tile(raw, args.format, written["extension"] or ".mp4", args.tile)
-    options = {"extension": written["extension"]} if args.format == "sthv2" else {}
+    stamp = raw / "bench-release.json"  # a --workdir holding the same release is reused as is
+    wanted = json.dumps({"config": asdict(config), "tile": args.tile}, sort_keys=True)
+    if stamp.is_file() and stamp.read_text() == wanted:
+        extension = json.loads((raw / "bench-extension.json").read_text())
+        print(f"reusing the release under {raw}")
+    else:
+        start = time.perf_counter()
+        extension = generate_raw(config, raw)["extension"] or ".mp4"
+        print(f"generated {config.classes * (per_class + 1)} clips ({args.format}, {args.size}², {args.frames} frames) "
+              f"in {time.perf_counter() - start:.0f} s under {raw}")
+        _tile(raw, args.format, extension, args.tile)
+        (raw / "bench-extension.json").write_text(json.dumps(extension))
+        stamp.write_text(wanted)
+    options = {"extension": extension} if args.format == "sthv2" else {}
     rates: dict[int, list[float]] = {w: [] for w in counts}
     for _ in range(args.repeats):
         for workers in counts:  # interleaved: machine load drifts, so no setting gets a quiet spell alone
