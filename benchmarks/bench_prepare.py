@@ -19,9 +19,8 @@ VP8 WebM), decord, interleaved runs:
     1         48-54 clips/s      131-157 clips/s (median of 3: 151)
     2         79-101 clips/s     110-137 clips/s (median of 3: 129)
 
-At one worker the gain comes from two counting threads per process (decord decodes in its
-own thread, so one caller leaves a core idle) and from no longer reading the whole header
-path twice. A second process did not help here: the two cores were already busy, and a
+At one worker the gain comes mostly from two counting threads per process (decord decodes
+in its own thread, so a single caller leaves a core idle much of the time). A second process did not help here: the two cores were already busy, and a
 second pool process only adds start-up and contention. Scaling across processes needs a
 machine with idle cores to be measured; it was not measured here.
 """
