@@ -113,7 +113,7 @@ def prepare_release(
     *,
     out: Path,
     label_order: str | None = None,
-    workers: int | None = None,
+    workers: int | None = 1,
     strict: bool = False,
     force: bool = False,
     backend: str = "decord",
@@ -127,8 +127,9 @@ def prepare_release(
         label_order: ``"file"`` or ``"sorted"``; ``None`` uses the release's default
             (``sorted`` for Sth-Sth as TSM/TDN do, ``file`` for Diving48).
         workers: processes counting video frames (decoding is CPU bound); ``None`` uses
-            every CPU this process may use. Frame folders and small releases are counted in
-            this process.
+            every CPU this process may use (the CLI's default). Frame folders and small
+            releases are counted in this process. With more than one, a calling script needs
+            the ``if __name__ == "__main__":`` guard (the workers are spawned).
         strict: raise on the first skipped clip instead of recording it.
         force: replace an ``out`` that holds a different dataset.
         backend: ``decord`` or ``pyav`` for counting video frames.
@@ -363,7 +364,7 @@ def _count_in_pool(spec: _CountSpec, entries: Sequence[Entry], chunks: list[rang
 
     # "spawn", not fork: the progress bar's refresh thread is already running, and forking a
     # threaded process can deadlock. A spawned worker imports only this module's light
-    # dependencies (no torch), so it is up in well under a second.
+    # dependencies and the decoders (no torch): a pool starts in about a second.
     pool = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"))
     try:
         pending = {pool.submit(_count_chunk, spec, [entries[i].path for i in chunk]): chunk for chunk in chunks}

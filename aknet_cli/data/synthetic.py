@@ -327,7 +327,7 @@ def prepare_synthetic(
     out: Path,
     raw: Path | None = None,
     force: bool = False,
-    workers: int | None = None,
+    workers: int | None = 1,
     console=None,
 ):
     """Generate ``synth-sth`` into ``raw`` (default ``out/raw``) and prepare it into ``out``.
