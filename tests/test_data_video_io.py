@@ -36,6 +36,26 @@ def test_truncated_webm_is_reported_as_truncated(tmp_path, backend):
         count_video_frames(path, backend=backend)
 
 
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_cut_mp4_with_its_index_in_front_is_truncated(tmp_path, backend):
+    import av
+
+    path = tmp_path / "cut.mp4"
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:  # index (moov) first
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        for frame in tiny_clip(40):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert count_video_frames(path, backend=backend) == 40
+    path.write_bytes(path.read_bytes()[: path.stat().st_size * 3 // 5])
+    with pytest.raises(VideoDecodeError, match=r"^truncated video .*cut\.mp4"):
+        count_video_frames(path, backend=backend)
+
+
 def test_pyav_short_video_names_the_frames_that_decode(tmp_path):
     path = tmp_path / "three.mp4"
     write_video(path, tiny_clip(3), fps=10, codec="mpeg4")

@@ -240,11 +240,11 @@ def count_video_frames(path: Path, *, backend: str = "decord") -> int:
     _check_file(path)
     if check_backend(backend) == "pyav":
         # Decoding every frame also demuxes every packet: one pass sees both kinds of failure.
-        count, error = _pyav_decode_count(path)
+        count, error, indexed = _pyav_decode_count(path)
+        if error is not None and (count or indexed):  # frames listed or decoded, then a failure
+            raise VideoDecodeError(f"truncated video {path}: decoding stops after {count} frames ({error})")
         if count == 0:
             raise VideoDecodeError(f"no decodable video frames in {path}" + (f" ({error})" if error else ""))
-        if error is not None:
-            raise VideoDecodeError(f"truncated video {path}: decoding stops after {count} frames ({error})")
         return count
     scan = _pyav_scan(path)
     if scan.packets == 0:
@@ -254,7 +254,7 @@ def count_video_frames(path: Path, *, backend: str = "decord") -> int:
         raise VideoDecodeError(f"truncated video {path}: the file ends{where} ({scan.error})")
     count = _decord_verified_count(path)
     if count is None:  # decord failed on the last frame: decode everything to find out why
-        count, error = _pyav_decode_count(path)
+        count, error, _ = _pyav_decode_count(path)
         if count == 0:
             raise VideoDecodeError(f"no decodable video frames in {path}" + (f" ({error})" if error else ""))
         if error is not None or count < scan.packets:
@@ -296,8 +296,9 @@ def _pyav_scan(path: Path) -> _Scan:
     return _Scan(packets=packets, indexed=indexed, error=_first_error(logs))
 
 
-def _pyav_decode_count(path: Path) -> tuple[int, str | None]:
-    """``(frames decoded, first error or None)``: decoding every frame of the first video stream.
+def _pyav_decode_count(path: Path) -> tuple[int, str | None, int]:
+    """``(frames decoded, first error or None, frames the index lists or 0)``: decoding every
+    frame of the first video stream.
 
     An error is FFmpeg's (demuxer or decoder) or the container's index listing more frames
     than decode.
@@ -320,7 +321,7 @@ def _pyav_decode_count(path: Path) -> tuple[int, str | None]:
     error = error or _first_error(logs)
     if error is None and count < indexed:
         error = f"its index lists {indexed} frames"
-    return count, error
+    return count, error, indexed
 
 
 def _first_error(logs) -> str | None:
