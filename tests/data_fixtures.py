@@ -65,3 +65,32 @@ def make_diving48(root: Path, *, frames: int = 8) -> Path:
     for vid in "abc":
         write_video(root / "rgb" / f"{vid}.mp4", tiny_clip(frames), fps=10, codec="mpeg4")
     return root
+
+
+def write_vfr_webm(path: Path, frames: int = 60, *, size: int = 32, codec: str = "libvpx-vp9") -> float:
+    """A valid variable-frame-rate WebM: frame gaps alternate irregularly between 20 and 200 ms.
+
+    Declared at 30 fps, so duration x average rate promises far more frames than it holds.
+    Returns the container's duration x average frame rate (the old "header" estimate).
+    """
+    import fractions
+
+    import av
+
+    gaps = np.random.default_rng(0).choice([20, 200], size=frames)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=30)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = fractions.Fraction(1, 1000)
+        pts = 0
+        for i, clip_frame in enumerate(tiny_clip(frames, size)):
+            frame = av.VideoFrame.from_ndarray(clip_frame, format="rgb24")
+            frame.pts, frame.time_base = pts, fractions.Fraction(1, 1000)
+            pts += int(gaps[i])
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with av.open(str(path)) as container:
+        return container.duration / 1_000_000 * float(container.streams.video[0].average_rate)

@@ -64,7 +64,121 @@ def test_synthetic_command(tmp_path):
     assert_one_line_error(result, "--classes")
 
 
+WIDE = {"COLUMNS": "240"}  # no wrapping, so a word missing from the help was dropped, not folded
+
+
 def test_help_has_examples():
-    for sub in ("sthv1", "sthv2", "diving48", "synthetic"):
-        result = runner.invoke(app, ["prepare", sub, "--help"])
+    """Each subcommand's --help shows its example line, `aknet prepare <sub> --root ...`."""
+    for sub, first in (("sthv1", "--root"), ("sthv2", "--root"), ("diving48", "--root"), ("synthetic", "--out")):
+        result = runner.invoke(app, ["prepare", sub, "--help"], env=WIDE)
         assert result.exit_code == 0 and "aknet prepare" in result.output
+        examples = [line.strip(" │") for line in result.output.splitlines() if line.strip(" │").startswith("aknet prepare")]
+        assert any(line.startswith(f"aknet prepare {sub} {first} ") for line in examples), result.output
+
+
+def _commands(command, path=()):
+    yield path, command
+    if hasattr(command, "commands"):  # a group
+        for name, sub in command.commands.items():
+            yield from _commands(sub, path + (name,))
+
+
+def test_every_help_keeps_all_of_its_text():
+    """Markdown help must not eat text: `<id>/00001.jpg` rendered as an HTML tag vanished."""
+    import re
+
+    import typer
+
+    root = typer.main.get_command(app)
+    checked = 0
+    for path, command in _commands(root):
+        texts = [command.help or ""] + [p.help or "" for p in command.params if p.param_type_name == "option"]
+        result = runner.invoke(app, [*path, "--help"], env=WIDE)
+        assert result.exit_code == 0, (path, result.output)
+        shown = " ".join(result.output.replace("│", " ").split())
+        for text in texts:
+            for tag in re.findall(r"<[A-Za-z_][^<>\s]*>", text):
+                assert tag in shown, f"aknet {' '.join(path)} --help lost {tag!r}"
+            for word in re.findall(r"[A-Za-z][A-Za-z0-9_]{2,}", text):
+                assert word in shown, f"aknet {' '.join(path)} --help lost {word!r}"
+            checked += 1
+    assert checked > 20
+
+
+def test_cli_and_prepare_path_do_not_import_torch(tmp_path):
+    """`aknet prepare` (and its error exits) must start without torch, which costs seconds."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys
+from aknet_cli.cli.main import app
+import aknet_cli.data, aknet_cli.data.formats, aknet_cli.data.prepare, aknet_cli.data.video_io, aknet_cli.data.synthetic
+for args in (["prepare", "--help"], ["prepare", "sthv1", "--help"], ["backbones", "--json"],
+             ["prepare", "sthv1", "--root", {str(tmp_path / "missing")!r}, "--out", {str(tmp_path / "ds")!r}]):
+    try:
+        app(args, standalone_mode=False)
+    except SystemExit:
+        pass
+    except Exception as exc:
+        assert type(exc).__name__ in ("Exit",), exc
+heavy = sorted(m for m in ("torch", "torchvision", "pandas", "av", "decord") if m in sys.modules)
+print("heavy:", ",".join(heavy))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "heavy:", result.stdout
+
+
+def test_malformed_v1_lists_are_one_line(tmp_path):
+    root = make_sthv1(tmp_path / "raw")
+    args = ["prepare", "sthv1", "--root", str(root), "--frames-dir", "frames", "--out", str(tmp_path / "ds")]
+    train = root / "something-something-v1-train.csv"
+    for text, line in (("1;Moving something up\n2 Holding something\n", 2),  # no ';'
+                       ("1,Moving something up\n2,Moving something up\n", 1)):  # comma-separated
+        train.write_text(text)
+        result = runner.invoke(app, args)
+        assert_one_line_error(result, "something-something-v1-train.csv", f"line {line}", "'id;label'")
+
+
+def test_root_that_is_a_file(tmp_path):
+    afile = tmp_path / "release.tar"
+    afile.write_text("x")
+    result = runner.invoke(app, ["prepare", "diving48", "--root", str(afile), "--out", str(tmp_path / "ds")])
+    assert_one_line_error(result, "release.tar", "is a file, not a folder")
+
+
+def test_strict_names_the_file_with_its_extension(tmp_path):
+    root = make_diving48(tmp_path / "raw")
+    (root / "rgb" / "a.mp4").write_text("not a video")
+    result = runner.invoke(app, ["prepare", "diving48", "--root", str(root), "--out", str(tmp_path / "ds"), "--strict", "--json"])
+    assert_one_line_error(result, "--strict", str(root / "rgb" / "a.mp4") + ")")
+
+
+def test_human_readable_summary_lists_skips(tmp_path):
+    root = make_diving48(tmp_path / "raw")
+    (root / "rgb" / "a.mp4").write_text("not a video")
+    result = runner.invoke(app, ["prepare", "diving48", "--root", str(root), "--out", str(tmp_path / "ds")], env=WIDE)
+    assert result.exit_code == 0, result.output
+    lines = [" ".join(line.replace("│", " ").split()) for line in result.output.splitlines()]
+    assert f"Prepared {tmp_path / 'ds'} (2 classes)" in lines
+    assert "train 1" in lines and "val 1" in lines  # a.mp4 (train) skipped, b kept; c in val
+    assert f"skipped 1 clip (details in {tmp_path / 'ds' / 'skipped.csv'}):" in lines
+    reason = next(line for line in lines if line.startswith("1 undecodable video"))
+    assert str(root / "rgb" / "a.mp4") in reason
+
+
+def test_forgotten_frames_dir_names_the_dominant_reason_and_writes_skipped_csv(tmp_path):
+    root = make_sthv1(tmp_path / "raw")
+    with open(root / "something-something-v1-validation.csv", "a") as handle:
+        handle.write("5;Juggling something\n")  # one unknown label among 4 missing folders
+    out = tmp_path / "ds"
+    result = runner.invoke(app, ["prepare", "sthv1", "--root", str(root), "--out", str(out), "--json"])
+    assert_one_line_error(result, "4 of 5 skipped as missing frame folder", "--frames-dir", "skipped.csv")
+    rows = (out / "skipped.csv").read_text().splitlines()
+    assert rows[0] == "split,id,kind,reason" and len(rows) == 6
+    assert not (out / "dataset.json").exists()
+    # Fixing the option needs no --force: the lone skipped.csv is prepare's own.
+    result = runner.invoke(app, ["prepare", "sthv1", "--root", str(root), "--frames-dir", "frames", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["skipped_reasons"] == {"unknown label": 1}

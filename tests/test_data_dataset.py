@@ -1,10 +1,14 @@
 """VideoDataset over prepared frame and video datasets; error policies; DataLoader."""
 
+import json
+import re
+
 import pytest
 import torch
 from data_fixtures import make_diving48, make_sthv1, write_frames
 
-from aknet_cli.data import VideoDataset, build_dataloader, build_transform
+from aknet_cli.data import VideoDataset, build_dataloader, build_transform, load_manifest
+from aknet_cli.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from aknet_cli.data.formats import read_diving48, read_sthv1
 from aknet_cli.data.prepare import prepare_release
 from aknet_cli.exceptions import DataError, VideoDecodeError
@@ -19,14 +23,33 @@ def frames_ds(tmp_path):
     return tmp_path / "ds", root
 
 
+def _grey(clip):
+    """The grey level 0..255 of each frame of a normalised clip (..., 3, H, W) of flat frames."""
+    red = clip[..., 0, :, :].mean(dim=(-2, -1))
+    return torch.round((red * IMAGENET_STD[0] + IMAGENET_MEAN[0]) * 255).int().tolist()
+
+
 def test_frame_dataset_shapes(frames_ds):
     ds_dir, _ = frames_ds
     ds = VideoDataset(ds_dir, "train", num_segments=4, transform=build_transform(train=False, **SMALL))
     clip, label = ds[0]
     assert clip.shape == (4, 3, 16, 16) and label == 2
+    # Frame i is grey 20*i. 6 frames, T=4: L=1.5, test centres int(0.75 + 1.5 i) = 0, 2, 3, 5.
+    assert _grey(clip) == [0, 40, 60, 100]
     tdn = VideoDataset(ds_dir, "val", num_segments=3, frames_per_segment=5, num_clips=2,
                        transform=build_transform(train=False, **SMALL))
-    assert tdn[0][0].shape == (2, 3, 5, 3, 16, 16)
+    clip = tdn[0][0]
+    assert clip.shape == (2, 3, 5, 3, 16, 16)
+    # L=2; clip k takes floor(2 (i + (k + 0.5) / 2)): clip 0 -> 0, 2, 4; clip 1 -> 1, 3, 5;
+    # TDN takes f-2 .. f+2 around each, clamped to 0..5. Layout (clip, segment, frame).
+    expected = [[[0, 0, 0, 1, 2], [0, 1, 2, 3, 4], [2, 3, 4, 5, 5]],
+                [[0, 0, 1, 2, 3], [1, 2, 3, 4, 5], [3, 4, 5, 5, 5]]]
+    assert _grey(clip) == [[[20 * f for f in seg] for seg in c] for c in expected]
+    views = VideoDataset(ds_dir, "val", num_segments=3, frames_per_segment=5, num_clips=2,
+                         transform=build_transform(train=False, resize=16, crop=16, three_crop=True))[0][0]
+    assert views.shape == (6, 3, 5, 3, 16, 16)
+    # clip-major: views 0-2 are the three crops of clip 0, views 3-5 those of clip 1
+    assert _grey(views) == [[[20 * f for f in seg] for seg in expected[v // 3]] for v in range(6)]
 
 
 def test_frames_are_the_sampled_ones(frames_ds):
@@ -38,7 +61,14 @@ def test_frames_are_the_sampled_ones(frames_ds):
     assert clip[:, 0, 0, 0].tolist() == [20, 60, 100]
 
 
+def _bar_width(frames):
+    """Columns of the fixture's bright bar in each uint8 frame (N, 3, H, W)."""
+    return (frames[:, 0].float().mean(dim=1) > 100).sum(dim=1).tolist()
+
+
 def test_video_dataset_both_backends(tmp_path):
+    import av
+
     root = make_diving48(tmp_path / "raw")
     prepare_release(read_diving48(root), out=tmp_path / "ds")
     for backend in ("decord", "pyav"):
@@ -46,6 +76,16 @@ def test_video_dataset_both_backends(tmp_path):
                           transform=build_transform(train=True, resize=32, crop=24))
         clip, label = ds[1]
         assert clip.shape == (4, 3, 24, 24) and label == 1
+    identity = lambda frames, label: (frames, label)  # noqa: E731
+    clips = {backend: VideoDataset(tmp_path / "ds", "train", num_segments=4, backend=backend, transform=identity)[1][0]
+             for backend in ("decord", "pyav")}
+    # An independent decode of b.mp4; 8 frames, T=4 -> centres int(1 + 2 i) = 1, 3, 5, 7.
+    with av.open(str(root / "rgb" / "b.mp4")) as container:
+        every = [torch.from_numpy(f.to_ndarray(format="rgb24")).permute(2, 0, 1) for f in container.decode(video=0)]
+    expected = torch.stack([every[i] for i in (1, 3, 5, 7)])
+    assert torch.equal(clips["pyav"], expected)
+    assert torch.equal(clips["decord"], clips["pyav"])
+    assert _bar_width(expected) == [4 + 3 * i for i in (1, 3, 5, 7)]  # frame f's bar is 4 + 3f wide
 
 
 def test_corrupt_clip_fail_and_skip(frames_ds):
@@ -72,3 +112,54 @@ def test_dataloader_batches_and_bad_split(frames_ds, tmp_path):
         VideoDataset(ds_dir, "test", num_segments=2)
     with pytest.raises(DataError, match="not a prepared dataset"):
         VideoDataset(tmp_path, "train", num_segments=2)
+
+
+def test_num_skipped_counts_bad_clips_not_attempts(frames_ds):
+    ds_dir, root = frames_ds
+    for vid in ("1", "2"):  # train clips 0 and 1 unreadable: asking for clip 0 tries 0, 1, then 2
+        (root / "frames" / vid / "00001.jpg").write_bytes(b"not a jpeg")
+    ds = VideoDataset(ds_dir, "train", num_segments=6, on_error="skip", transform=lambda f, label: (f, label))
+    assert ds[0][1] == 1 and ds.num_skipped == 2  # served by clip 2 ("3", label 1 in sorted order)
+    assert ds[1][1] == 1 and ds[0][1] == 1 and ds.num_skipped == 2  # met again: still two bad clips
+    ds.reset_skipped()
+    assert ds.num_skipped == 0 and ds[1][1] == 1 and ds.num_skipped == 1
+
+
+def test_frames_of_different_sizes_are_an_error(frames_ds):
+    from PIL import Image
+
+    ds_dir, root = frames_ds
+    Image.new("RGB", (24, 18)).save(root / "frames" / "1" / "00006.jpg")  # the others are 20x16
+    ds = VideoDataset(ds_dir, "train", num_segments=6, transform=build_transform(train=False, **SMALL))
+    with pytest.raises(VideoDecodeError, match=r"frames of .*frames/1 differ in size"):
+        ds[0]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "is not valid JSON"),
+    ("[1, 2]", "is not a JSON object"),
+    ('{"media": "video", "media_root": "/x"}', "lacks 'classes'"),
+    ('{"media": "tape", "media_root": "/x", "classes": ["a"]}', "media is 'tape'"),
+    ('{"media": "video", "media_root": "/x", "classes": "a,b"}', "classes must be a non-empty list"),
+    ('{"media": "frames", "media_root": "/x", "classes": ["a"]}', "lacks the frame_template"),
+])
+def test_bad_dataset_json(tmp_path, text, message):
+    (tmp_path / "dataset.json").write_text(text)
+    with pytest.raises(DataError, match=re.escape(str(tmp_path / "dataset.json")) + ".*" + re.escape(message)):
+        VideoDataset(tmp_path, "train", num_segments=2)
+
+
+def test_reversed_pair_naming_an_unknown_class(frames_ds):
+    ds_dir, _ = frames_ds
+    data = json.loads((ds_dir / "dataset.json").read_text())
+    data["reversed_pairs"] = [["Moving something up", "Moving something down"]]
+    (ds_dir / "dataset.json").write_text(json.dumps(data))
+    with pytest.raises(DataError, match="reversed pair"):
+        load_manifest(ds_dir).reversed_pairs
+
+
+def test_split_csv_missing_columns(frames_ds):
+    ds_dir, _ = frames_ds
+    (ds_dir / "train.csv").write_text("id,path,label\n1,1,2\n")
+    with pytest.raises(DataError, match=r"train\.csv lacks columns \['num_frames'\]; re-run `aknet prepare`"):
+        VideoDataset(ds_dir, "train", num_segments=2)

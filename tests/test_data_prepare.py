@@ -5,12 +5,12 @@ import shutil
 
 import pandas as pd
 import pytest
-from data_fixtures import V1_NAMES, make_diving48, make_sthv1, make_sthv2, tiny_clip
+from data_fixtures import V1_NAMES, make_diving48, make_sthv1, make_sthv2, tiny_clip, write_frames
 
 from aknet_cli.data.formats import read_diving48, read_sthv1, read_sthv2
 from aknet_cli.data.manifest import flip_map, load_manifest
-from aknet_cli.data.prepare import prepare_release
-from aknet_cli.data.synthetic import write_video
+from aknet_cli.data.prepare import MAX_CHUNK, TASK_DESCRIPTION, chunk_ranges, prepare_release, progress_bar
+from aknet_cli.data.synthetic import CLASS_NAMES, REVERSED_PAIRS, SynthConfig, prepare_synthetic, write_video
 from aknet_cli.exceptions import ConfigError, DataError
 from sthsth_names import STHSTH_SORTED
 
@@ -119,3 +119,101 @@ def test_diving48_unknown_label_index(tmp_path):
     (root / "Diving48_V2_train.json").write_text(json.dumps(records))
     summary = prepare_release(read_diving48(root), out=tmp_path / "ds")
     assert [(r["id"], r["kind"]) for r in summary.skipped] == [("a", "unknown label")]
+
+
+def test_diving48_label_written_as_a_string(tmp_path):
+    root = make_diving48(tmp_path / "raw")
+    records = json.loads((root / "Diving48_V2_train.json").read_text())
+    records[0]["label"], records[1]["label"] = "0", "1"
+    (root / "Diving48_V2_train.json").write_text(json.dumps(records))
+    summary = prepare_release(read_diving48(root), out=tmp_path / "ds")
+    assert not summary.skipped
+    assert pd.read_csv(tmp_path / "ds" / "train.csv")["label"].tolist() == [0, 1]
+
+
+def test_frame_numbering_gap_is_skipped(tmp_path):
+    root = make_sthv1(tmp_path / "raw")
+    (root / "frames" / "1" / "00003.jpg").unlink()  # 1, 2, 4, 5, 6
+    (root / "frames" / "3" / "00001.jpg").rename(root / "frames" / "3" / "00007.jpg")  # starts at 2
+    summary = prepare_release(read_sthv1(root, frames_dir="frames"), out=tmp_path / "ds")
+    assert sorted((r["id"], r["kind"]) for r in summary.skipped) == [("1", "frame numbering"), ("3", "frame numbering")]
+    assert summary.splits == {"train": 1, "val": 1}
+
+
+def test_duplicate_v1_class_is_an_error(tmp_path):
+    root = make_sthv1(tmp_path / "raw")
+    (root / "something-something-v1-labels.csv").write_text("".join(n + "\n" for n in V1_NAMES + [V1_NAMES[1]]))
+    with pytest.raises(DataError, match="something-something-v1-labels.csv lists a class name twice"):
+        read_sthv1(root, frames_dir="frames")
+
+
+@pytest.mark.parametrize("indices", [["0", "2"], ["1", "2"], ["0", "0"], ["0", "x"]])
+def test_v2_label_indices_must_be_0_to_n(tmp_path, indices):
+    root = make_sthv2(tmp_path / "raw", frames=4)
+    names = ["Moving something up", "Putting something onto something"]
+    (root / "something-something-v2-labels.json").write_text(json.dumps(dict(zip(names, indices))))
+    with pytest.raises(DataError, match=r"something-something-v2-labels\.json (class indices are not 0\.\.1|has a non-integer)"):
+        read_sthv2(root)
+
+
+def test_process_pool_gives_the_same_dataset(tmp_path):
+    root = make_diving48(tmp_path / "raw")
+    records = json.loads((root / "Diving48_V2_train.json").read_text())
+    for number in range(22):  # 25 clips in all: enough for two processes
+        name = f"v{number}"
+        records.append({"vid_name": name, "label": number % 2, "start_frame": 0, "end_frame": 3})
+        if number != 9:  # v9 stays missing: a skip found in a worker process
+            write_video(root / "rgb" / f"{name}.mp4", tiny_clip(3 + number % 4), fps=10, codec="mpeg4")
+    (root / "Diving48_V2_train.json").write_text(json.dumps(records))
+    (root / "rgb" / "v5.mp4").write_text("not a video")
+    one = prepare_release(read_diving48(root), out=tmp_path / "one", workers=1)
+    two = prepare_release(read_diving48(root), out=tmp_path / "two", workers=2)
+    assert one.splits == two.splits == {"train": 22, "val": 1}
+    assert [(r["id"], r["kind"]) for r in two.skipped] == [("v5", "undecodable video"), ("v9", "missing video")]
+    for name in ("train.csv", "val.csv", "skipped.csv"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    frames = pd.read_csv(tmp_path / "two" / "train.csv", dtype={"id": str}).set_index("id")["num_frames"]
+    assert frames["a"] == 8 and all(frames[f"v{n}"] == 3 + n % 4 for n in range(22) if n not in (5, 9))
+    # Workers finish in any order: --strict stops at whichever bad clip is found first.
+    with pytest.raises(DataError, match=r"--strict: train clip (v5 .*v5|v9 .*v9)\.mp4\)"):
+        prepare_release(read_diving48(root), out=tmp_path / "strict", workers=2, strict=True)
+    assert chunk_ranges(220_000, 16)[0] == range(0, MAX_CHUNK) and len(chunk_ranges(10, 2)) == 5
+
+
+def test_progress_bar_fits_80_columns():
+    import io
+
+    from rich.console import Console
+    from rich.progress import ProgressSample
+
+    with progress_bar(Console(file=io.StringIO(), width=80)) as progress:
+        task = progress.add_task(TASK_DESCRIPTION.format(name="diving48"), total=220_000)
+        progress.update(task, completed=123_456)
+        progress.tasks[0]._progress.clear()
+        progress.tasks[0]._progress.extend([ProgressSample(0.0, 0), ProgressSample(0.1, 1234)])  # 12,340 clips/s
+        console = Console(file=io.StringIO(), width=80, color_system=None)
+        console.print(progress.make_tasks_table(progress.tasks))
+    text = console.file.getvalue()
+    assert "123456/220000" in text and "12,340 clips/s" in text and "eta" in text
+    assert len(text.rstrip("\n").splitlines()) == 1, text
+
+
+def test_synth_reversed_pairs_follow_the_label_order(tmp_path):
+    config = SynthConfig(classes=12, train_per_class=1, val_per_class=1, size=32, frames=4)
+    prepare_synthetic(config, out=tmp_path / "s")
+    manifest = load_manifest(tmp_path / "s")
+    expected = {(CLASS_NAMES[a], CLASS_NAMES[b]) for a, b in REVERSED_PAIRS}  # the generator's own pairs
+    assert {tuple(p) for p in manifest.data["reversed_pairs"]} == expected
+    pairs = manifest.reversed_pairs
+    assert all(isinstance(a, int) and isinstance(b, int) for a, b in pairs)
+    assert {(manifest.classes[a], manifest.classes[b]) for a, b in pairs} == expected
+    # Sorted label order moves them off 0-9 (issue 7): hand-checked against the sorted names.
+    assert sorted(tuple(sorted(p)) for p in pairs) == [(0, 1), (2, 6), (3, 7), (4, 5), (10, 11)]
+    # A pair is only recorded when both classes exist, and real releases have none.
+    prepare_synthetic(SynthConfig(classes=5, train_per_class=1, val_per_class=1, size=32, frames=4), out=tmp_path / "five")
+    assert {tuple(sorted(load_manifest(tmp_path / "five").classes[i] for i in p))
+            for p in load_manifest(tmp_path / "five").reversed_pairs} == {tuple(sorted(CLASS_NAMES[i] for i in p))
+                                                                         for p in REVERSED_PAIRS[:2]}
+    root = make_sthv1(tmp_path / "raw")
+    prepare_release(read_sthv1(root, frames_dir="frames"), out=tmp_path / "v1")
+    assert load_manifest(tmp_path / "v1").data["reversed_pairs"] == [] and load_manifest(tmp_path / "v1").reversed_pairs == []

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from aknet_cli.data.manifest import load_manifest
-from aknet_cli.data.synthetic import CLASS_NAMES, REVERSED_PAIRS, SynthConfig, prepare_synthetic, render_clip
+from aknet_cli.data import synthetic
+from aknet_cli.data.synthetic import CLASS_NAMES, REVERSED_PAIRS, SynthConfig, _track, prepare_synthetic, render_clip
 from aknet_cli.exceptions import ConfigError, DataError
 
 TINY = dict(classes=4, train_per_class=3, val_per_class=2, size=32, frames=8)
@@ -49,13 +50,47 @@ def _object_x(clip):
     return np.array(xs)
 
 
-def test_reversed_pairs_are_time_reversals():
-    for a, b in REVERSED_PAIRS:
-        # same seed/number: class b draws the same parameters as a and plays them backwards,
-        # apart from the independent background drift and sensor noise.
-        clip_a = render_clip(cls=a, seed=0, split="train", number=0, size=64, frames=12)
-        clip_b = render_clip(cls=b, seed=0, split="train", number=0, size=64, frames=12)
-        assert clip_a.shape == clip_b.shape
+def _flat_background(monkeypatch):
+    """Render on a flat grey background (no texture, no drift) so the object can be segmented."""
+    monkeypatch.setattr(synthetic, "_background", lambda rng, size: np.full((size, size, 3), 128.0))
+
+
+def _moving_object(clip):
+    """Per frame, the pixels of the object: unlike the grey background, and not static (distractors)."""
+    unlike = np.abs(clip.astype(np.float32) - 128).sum(-1) > 60
+    return unlike & ~unlike.all(0)
+
+
+def _object_stats(clip):
+    """Per-frame x and y centroid and area (pixels) of the moving object."""
+    mask = _moving_object(clip)
+    ys = np.array([np.nonzero(m)[0].mean() if m.any() else np.nan for m in mask])
+    xs = np.array([np.nonzero(m)[1].mean() if m.any() else np.nan for m in mask])
+    return {"x": xs, "y": ys, "area": mask.reshape(len(mask), -1).sum(1).astype(float)}
+
+
+def _slope(values):
+    keep = ~np.isnan(values)
+    return np.polyfit(np.arange(len(values))[keep], values[keep], 1)[0]
+
+
+# For each reversed pair: the statistic that defines it and its sign for the first class.
+# "up" moves towards y = 0 (image rows grow downwards); "clockwise" on screen grows the angle.
+PAIR_STATISTIC = {(0, 1): ("x", +1), (2, 3): ("scale", +1), (4, 5): ("y", -1), (6, 7): ("alpha", +1), (8, 9): ("angle", +1)}
+PIXEL_STATISTIC = {"x": "x", "y": "y", "scale": "area", "alpha": "area"}  # rotation: track only
+
+
+def test_reversed_pairs_are_time_reversals(monkeypatch):
+    assert set(PAIR_STATISTIC) == set(REVERSED_PAIRS)
+    for (a, b), (stat, sign) in PAIR_STATISTIC.items():
+        for k in range(10):
+            # The generator's motion definition: from the same random state, class b's track
+            # is exactly class a's played backwards, and the defining statistic moves oppositely.
+            track_a = _track(np.random.default_rng(k), a, 64, 12)
+            track_b = _track(np.random.default_rng(k), b, 64, 12)
+            for field in ("x", "y", "scale", "angle", "alpha"):
+                assert np.array_equal(getattr(track_b, field), getattr(track_a, field)[::-1]), (a, b, field)
+            assert sign * _slope(getattr(track_a, stat)) > 0 and sign * _slope(getattr(track_b, stat)) < 0, (a, b, k)
     lr = [np.polyfit(np.arange(11), _object_x(render_clip(cls=0, seed=0, split="train", number=n, size=64, frames=12)), 1)[0]
           for n in range(5)]
     rl = [np.polyfit(np.arange(11), _object_x(render_clip(cls=1, seed=0, split="train", number=n, size=64, frames=12)), 1)[0]
@@ -66,9 +101,18 @@ def test_reversed_pairs_are_time_reversals():
     mean_lr = np.mean([render_clip(cls=0, seed=1, split="train", number=n, size=32, frames=8).mean(0) for n in range(30)], 0)
     mean_rl = np.mean([render_clip(cls=1, seed=1, split="train", number=n, size=32, frames=8).mean(0) for n in range(30)], 0)
     assert np.abs(mean_lr - mean_rl).mean() < 12
+    # In the rendered pixels too (clips are seeded by class, so each class has its own clips):
+    _flat_background(monkeypatch)
+    for (a, b), (stat, sign) in PAIR_STATISTIC.items():
+        if stat not in PIXEL_STATISTIC:
+            continue
+        for n in range(4):
+            for cls, direction in ((a, sign), (b, -sign)):
+                clip = render_clip(cls=cls, seed=0, split="train", number=n, size=64, frames=12)
+                assert direction * _slope(_object_stats(clip)[PIXEL_STATISTIC[stat]]) > 0, (cls, stat, n)
 
 
-def test_growing_vs_shrinking_object():
+def test_growing_vs_shrinking_object(monkeypatch):
     def area(clip):
         motion = np.abs(np.diff(clip.astype(np.float32), axis=0)).sum(-1)
         return motion.reshape(len(motion), -1).max(1)
@@ -76,6 +120,14 @@ def test_growing_vs_shrinking_object():
     grow = render_clip(cls=2, seed=0, split="val", number=1, size=64, frames=12)
     shrink = render_clip(cls=3, seed=0, split="val", number=1, size=64, frames=12)
     assert (np.abs(grow[-1].astype(int) - grow[0]).sum() > 0) and area(grow).shape == area(shrink).shape
+    # "towards the camera" grows the object, "away" shrinks it: its area in pixels, on a flat
+    # background, rises (falls) from the first frame to the last, in every clip tried.
+    _flat_background(monkeypatch)
+    for n in range(6):
+        towards = _object_stats(render_clip(cls=2, seed=0, split="val", number=n, size=64, frames=12))["area"]
+        away = _object_stats(render_clip(cls=3, seed=0, split="val", number=n, size=64, frames=12))["area"]
+        assert _slope(towards) > 0 and towards[-1] > 1.5 * towards[0], (n, towards)
+        assert _slope(away) < 0 and away[0] > 1.5 * away[-1], (n, away)
 
 
 def test_video_formats(tmp_path):

@@ -20,7 +20,7 @@ app = typer.Typer(
 ROOT = typer.Option(..., "--root", help="Folder of the official release (read only).", show_default=False)
 OUT = typer.Option(..., "--out", help="Output dataset folder (must not be inside --root).", show_default=False)
 LABEL_ORDER = typer.Option(None, "--label-order", help="'file' (mmaction2) or 'sorted' (TSM/TDN). Default: sorted for Sth-Sth, file for Diving48.")
-WORKERS = typer.Option(4, "--workers", help="Threads counting frames.")
+WORKERS = typer.Option(None, "--workers", help="Processes counting frames [default: every CPU].", show_default=False)
 STRICT = typer.Option(False, "--strict", help="Fail on the first unusable clip instead of skipping it.")
 FORCE = typer.Option(False, "--force", help="Replace an --out folder holding a different dataset.")
 BACKEND = typer.Option("decord", "--backend", help="Video decoder for counting frames: decord or pyav.")
@@ -42,7 +42,9 @@ def _report(summary, *, json_out: bool, note: str | None = None) -> None:
         table.add_row(split, str(count))
     console.print(table)
     if summary.skipped:
-        err_console.print(f"[yellow]skipped {len(summary.skipped)} clips[/] (details in {summary.out / 'skipped.csv'}):")
+        count = len(summary.skipped)
+        err_console.print(f"[yellow]skipped {count} clip{'s' if count != 1 else ''}[/] "
+                          f"(details in {summary.out / 'skipped.csv'}):", soft_wrap=True, highlight=False)
         for kind, count in payload["skipped_reasons"].items():
             err_console.print(f"  {count:>7}  {kind}  e.g. {next(r['reason'] for r in summary.skipped if r['kind'] == kind)}",
                               soft_wrap=True, markup=False, highlight=False)
@@ -64,8 +66,8 @@ def _run(fmt: str, root: Path, out: Path, *, label_order, workers, strict, force
 @domain_errors
 def sthv1_command(
     root: Path = ROOT, out: Path = OUT,
-    frames_dir: Optional[str] = typer.Option(None, "--frames-dir", help="Subfolder of --root holding the <id>/ frame folders, e.g. 20bn-something-something-v1."),
-    label_order: Optional[str] = LABEL_ORDER, workers: int = WORKERS, strict: bool = STRICT, force: bool = FORCE,
+    frames_dir: Optional[str] = typer.Option(None, "--frames-dir", help="Subfolder of --root holding the `<id>/` frame folders, e.g. 20bn-something-something-v1."),
+    label_order: Optional[str] = LABEL_ORDER, workers: Optional[int] = WORKERS, strict: bool = STRICT, force: bool = FORCE,
     json_out: bool = JSON,
 ) -> None:
     """Something-Something V1 (JPEG frame folders + ';' CSVs).
@@ -82,8 +84,8 @@ def sthv1_command(
 @domain_errors
 def sthv2_command(
     root: Path = ROOT, out: Path = OUT,
-    videos_dir: Optional[str] = typer.Option(None, "--videos-dir", help="Subfolder of --root holding the <id>.webm files, e.g. 20bn-something-something-v2."),
-    label_order: Optional[str] = LABEL_ORDER, workers: int = WORKERS, strict: bool = STRICT, force: bool = FORCE,
+    videos_dir: Optional[str] = typer.Option(None, "--videos-dir", help="Subfolder of --root holding the `<id>.webm` files, e.g. 20bn-something-something-v2."),
+    label_order: Optional[str] = LABEL_ORDER, workers: Optional[int] = WORKERS, strict: bool = STRICT, force: bool = FORCE,
     backend: str = BACKEND, json_out: bool = JSON,
 ) -> None:
     """Something-Something V2 (WebM videos + JSON annotations).
@@ -100,8 +102,8 @@ def sthv2_command(
 @domain_errors
 def diving48_command(
     root: Path = ROOT, out: Path = OUT,
-    videos_dir: str = typer.Option("rgb", "--videos-dir", help="Subfolder of --root holding <vid_name>.mp4."),
-    label_order: Optional[str] = LABEL_ORDER, workers: int = WORKERS, strict: bool = STRICT, force: bool = FORCE,
+    videos_dir: str = typer.Option("rgb", "--videos-dir", help="Subfolder of --root holding the `<vid_name>.mp4` files."),
+    label_order: Optional[str] = LABEL_ORDER, workers: Optional[int] = WORKERS, strict: bool = STRICT, force: bool = FORCE,
     backend: str = BACKEND, json_out: bool = JSON,
 ) -> None:
     """Diving48 V2 (MP4 clips + corrected V2 JSON annotations; the test list is the val split).
@@ -126,7 +128,7 @@ def synthetic_command(
     size: int = typer.Option(112, "--size", help="Frame side in pixels."),
     frames: int = typer.Option(16, "--frames", help="Frames per clip."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives identical files."),
-    workers: int = WORKERS, force: bool = FORCE, json_out: bool = JSON,
+    workers: Optional[int] = WORKERS, force: bool = FORCE, json_out: bool = JSON,
 ) -> None:
     """Generate synth-sth, a small Sth-Sth-like dataset of time-reversed action pairs, and prepare it.
 

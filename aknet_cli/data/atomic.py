@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .._atomic import atomic_output
+
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _replace_with(path: Path, write) -> None:
@@ -27,7 +29,7 @@ def write_json(path: Path, payload: Any) -> None:
     write_text(path, json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
-def write_csv(path: Path, frame: pd.DataFrame, **kwargs: Any) -> None:
+def write_csv(path: Path, frame: "pd.DataFrame", **kwargs: Any) -> None:
     """Write a DataFrame as CSV atomically; ``kwargs`` go to :meth:`DataFrame.to_csv`."""
     kwargs.setdefault("index", False)
     _replace_with(Path(path), lambda handle: frame.to_csv(handle, **kwargs))

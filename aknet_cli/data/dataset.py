@@ -36,8 +36,8 @@ class VideoDataset(Dataset):
         backend: ``decord`` (default) or ``pyav`` for video datasets.
         num_clips: test clips per video (evenly shifted offsets).
         on_error: ``fail`` raises :class:`VideoDecodeError` naming the file; ``skip`` logs
-            it, returns another clip (the next index, deterministically) and counts it in
-            :attr:`num_skipped`.
+            it, returns another clip (the next index, deterministically) and counts the bad
+            clip in :attr:`num_skipped` (once, however often it is met).
 
     Item: ``(clip, label)`` with clip ``float32`` of shape ``(T, 3, H, W)``, or
     ``(T, 5, 3, H, W)`` if ``frames_per_segment == 5``; with ``num_clips * crops > 1`` a
@@ -72,8 +72,10 @@ class VideoDataset(Dataset):
         self.num_clips = num_clips
         self.on_error = on_error
         self.transform = transform if transform is not None else build_transform(train=train)
-        # Shared so DataLoader worker processes add to the count the main process reads.
-        self._skipped = multiprocessing.get_context().Value("i", 0)
+        # One flag per clip, in shared memory so DataLoader worker processes mark the bad clips
+        # the main process counts; a flag (not a counter) counts a clip once, however many
+        # substitution chains or epochs meet it.
+        self._bad = multiprocessing.get_context().Array("b", len(self.paths))
         sample_indices(1, num_segments, train=train, frames_per_segment=frames_per_segment, num_clips=num_clips)
 
     @property
@@ -82,12 +84,13 @@ class VideoDataset(Dataset):
 
     @property
     def num_skipped(self) -> int:
-        """Clips substituted under ``on_error="skip"`` since the last :meth:`reset_skipped`."""
-        return self._skipped.value
+        """Distinct unreadable clips met under ``on_error="skip"`` since the last :meth:`reset_skipped`."""
+        with self._bad.get_lock():
+            return sum(self._bad[:])
 
     def reset_skipped(self) -> None:
-        with self._skipped.get_lock():
-            self._skipped.value = 0
+        with self._bad.get_lock():
+            self._bad[:] = bytes(len(self._bad))
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -100,8 +103,8 @@ class VideoDataset(Dataset):
             except VideoDecodeError as exc:
                 if self.on_error == "fail":
                     raise
-                with self._skipped.get_lock():
-                    self._skipped.value += 1
+                with self._bad.get_lock():
+                    self._bad[current] = 1
                 log.warning("skipping unreadable clip %s: %s", self.path(current), exc)
         raise VideoDecodeError(f"no clip of split {self.split!r} in {self.manifest.folder} could be decoded")
 

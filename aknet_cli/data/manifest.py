@@ -6,8 +6,9 @@
     release folder), ``frame_template`` and ``start_index`` (frames), ``classes`` (names in
     label-index order), ``label_order`` ("file" or "sorted"), ``flip_map`` (label index ->
     label index, as strings -> ints, for horizontal-flip augmentation), ``splits``
-    (clips per split), ``skipped``, ``aknet_version``, and ``info`` (extra, e.g. synthetic
-    generation parameters).
+    (clips per split), ``skipped``, ``aknet_version``, ``info`` (extra, e.g. synthetic
+    generation parameters), and ``reversed_pairs`` (``[[name_a, name_b], ...]``: classes whose
+    clips are time-reversals of each other, by name; synth-sth only, ``[]`` for real releases).
 
 Split CSVs: ``id,path,num_frames,label`` (+ release extras); ``path`` is relative to
 ``media_root``; ``label`` is ``-1`` for unlabelled test clips.
@@ -18,11 +19,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigError, DataError
+
+if TYPE_CHECKING:  # pandas is imported on use: `aknet prepare --help` should not pay for it
+    import pandas as pd
 
 MANIFEST = "dataset.json"
 SPLIT_COLUMNS = ("id", "path", "num_frames", "label")
@@ -91,6 +93,27 @@ class Manifest:
         return {int(k): int(v) for k, v in self.data.get("flip_map", {}).items()}
 
     @property
+    def reversed_pairs(self) -> list[tuple[int, int]]:
+        """Label-index pairs ``(a, b)`` whose clips are time-reversals of each other.
+
+        Computed from the class names recorded in ``dataset.json`` (``reversed_pairs``), so the
+        indices follow this dataset's own label order (e.g. synth-sth prepared with sorted
+        labels). Empty for the real releases and for datasets prepared before the key existed.
+
+        Raises:
+            DataError: a pair names a class that is not in ``classes``.
+        """
+        index = {name: i for i, name in enumerate(self.data["classes"])}
+        pairs = []
+        for pair in self.data.get("reversed_pairs") or []:
+            unknown = [name for name in pair if name not in index]
+            if len(pair) != 2 or unknown:
+                raise DataError(f"{self.path}: reversed pair {pair!r} does not name two of its classes; "
+                                "re-run `aknet prepare`")
+            pairs.append((index[pair[0]], index[pair[1]]))
+        return pairs
+
+    @property
     def frame_template(self) -> str:
         return self.data["frame_template"]
 
@@ -98,8 +121,10 @@ class Manifest:
     def start_index(self) -> int:
         return int(self.data.get("start_index", 1))
 
-    def split_table(self, split: str) -> pd.DataFrame:
+    def split_table(self, split: str) -> "pd.DataFrame":
         """The split list as a DataFrame with at least :data:`SPLIT_COLUMNS`."""
+        import pandas as pd
+
         path = self.folder / f"{split}.csv"
         if not path.is_file():
             available = ", ".join(sorted(self.data.get("splits", {}))) or "none"
@@ -124,7 +149,18 @@ def load_manifest(dataset_dir: Path) -> Manifest:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path} is not valid JSON ({exc}); re-run `aknet prepare`") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not UTF-8 text; re-run `aknet prepare`") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path} is not a JSON object; re-run `aknet prepare`")
     for key in ("media", "media_root", "classes"):
         if key not in data:
             raise DataError(f"{path} lacks {key!r}; re-run `aknet prepare`")
+    if data["media"] not in ("frames", "video"):
+        raise DataError(f"{path}: media is {data['media']!r}, expected 'frames' or 'video'; re-run `aknet prepare`")
+    classes = data["classes"]
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise DataError(f"{path}: classes must be a non-empty list of names; re-run `aknet prepare`")
+    if data["media"] == "frames" and not isinstance(data.get("frame_template"), str):
+        raise DataError(f"{path} lacks the frame_template of a frame dataset; re-run `aknet prepare`")
     return Manifest(path=path, data=data)

@@ -50,8 +50,15 @@ CLASS_NAMES = (
     "Pretending to move something",
     "Shaking something",
 )
-#: label-file index pairs whose clips are exact time-reversals of each other.
+#: label-file index pairs whose clips are exact time-reversals of each other. A prepared
+#: dataset records them by name (``dataset.json`` ``reversed_pairs``): its label order may
+#: differ (sorted by default), so use ``Manifest.reversed_pairs`` for its label indices.
 REVERSED_PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))
+
+
+def reversed_pair_names(classes: int) -> list[tuple[str, str]]:
+    """The time-reversed pairs among the first ``classes`` classes, by class name."""
+    return [(CLASS_NAMES[a], CLASS_NAMES[b]) for a, b in REVERSED_PAIRS if b < classes]
 
 
 @dataclass(frozen=True)
@@ -320,7 +327,7 @@ def prepare_synthetic(
     out: Path,
     raw: Path | None = None,
     force: bool = False,
-    workers: int = 2,
+    workers: int | None = 1,
     console=None,
 ):
     """Generate ``synth-sth`` into ``raw`` (default ``out/raw``) and prepare it into ``out``.
@@ -343,10 +350,11 @@ def prepare_synthetic(
     check_output_folder(out=out, root=raw, identity=identity, force=force)
     total = config.classes * (config.train_per_class + config.val_per_class)
     with progress_bar(console) as bar:
-        task = bar.add_task("generating synth-sth", total=total)
+        task = bar.add_task("synth-sth", total=total)
         written = generate_raw(config, raw, progress=lambda: bar.advance(task))
     options = {"sthv1": {}, "sthv2": {"extension": written["extension"]}, "diving48": {}}[config.format]
     release = READERS[config.format](raw, **options)
     release.info = info
+    release.reversed_pairs = reversed_pair_names(config.classes)
     summary = prepare_release(release, out=out, workers=workers, force=force, console=console)
     return summary, written["note"]

@@ -1,23 +1,32 @@
 """Decoding: JPEG frame folders via PIL, videos via decord (default) or PyAV.
 
-Every reader returns ``uint8`` tensors of shape ``(N, 3, H, W)`` in RGB order. Decoder
-packages are imported on first use, with an install hint if missing. Any decoding failure
-becomes a :class:`VideoDecodeError` naming the file.
+Every reader returns ``uint8`` tensors of shape ``(N, 3, H, W)`` in RGB order. torch and the
+decoder packages are imported on first use (so ``aknet prepare`` starts without torch), with
+an install hint if a decoder is missing. Any decoding failure becomes a
+:class:`VideoDecodeError` naming the file. The decoders' own log lines (FFmpeg's
+``[matroska,webm @ 0x...] Read error`` and the like) are silenced: problems are reported
+through these errors, and so through prepare's skip reasons, only.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from ..exceptions import ConfigError, VideoDecodeError
 
+if TYPE_CHECKING:  # numpy and torch are imported inside the readers: counting frames needs neither
+    import numpy as np
+    import torch
+
 BACKENDS = ("decord", "pyav")
+_quiet = {"decord": False, "pyav": False}
 
 
 def check_backend(backend: str) -> str:
@@ -37,14 +46,56 @@ def _import_decord():
         import decord
     except ImportError:
         raise ConfigError("video backend 'decord' is not installed: pip install decord (or use backend 'pyav')") from None
+    if not _quiet["decord"]:
+        # decord's bundled FFmpeg prints straight to stderr ("Read error", "Unable to parse
+        # option value ..."); its level setter is the only switch that reaches it.
+        decord.logging.set_level(decord.logging.QUIET)
+        _quiet["decord"] = True
     return decord
+
+
+@contextmanager
+def _decord_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null while decord runs.
+
+    decord's C++ layer logs failures (``video_reader.cc:83: ERROR opening: ...``) through its
+    own logger, which no level setting reaches; the failure itself still arrives as an
+    exception, which becomes our :class:`VideoDecodeError`. The redirect is process-wide for
+    its duration, so a line another thread writes to stderr meanwhile is lost: these calls
+    run in prepare's and the DataLoader's worker processes, where nothing else writes.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (e.g. a GUI host): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _import_av():
     try:
         import av
+        import av.logging
     except ImportError:
         raise ConfigError("video backend 'pyav' is not installed: pip install av (or use backend 'decord')") from None
+    if not _quiet["pyav"]:
+        # FFmpeg's ERROR-level messages are how a demuxer says a file ended early (a truncated
+        # WebM raises nothing, it only logs "File ended prematurely"), so they are enabled and
+        # captured per call (see _ffmpeg_errors); anything uncaptured goes nowhere, never to
+        # the user's terminal.
+        libav = logging.getLogger("libav")
+        libav.addHandler(logging.NullHandler())
+        libav.propagate = False
+        av.logging.set_level(av.logging.ERROR)
+        av.logging.set_skip_repeated(False)  # the same error in the next file must be seen too
+        _quiet["pyav"] = True
     return av
 
 
@@ -75,12 +126,13 @@ def count_frame_files(folder: Path, *, template: str, start_index: int) -> int:
     return len(numbers)
 
 
-def read_frame_files(folder: Path, indices: Sequence[int], *, template: str, start_index: int) -> torch.Tensor:
+def read_frame_files(folder: Path, indices: Sequence[int], *, template: str, start_index: int) -> "torch.Tensor":
     """Load frames ``indices`` (0-based) of a frame folder.
 
     Returns:
         ``uint8`` tensor ``(len(indices), 3, H, W)``.
     """
+    import numpy as np
     from PIL import Image
 
     unique = sorted(set(int(i) for i in indices))
@@ -95,7 +147,10 @@ def read_frame_files(folder: Path, indices: Sequence[int], *, template: str, sta
     return _stack([decoded[int(i)] for i in indices], folder)
 
 
-def _stack(frames: list[np.ndarray], source: Path) -> torch.Tensor:
+def _stack(frames: "list[np.ndarray]", source: Path) -> "torch.Tensor":
+    import numpy as np
+    import torch
+
     try:
         array = np.stack(frames)
     except ValueError:
@@ -111,7 +166,7 @@ def _check_file(path: Path) -> None:
         raise VideoDecodeError(f"zero-byte video {path}")
 
 
-def read_video(path: Path, indices: Sequence[int], *, backend: str = "decord") -> torch.Tensor:
+def read_video(path: Path, indices: Sequence[int], *, backend: str = "decord") -> "torch.Tensor":
     """Decode frames ``indices`` (0-based) of a video file.
 
     Returns:
@@ -122,23 +177,28 @@ def read_video(path: Path, indices: Sequence[int], *, backend: str = "decord") -
     if check_backend(backend) == "decord":
         decord = _import_decord()
         try:
-            reader = decord.VideoReader(str(path), num_threads=1)
-            array = reader.get_batch(list(int(i) for i in indices)).asnumpy()
+            with _decord_stderr_silenced():
+                reader = decord.VideoReader(str(path), num_threads=1)
+                array = reader.get_batch(list(int(i) for i in indices)).asnumpy()
         except Exception as exc:  # decord raises its own DECORDError and RuntimeError subclasses
             raise VideoDecodeError(f"cannot decode {path} with decord: {_short(exc)}") from None
+        import torch
+
         return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
     return _read_video_pyav(path, indices)
 
 
-def _read_video_pyav(path: Path, indices: Sequence[int]) -> torch.Tensor:
+def _read_video_pyav(path: Path, indices: Sequence[int]) -> "torch.Tensor":
     av = _import_av()
     wanted = set(int(i) for i in indices)
     last = max(wanted)
-    decoded: dict[int, np.ndarray] = {}
+    decoded: "dict[int, np.ndarray]" = {}
+    seen = 0  # frames decoded, wanted or not
     try:
         # Sequential decoding: frame-accurate seeking is unreliable across containers.
         with av.open(str(path)) as container:
             for number, frame in enumerate(container.decode(video=0)):
+                seen = number + 1
                 if number in wanted:
                     decoded[number] = frame.to_ndarray(format="rgb24")
                 if number >= last:
@@ -147,71 +207,139 @@ def _read_video_pyav(path: Path, indices: Sequence[int]) -> torch.Tensor:
         raise VideoDecodeError(f"cannot decode {path} with PyAV: {_short(exc)}") from None
     missing = sorted(wanted - decoded.keys())
     if missing:
-        raise VideoDecodeError(f"{path} ends before frame {missing[0]} (only {len(decoded) and max(decoded) + 1} decodable)")
+        raise VideoDecodeError(f"{path} ends before frame {missing[0]} (only {seen} decodable)")
     return _stack([decoded[int(i)] for i in indices], path)
 
 
-def count_video_frames(path: Path, *, backend: str = "decord") -> int:
-    """Frames of a video, verified: the last one must decode.
+@dataclass(frozen=True)
+class _Scan:
+    """What demuxing a video's packets (no decoding) says about it."""
 
-    decord's count is trusted when its last frame decodes; otherwise (or with the ``pyav``
-    backend) the frames are counted by decoding them all with PyAV. A file that yields
-    noticeably fewer frames (more than 10%, at least 3) than its container promises (frame
-    count, or duration x frame rate for WebM) is reported as truncated.
+    packets: int  # frames present: the index's count, else the non-empty video packets
+    indexed: int  # frames the container's index lists (MP4 sample table), 0 if it has none
+    error: str | None  # the first FFmpeg error while demuxing (e.g. "File ended prematurely")
+
+
+def count_video_frames(path: Path, *, backend: str = "decord") -> int:
+    """Frames of a video, verified, without trusting any frame-rate estimate.
+
+    A container with a frame index (MP4) gives the count; one without (WebM) has its video
+    packets demuxed and counted (cheap: nothing is decoded). A file is *truncated* only when
+    it actually fails before the end of its stream: the demuxer reports a read error or a
+    premature end (a cut WebM), or decoding stops before the last frame the container lists
+    (a cut MP4). A variable-frame-rate file whose duration x average rate promises more
+    frames than it has is fine: no frame rate is ever used.
+
+    With ``decord`` the count is decord's (one entry per packet), verified by decoding the last
+    frame; if that fails, or with ``pyav``, every frame is decoded and counted in one pass.
 
     Raises:
         VideoDecodeError: missing, zero-byte, undecodable or truncated file.
     """
     path = Path(path)
     _check_file(path)
-    header = _pyav_header_count(path)
-    count = None
-    if check_backend(backend) == "decord":
-        decord = _import_decord()
-        try:
+    if check_backend(backend) == "pyav":
+        # Decoding every frame also demuxes every packet: one pass sees both kinds of failure.
+        count, error, indexed = _pyav_decode_count(path)
+        if error is not None and (count or indexed):  # frames listed or decoded, then a failure
+            raise VideoDecodeError(f"truncated video {path}: decoding stops after {count} frames ({error})")
+        if count == 0:
+            raise VideoDecodeError(f"no decodable video frames in {path}" + (f" ({error})" if error else ""))
+        return count
+    scan = _pyav_scan(path)
+    if scan.packets == 0:
+        raise VideoDecodeError(f"no decodable video frames in {path}" + (f" ({scan.error})" if scan.error else ""))
+    if scan.error:
+        where = "" if scan.indexed else f" after {scan.packets} frames"
+        raise VideoDecodeError(f"truncated video {path}: the file ends{where} ({scan.error})")
+    count = _decord_verified_count(path)
+    if count is None:  # decord failed on the last frame: decode everything to find out why
+        count, error, _ = _pyav_decode_count(path)
+        if count == 0:
+            raise VideoDecodeError(f"no decodable video frames in {path}" + (f" ({error})" if error else ""))
+        if error is not None or count < scan.packets:
+            raise VideoDecodeError(f"truncated video {path}: decoding stops after {count} of {scan.packets} frames"
+                                   + (f" ({error})" if error else ""))
+    return count
+
+
+def _decord_verified_count(path: Path) -> int | None:
+    """decord's frame count if its last frame decodes, else ``None``."""
+    decord = _import_decord()
+    try:
+        with _decord_stderr_silenced():
             reader = decord.VideoReader(str(path), num_threads=1)
             if len(reader) > 0:
                 reader[len(reader) - 1]
-                count = len(reader)
-        except Exception:
-            pass  # fall through to the exact count below
-    if count is None:
-        count = _pyav_decode_count(path)
-    if count == 0:
-        raise VideoDecodeError(f"no decodable video frames in {path}")
-    if header and count < header - max(2, round(0.1 * header)):
-        raise VideoDecodeError(f"truncated video {path}: its header promises ~{header} frames, {count} decode")
-    return count
+                return len(reader)
+    except Exception:  # decord raises DECORDError / RuntimeError subclasses
+        pass
+    return None
 
 
-def _pyav_header_count(path: Path) -> int | None:
-    """Frames the container promises: its frame count, else duration x frame rate (WebM)."""
+def _pyav_scan(path: Path) -> _Scan:
+    """Open the container; demux its video packets only where it has no frame index.
+
+    An index (MP4's sample table) is an exact count, and a cut file fails to decode its last
+    frame, which the caller checks; without one (WebM) the packets are the count, and the
+    demuxer's own error is the only sign of a cut file.
+    """
     av = _import_av()
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            if stream.frames:
-                return int(stream.frames)
-            if container.duration and stream.average_rate:
-                return round(container.duration / 1_000_000 * float(stream.average_rate))
-            return None
-    except (av.error.FFmpegError, IndexError, ValueError) as exc:
-        raise VideoDecodeError(f"cannot open {path} as a video: {_short(exc)}") from None
-
-
-def _pyav_decode_count(path: Path) -> int:
-    av = _import_av()
-    count = 0
-    try:
-        with av.open(str(path)) as container:
-            for _ in container.decode(video=0):
-                count += 1
-    except (av.error.FFmpegError, IndexError, ValueError) as exc:
-        if count == 0:
+    with av.logging.Capture() as logs:
+        try:
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                indexed = int(stream.frames or 0)
+                packets = indexed or sum(1 for packet in container.demux(stream) if packet.size)
+        except (av.error.FFmpegError, IndexError, ValueError) as exc:
             raise VideoDecodeError(f"cannot open {path} as a video: {_short(exc)}") from None
-    return count
+    return _Scan(packets=packets, indexed=indexed, error=_first_error(logs))
+
+
+def _pyav_decode_count(path: Path) -> tuple[int, str | None, int]:
+    """``(frames decoded, first error or None, frames the index lists or 0)``: decoding every
+    frame of the first video stream.
+
+    An error is FFmpeg's (demuxer or decoder) or the container's index listing more frames
+    than decode.
+
+    Raises:
+        VideoDecodeError: the file does not open as a video.
+    """
+    av = _import_av()
+    count, error, indexed = 0, None, 0
+    with av.logging.Capture() as logs:
+        try:
+            with av.open(str(path)) as container:
+                indexed = int(container.streams.video[0].frames or 0)
+                for _ in container.decode(video=0):
+                    count += 1
+        except (av.error.FFmpegError, IndexError, ValueError) as exc:
+            if count == 0 and not indexed:
+                raise VideoDecodeError(f"cannot open {path} as a video: {_short(exc)}") from None
+            error = _short(exc)
+    error = error or _first_error(logs)
+    if error is None and count < indexed:
+        error = f"its index lists {indexed} frames"
+    return count, error, indexed
+
+
+def _first_error(logs) -> str | None:
+    """The first ERROR-or-worse FFmpeg message captured, stripped."""
+    import av.logging
+
+    for level, _name, message in logs:
+        if level <= av.logging.ERROR and message.strip():
+            return message.strip()
+    return None
 
 
 def _short(exc: BaseException) -> str:
+    """One short line for a decoder exception (PyAV's repeat the file name and the log)."""
+    strerror = getattr(exc, "strerror", None)
+    if isinstance(strerror, str) and strerror:
+        log = getattr(exc, "log", None)  # PyAV: (level, component, FFmpeg's last message)
+        detail = log[2].strip() if isinstance(log, tuple) and len(log) > 2 and log[2] else ""
+        return f"{strerror} ({detail})" if detail and detail != strerror else strerror
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__

@@ -49,6 +49,8 @@ class Release:
         start_index: number of the first frame file (frames only).
         default_label_order: ``"sorted"`` (TSM/TDN on Sth-Sth) or ``"file"``.
         info: extra manifest keys (e.g. the synthetic generator's parameters).
+        reversed_pairs: class-name pairs whose clips are time-reversals of each other
+            (synth-sth); empty for the real releases.
     """
 
     name: str
@@ -61,6 +63,7 @@ class Release:
     start_index: int = 1
     default_label_order: Literal["file", "sorted"] = "file"
     info: dict[str, Any] = field(default_factory=dict)
+    reversed_pairs: list[tuple[str, str]] = field(default_factory=list)
 
 
 def require_file(path: Path, what: str) -> Path:
@@ -73,6 +76,11 @@ def require_file(path: Path, what: str) -> Path:
 
 
 def require_dir(path: Path, what: str) -> Path:
+    """Return ``path`` if it is a folder, else raise one clear :class:`DataError`."""
+    if path.exists() and not path.is_dir():
+        if what.startswith("--"):
+            raise DataError(f"{what} {path} is a file, not a folder; point {what} at the folder holding the release")
+        raise DataError(f"{what} folder {path} is a file, not a folder; check the media-folder option")
     if not path.is_dir():
         raise DataError(f"{what} folder {path} does not exist; check --root and the media-folder option")
     return path

@@ -38,8 +38,12 @@ def read_split(path: Path, *, class_names: list[str], extension: str) -> list[En
         if not isinstance(record, dict) or "vid_name" not in record or "label" not in record:
             raise DataError(f"{path} record {number} lacks 'vid_name' or 'label'; re-download the annotation file")
         raw = record["label"]
+        # Some re-exports write the index as a string ("0"); bool is an int subclass, not a label.
+        if isinstance(raw, str) and raw.strip().isdigit():
+            raw = int(raw.strip())
         # An out-of-range index keeps its number as the "name": prepare skips it as unknown.
-        label = class_names[raw] if isinstance(raw, int) and 0 <= raw < len(class_names) else str(raw)
+        valid = isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw < len(class_names)
+        label = class_names[raw] if valid else str(raw)
         extra = (("start_frame", record.get("start_frame", -1)), ("end_frame", record.get("end_frame", -1)))
         name = str(record["vid_name"])
         entries.append(Entry(id=name, path=name + extension, label=label, extra=extra))

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from ...exceptions import DataError
 from ._release import Entry, Release, require_dir, require_file
 
@@ -34,18 +32,27 @@ def read_class_names(path: Path) -> list[str]:
 
 
 def read_split(path: Path) -> list[Entry]:
-    """Parse ``id;label`` lines (no header)."""
+    """Parse ``id;label`` lines (no header; blank lines ignored).
+
+    Raises:
+        DataError: a line without exactly one ``;`` (e.g. a comma-separated list) or with an
+            empty id or label, naming the file and the line.
+    """
     try:
-        table = pd.read_csv(
-            path, sep=";", header=None, names=["id", "label"], dtype=str, keep_default_na=False,
-            skip_blank_lines=True, engine="python",
-        )
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{path} is not an 'id;label' file ({exc})") from None
-    if len(table) and (table["label"] == "").any():
-        line = int((table["label"] == "").to_numpy().argmax()) + 1
-        raise DataError(f"{path} line {line} is not of the form 'id;label'; re-download the annotation file")
-    return [Entry(id=row.id.strip(), path=row.id.strip(), label=row.label.strip()) for row in table.itertuples()]
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not a UTF-8 text file of 'id;label' lines; re-download the annotation file") from None
+    entries = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        fields = line.split(";")
+        if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
+            raise DataError(f"{path} line {number} is not of the form 'id;label' (got {line.strip()[:80]!r}); "
+                            "re-download the annotation file")
+        vid, label = fields[0].strip(), fields[1].strip()
+        entries.append(Entry(id=vid, path=vid, label=label))
+    return entries
 
 
 def read_sthv1(root: Path, *, frames_dir: str | Path | None = None) -> Release:
