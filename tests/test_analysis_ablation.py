@@ -1,0 +1,114 @@
+"""aknet ablate: the paper's rows as switches, one shared stage 1, rows reused and redone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from aknet_cli.analysis import paper
+from aknet_cli.analysis.ablation import run_table
+from aknet_cli.cli.main import app
+from cli_helpers import assert_one_line_error
+
+runner = CliRunner()
+
+STAGE1 = """
+name = "s1"
+[model]
+backbone = "resnet18"
+num_segments = 4
+[data]
+dataset = "unset"
+resize = 32
+crop = 32
+resize_mode = "square"
+num_workers = 0
+[optim]
+name = "adamw"
+lr = 0.001
+base_batch_size = 4
+batch_size = 4
+epochs = 1
+milestones = [5]
+"""
+STAGE2 = STAGE1.replace('name = "s1"', 'name = "s2"').replace(
+    "num_segments = 4", 'num_segments = 4\nstage = 2\ninit_from = "unset.pt"\n[model.aknet]\ntransform_rank = 4')
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ablate")
+    result = runner.invoke(app, ["prepare", "synthetic", "--out", str(root / "synth"), "--classes", "3",
+                                 "--train-per-class", "4", "--val-per-class", "1", "--size", "32", "--frames", "8"])
+    assert result.exit_code == 0, result.output
+    (root / "s1.toml").write_text(STAGE1)
+    (root / "s2.toml").write_text(STAGE2)
+    return root
+
+
+def options(root: Path) -> dict:
+    return {"data": root / "synth", "config": str(root / "s2.toml"), "stage1_config": str(root / "s1.toml"),
+            "work_dir": root / "work", "progress": False}
+
+
+def test_dry_run_lists_the_papers_rows_with_their_switches_and_gflops(setup):
+    result = runner.invoke(app, ["ablate", "--table", "iv", "--dry-run", "--json", "--data", str(setup / "synth"),
+                                 "--config", str(setup / "s2.toml"), "--stage1-config", str(setup / "s1.toml"),
+                                 "--work-dir", str(setup / "dry")])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    rows = out["rows"]
+    assert [r["name"] for r in rows] == [r.name for r in paper.TABLE_IV] and len(rows) == 6
+    # Table IV's first row is the bare 1-D subnet; its last switches every component on.
+    assert rows[0]["switches"] == {"split": "res2", "ranking": False, "sparsity_reg": False, "position": "none",
+                                   "concat_gap": False}
+    assert rows[-1]["switches"]["position"] == "transform" and rows[-1]["switches"]["sparsity_reg"] is True
+    assert [r["paper_top1"] for r in rows] == [33.1, 45.8, 46.0, 46.9, 47.1, 47.3]
+    assert all(r["gflops"] > 0 and r["top1"] is None for r in rows)
+    # the transform net costs FLOPs: "Q+R+T" counts more than "Q+R"
+    assert rows[3]["gflops"] > rows[1]["gflops"]
+    assert not (setup / "dry" / "stage1").exists()  # a dry run trains nothing
+
+
+def test_table_v_trains_each_row_from_one_shared_stage1_then_reuses_them(setup):
+    first = run_table("v", **options(setup))
+    assert [r["status"] for r in first["rows"]] == ["trained"] * 3
+    stage1 = setup / "work" / "stage1" / "best.pt"
+    assert first["stage1"] == str(stage1)
+    for row in first["rows"]:
+        work = setup / "work" / "v" / row["name"].replace("+ ", "").replace(" ", "_")
+        assert (work / "converted.pt").is_file()
+        cfg = (work / "config.toml").read_text()
+        assert f'init_from = "{stage1}"' in cfg and f'position = "{row["switches"]["position"]}"' in cfg
+        metrics = pd.read_csv(work / "metrics.csv")
+        assert row["top1"] == pytest.approx(metrics["val_top1"].max())
+    table = pd.read_csv(setup / "work" / "v" / "results.csv")
+    assert table["paper_top1"].tolist() == [45.3, 46.1, 46.9]
+    assert (setup / "work" / "v" / "table_v.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    stamp = (setup / "work" / "stage1" / "best.pt").stat().st_mtime_ns
+    again = run_table("v", **options(setup))
+    assert [r["status"] for r in again["rows"]] == ["reused"] * 3
+    assert [r["top1"] for r in again["rows"]] == [r["top1"] for r in first["rows"]]
+    assert (setup / "work" / "stage1" / "best.pt").stat().st_mtime_ns == stamp  # stage 1 trained once
+
+    forced = run_table("v", **options(setup), force=True)
+    assert [r["status"] for r in forced["rows"]] == ["trained"] * 3
+
+
+def test_tau_rows_are_derived_from_the_split_map(setup):
+    out = run_table("tau", **options(setup), dry_run=True)
+    # 32² input, res4 (stride 16): a 2×2 map, so w = 2 and h + w = 4
+    assert [r["switches"]["tau"] for r in out["rows"]] == [1.0, 2.0, 2.0, 4.0]
+
+
+def test_bad_table_and_missing_data_are_one_line(setup):
+    assert_one_line_error(runner.invoke(app, ["ablate", "--table", "ix", "--dry-run", "--data", str(setup / "synth"),
+                                              "--config", str(setup / "s2.toml")]), "unknown table")
+    assert_one_line_error(runner.invoke(app, ["ablate", "--table", "iv", "--data", str(setup / "nowhere")]),
+                          "not a prepared dataset")
