@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterator, Mapping
 import torch
 from torch import nn
 
+from .._stderr import silenced_stderr
 from ..exceptions import ConfigError
 from . import flops as F
 
@@ -137,25 +138,6 @@ def summarize(seconds: list[float]) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------ memory
-@contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Silence file descriptor 2: the profiler's C++ side (kineto) logs start/stop lines there."""
-    import os
-    import sys
-
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real fd 2 (embedded, captured): nothing to silence
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def peak_memory_mb(fn: Callable[[], Any], device: torch.device, amp: bool = False) -> float | None:
@@ -178,7 +160,7 @@ def peak_memory_mb(fn: Callable[[], Any], device: torch.device, amp: bool = Fals
             from torch.profiler import ProfilerActivity, profile
             from torch.profiler._memory_profiler import MemoryProfileTimeline
 
-            with warnings.catch_warnings(), _quiet_stderr():
+            with warnings.catch_warnings(), silenced_stderr():
                 warnings.simplefilter("ignore")
                 with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True,
                              with_stack=True) as prof:

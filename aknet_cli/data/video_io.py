@@ -13,12 +13,11 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Sequence
 
+from .._stderr import silenced_stderr
 from ..exceptions import ConfigError, VideoDecodeError
 
 if TYPE_CHECKING:  # numpy and torch are imported inside the readers: counting frames needs neither
@@ -54,29 +53,6 @@ def _import_decord():
     return decord
 
 
-@contextmanager
-def _decord_stderr_silenced() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null while decord runs.
-
-    decord's C++ layer logs failures (``video_reader.cc:83: ERROR opening: ...``) through its
-    own logger, which no level setting reaches; the failure itself still arrives as an
-    exception, which becomes our :class:`VideoDecodeError`. The redirect is process-wide for
-    its duration, so a line another thread writes to stderr meanwhile is lost: these calls
-    run in prepare's and the DataLoader's worker processes, where nothing else writes.
-    """
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real stderr (e.g. a GUI host): nothing to silence
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _import_av():
@@ -177,7 +153,7 @@ def read_video(path: Path, indices: Sequence[int], *, backend: str = "decord") -
     if check_backend(backend) == "decord":
         decord = _import_decord()
         try:
-            with _decord_stderr_silenced():
+            with silenced_stderr():
                 reader = decord.VideoReader(str(path), num_threads=1)
                 array = reader.get_batch(list(int(i) for i in indices)).asnumpy()
         except Exception as exc:  # decord raises its own DECORDError and RuntimeError subclasses
@@ -267,7 +243,7 @@ def _decord_verified_count(path: Path) -> int | None:
     """decord's frame count if its last frame decodes, else ``None``."""
     decord = _import_decord()
     try:
-        with _decord_stderr_silenced():
+        with silenced_stderr():
             reader = decord.VideoReader(str(path), num_threads=1)
             if len(reader) > 0:
                 reader[len(reader) - 1]
