@@ -25,26 +25,26 @@ def write_metrics(history: list[dict[str, Any]], path: Path) -> None:
     write_csv(pd.DataFrame(history, columns=list(METRIC_COLUMNS)), path)
 
 
-def _figure(*args, **kwargs):
-    import matplotlib
+def _subplots(*args, **kwargs):
+    from ..analysis.plots import _pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     return plt, plt.subplots(*args, **kwargs)
 
 
 def save_figure(fig, path: Path) -> None:
+    """PNG, written atomically (the one writer the analysis plots use too)."""
     import matplotlib.pyplot as plt
 
-    with atomic_output(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    from ..analysis.plots import atomic_savefig
+
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
 
 
 def write_curves(history: list[dict[str, Any]], path: Path, *, title: str = "") -> None:
     """``curves.png``: the loss (and its eq. 16 terms) and top-1 per epoch."""
-    plt, (fig, (ax_loss, ax_acc)) = _figure(1, 2, figsize=(10, 3.6))
+    plt, (fig, (ax_loss, ax_acc)) = _subplots(1, 2, figsize=(10, 3.6))
     frame = pd.DataFrame(history)
     keys = [("train_loss", "loss")]
     if "train_aux" in frame and frame["train_aux"].notna().any():  # stage 2: eq. 16's terms too
@@ -66,7 +66,7 @@ def write_per_class_plot(per_class: dict[str, pd.DataFrame], path: Path) -> None
     names = list(per_class)
     classes = per_class[names[0]]["class"].tolist()
     height = max(3.0, 0.22 * len(classes) + 1.0)
-    plt, (fig, ax) = _figure(figsize=(8, height))
+    plt, (fig, ax) = _subplots(figsize=(8, height))
     width = 0.8 / len(names)
     ys = np.arange(len(classes))
     for i, name in enumerate(names):
@@ -84,7 +84,7 @@ def write_confusion_plot(matrix: np.ndarray, classes: Sequence[str], path: Path)
     rows = matrix.sum(axis=1, keepdims=True)
     norm = np.divide(matrix, rows, out=np.zeros_like(matrix, dtype=float), where=rows > 0)
     side = max(4.0, 0.25 * len(classes) + 2)
-    plt, (fig, ax) = _figure(figsize=(side, side))
+    plt, (fig, ax) = _subplots(figsize=(side, side))
     image = ax.imshow(norm, cmap="viridis", vmin=0, vmax=1)
     if len(classes) <= 60:
         short = [c if len(c) < 32 else c[:29] + "…" for c in classes]
