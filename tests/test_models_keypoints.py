@@ -130,3 +130,56 @@ def test_area_strided_block_matches_the_written_out_reduction(n):
         w = block.downsample[0].weight.double()[:, :, 0, 0]
         torch.testing.assert_close(conv.downsample[0].double()(xs), torch.einsum("oi,bin->bon", w, means))
         assert conv.double()(torch.randn(1, 64, n, dtype=torch.float64)).shape[-1] == math.ceil(n / 4)
+
+
+# --------------------------------------------------------------------------- item 2
+def _runs(frames: list[int]) -> int:
+    return sum(1 for i, t in enumerate(frames) if i == 0 or t != frames[i - 1])
+
+
+def test_default_ranking_keeps_each_frames_points_contiguous():
+    from aknet_cli.models.aknet import build_aknet
+
+    model = build_aknet("resnet18", split="res4", num_classes=3, num_segments=8, position="none")
+    h = w = 14  # res4 at 224²
+    tau = model.config.tau
+    assert isinstance(tau, float) and tau >= h + w - 1  # the number used is recorded, not "auto"
+    g = torch.Generator().manual_seed(0)
+    heat = torch.rand(1, 8, h, w, generator=g)
+    _, coords = model.selector(torch.zeros(1, 8, 1, h, w), heat)
+    assert coords.shape[1] == 470
+    got = [tuple(p) for p in coords[0].tolist()]
+    # Eq. 7 with spatial continuity first, written out: frame descending, then x + y
+    # descending, ties by flat position.
+    picked = torch.topk(heat.flatten(), 470).indices.tolist()
+    expected = sorted(((i // (h * w), i % (h * w) // w, i % w) for i in picked),
+                      key=lambda p: (-p[0], -(p[1] + p[2]), p[0] * h * w + p[1] * w + p[2]))
+    assert got == expected
+    assert _runs([p[0] for p in got]) == len({p[0] for p in got}) == 8
+
+
+@pytest.mark.parametrize("tau", [2.0, 27.0])
+def test_a_numeric_tau_ranks_by_the_literal_key(tau):
+    from aknet_cli.models.selection import KeypointSelector
+
+    h = w = 14
+    g = torch.Generator().manual_seed(1)
+    heat = torch.rand(1, 8, h, w, generator=g)
+    _, coords = KeypointSelector(0.3, tau=tau)(torch.zeros(1, 8, 1, h, w), heat)
+    frames = [p[0] for p in coords[0].tolist()]
+    keys = [x + y + tau * t for t, y, x in coords[0].tolist()]
+    assert keys == sorted(keys, reverse=True)
+    # τ = 2 interleaves frames (many more runs than frames); τ = h + w − 1 does not.
+    assert (_runs(frames) > 8 * 10) if tau == 2.0 else (_runs(frames) == 8)
+
+
+def test_tau_option_parses_auto_and_numbers_and_refuses_the_rest():
+    from aknet_cli.exceptions import ConfigError
+    from aknet_cli.models.aknet import AKNetConfig, parse_options
+
+    assert parse_options(["tau=2"]) == {"tau": 2.0}
+    assert parse_options(["tau=AUTO"]) == {"tau": "auto"}
+    assert AKNetConfig().tau == "auto"
+    for bad in ("tau=soon", "tau=-1", "tau=nan"):
+        with pytest.raises(ConfigError, match="tau"):
+            AKNetConfig(**parse_options([bad])).validate()

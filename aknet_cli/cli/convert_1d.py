@@ -16,7 +16,7 @@ def convert_1d_command(
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the AK-Net checkpoint."),
     split: str = typer.Option("res4", help="Stage after which keypoints are selected: res2, res3 or res4."),
     alpha: float = typer.Option(0.3, help="Point sampling rate α in (0, 1]: N = round(α·T·H·W)."),
-    tau: Optional[float] = typer.Option(None, help="Time weight τ of the ranking key x + y + τ·t (eq. 7) [default: 2]."),
+    tau: Optional[str] = typer.Option(None, help="Time weight τ of the ranking key x + y + τ·t (eq. 7): 'auto' (h + w − 1, each frame's points stay together) or a number [default: auto]."),
     position: Optional[str] = typer.Option(None, help="Position information: transform, embedding or none [default: transform]."),
     transform_rank: Optional[int] = typer.Option(None, help="Low-rank transform net A = I + UVᵀ of this rank (default: the paper's full (C+3)² matrix)."),
     set_: list[str] = typer.Option([], "--set", help="Any other AK-Net option KEY=VALUE, repeatable: ranking, sparsity_reg, concat_gap, stride_mode, reduction, dropout, ..."),
@@ -44,7 +44,11 @@ def convert_1d_command(
     from ..models.aknet import parse_options
 
     options = parse_options(set_)
-    for key, value in (("tau", tau), ("position", position), ("transform_rank", transform_rank)):
+    if tau is not None:
+        if "tau" in options:
+            raise ConfigError("tau is given both as --tau and in --set; give it once")
+        options.update(parse_options([f"tau={tau}"]))
+    for key, value in (("position", position), ("transform_rank", transform_rank)):
         if value is not None:
             if key in options:
                 raise ConfigError(f"{key} is given both as --{key.replace('_', '-')} and in --set; give it once")

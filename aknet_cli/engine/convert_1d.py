@@ -91,7 +91,7 @@ def convert_checkpoint(
         kind="aknet",
         config={
             "backbone": name, "num_classes": classes, "num_segments": segments,
-            "backbone_kwargs": backbone_kwargs, "aknet": asdict(config),
+            "backbone_kwargs": backbone_kwargs, "aknet": asdict(model.config),  # τ as used
         },
         state_dict=model.state_dict(),
         meta={"converted_from": str(src), "conversion": summarize(model.conversion)},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,11 +64,12 @@ class SplitFeatures(nn.Module):
 
 @dataclass(frozen=True)
 class AKNetConfig:
-    """Every switch of the model; ``asdict`` of it is stored in checkpoints."""
+    """Every switch of the model. Save ``asdict(model.config)``: the built model's copy holds
+    the numbers actually used (``tau="auto"`` resolved, see :func:`resolve_tau`)."""
 
     split: str = "res4"
     alpha: float = 0.3
-    tau: float = 2.0
+    tau: float | str = "auto"
     ranking: bool = True
     position: str = "transform"
     transform_rank: int | None = None
@@ -82,8 +84,7 @@ class AKNetConfig:
         check_stage(self.split, SPLIT_STAGES)
         if not (0.0 < float(self.alpha) <= 1.0):
             raise ConfigError(f"alpha must be in (0, 1], got {self.alpha}")
-        if self.tau <= 0:
-            raise ConfigError(f"tau must be > 0, got {self.tau}")
+        check_tau(self.tau)
         if self.position not in POSITION_MODES:
             raise ConfigError(f"position must be one of {', '.join(POSITION_MODES)}, got {self.position!r}")
         if self.transform_rank is not None and int(self.transform_rank) < 1:
@@ -95,11 +96,32 @@ class AKNetConfig:
         return self
 
 
+def check_tau(tau: Any) -> float | str:
+    """``tau`` is ``"auto"`` or a finite number > 0 (bools are refused: ``True`` is not a τ)."""
+    if tau == "auto":
+        return tau
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau <= 0:
+        raise ConfigError(f"tau must be 'auto' or a number > 0, got {tau!r}")
+    return tau
+
+
+def resolve_tau(tau: float | str, max_grid: int) -> float:
+    """The number ``"auto"`` stands for: ``h + w − 1`` of the largest split map the model
+    accepts (``max_grid × max_grid``, from ``max_input_size``). Any ``τ ≥ h + w − 1`` ranks a
+    map identically (frames contiguous, ``x + y`` within each), so this one number ranks every
+    input up to ``max_input_size`` exactly as ``h + w − 1`` of its own map would, and it can be
+    recorded in checkpoints before any input is seen."""
+    from .selection import frame_contiguous_tau
+
+    return float(frame_contiguous_tau(max_grid, max_grid)) if tau == "auto" else float(tau)
+
+
 def parse_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """Parse ``KEY=VALUE`` strings (the CLI's ``--set``) into typed AK-Net options.
 
     Values are converted to the type of the :class:`AKNetConfig` field: booleans accept
-    ``true/false/1/0/yes/no/on/off``; ``transform_rank`` accepts ``none``.
+    ``true/false/1/0/yes/no/on/off``; ``transform_rank`` accepts ``none``; ``tau`` accepts
+    ``auto`` or a number.
 
     Raises:
         ConfigError: malformed pair, unknown key, or a value of the wrong type.
@@ -117,6 +139,8 @@ def parse_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
         try:
             if key == "transform_rank":
                 value: Any = None if raw.lower() in ("none", "null", "") else int(raw)
+            elif key == "tau":
+                value = "auto" if raw.lower() == "auto" else float(raw)
             elif isinstance(default, bool):
                 if raw.lower() not in _BOOLS:
                     raise ValueError
@@ -124,7 +148,8 @@ def parse_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
             else:
                 value = type(default)(raw)
         except ValueError:
-            raise ConfigError(f"--set {key}={raw!r}: expected a {type(default).__name__}") from None
+            kind = "number or 'auto'" if key == "tau" else type(default).__name__
+            raise ConfigError(f"--set {key}={raw!r}: expected a {kind}") from None
         out[key] = value
     return out
 
@@ -154,6 +179,9 @@ class AKNet(nn.Module):
     def __init__(self, backbone: VideoBackbone, config: AKNetConfig) -> None:
         super().__init__()
         config.validate()
+        grid = math.ceil(config.max_input_size / backbone.specs[config.split].stride)
+        # Resolved once, so the config (and every checkpoint saved from it) holds the number used.
+        config = dataclasses.replace(config, tau=resolve_tau(config.tau, grid))
         self.config = config
         self.num_segments = backbone.num_segments
         self.num_classes = backbone.num_classes
@@ -231,7 +259,8 @@ def build_aknet(
         num_classes, num_segments, pretrained: passed to :func:`create_backbone` when
             ``backbone`` is a name.
         backbone_kwargs: extra keyword arguments for the backbone factory.
-        **switches: the ablation switches of :class:`AKNetConfig`: ``tau``, ``ranking``,
+        **switches: the ablation switches of :class:`AKNetConfig`: ``tau`` (``"auto"``, the
+            default, keeps each frame's points together; or a number), ``ranking``,
             ``position`` (none|embedding|transform), ``transform_rank``, ``sparsity_reg``,
             ``concat_gap``, ``stride_mode`` (area|axis, how 2-D strides become 1-D strides),
             plus ``reduction``, ``dropout``, ``max_input_size``.
