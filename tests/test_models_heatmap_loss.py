@@ -14,7 +14,7 @@ def test_heatmap_is_the_se_softmax_weighted_channel_sum_normalised_per_clip():
     torch.manual_seed(0)
     b, t, c, h, w = 2, 3, 32, 5, 4
     x = torch.rand(b * t, c, h, w)
-    hm = ChannelHeatmap(c, reduction=16)
+    hm = ChannelHeatmap(c, reduction=16, norm="minmax")  # the threshold default: test_models_keypoints
     out = hm(x, num_segments=t)
     # Independent computation, frame by frame and position by position.
     expected = torch.empty(b * t, h, w)

@@ -15,7 +15,7 @@ from ..exceptions import ConfigError
 from .backbone import SPLIT_STAGES, VideoBackbone, check_stage
 from .convert import STRIDE_MODES, ConversionRecord, Converter
 from .heads import AuxiliaryHead, PointHead
-from .heatmap import ChannelHeatmap
+from .heatmap import HEAT_NORMS, ChannelHeatmap
 from .loss import aknet_loss
 from .position import PositionEmbedding, TransformNet
 from .selection import KeypointSelector
@@ -74,6 +74,8 @@ class AKNetConfig:
     position: str = "transform"
     transform_rank: int | None = None
     sparsity_reg: bool = True
+    heat_norm: str = "threshold"
+    heat_scale: float = 0.1
     concat_gap: bool = True
     stride_mode: str = "area"
     reduction: int = 16
@@ -89,6 +91,10 @@ class AKNetConfig:
             raise ConfigError(f"position must be one of {', '.join(POSITION_MODES)}, got {self.position!r}")
         if self.transform_rank is not None and int(self.transform_rank) < 1:
             raise ConfigError(f"transform_rank must be a positive integer or None, got {self.transform_rank}")
+        if self.heat_norm not in HEAT_NORMS:
+            raise ConfigError(f"heat_norm must be one of {', '.join(HEAT_NORMS)}, got {self.heat_norm!r}")
+        if not (float(self.heat_scale) > 0 and math.isfinite(float(self.heat_scale))):
+            raise ConfigError(f"heat_scale must be a number > 0, got {self.heat_scale}")
         if self.stride_mode not in STRIDE_MODES:
             raise ConfigError(f"stride_mode must be one of {', '.join(STRIDE_MODES)}, got {self.stride_mode!r}")
         if not (0.0 <= self.dropout < 1.0):
@@ -197,7 +203,8 @@ class AKNet(nn.Module):
         backbone.fc = nn.Identity()
         self.features = SplitFeatures(backbone, split)
 
-        self.heatmap = ChannelHeatmap(channels, reduction=config.reduction)
+        self.heatmap = ChannelHeatmap(channels, reduction=config.reduction, alpha=config.alpha,
+                                      norm=config.heat_norm, scale=config.heat_scale)
         self.selector = KeypointSelector(config.alpha, config.tau, config.ranking)
         if config.position == "transform":
             self.position: nn.Module | None = TransformNet(channels, rank=config.transform_rank)
@@ -218,15 +225,16 @@ class AKNet(nn.Module):
         feats = self.features(x)  # (B*T, C, H, W)
         nt, c, h, w = (int(s) for s in feats.shape)
         t = self.num_segments
-        heat = self.heatmap(feats, t)  # (B, T, H, W)
-        points, coords = self.selector(feats.reshape(nt // t, t, c, h, w), heat)
+        scores = self.heatmap.scores(feats, t)  # (B, T, H, W) fp32, eq. 6
+        points, coords = self.selector(feats.reshape(nt // t, t, c, h, w), scores)
         if self.position is not None:
             points = self.position(points, coords)
         for stage in self.point_net.values():
             points = stage(points)
         context = feats.mean(dim=(2, 3)).reshape(nt // t, t, c).mean(dim=1) if self.config.concat_gap else None
         logits = self.head(points, context)
-        if self.training:
+        if self.training:  # only the loss and the auxiliary attention need H in [0, 1]
+            heat = self.heatmap.normalize(scores)
             aux = self.aux_head(feats, heat)
             return AKNetOutput(logits, aux, heat, coords, self.config.sparsity_reg)
         if return_keypoints:
@@ -262,6 +270,7 @@ def build_aknet(
         **switches: the ablation switches of :class:`AKNetConfig`: ``tau`` (``"auto"``, the
             default, keeps each frame's points together; or a number), ``ranking``,
             ``position`` (none|embedding|transform), ``transform_rank``, ``sparsity_reg``,
+            ``heat_norm`` (threshold|minmax, the heatmap's normalisation), ``heat_scale``,
             ``concat_gap``, ``stride_mode`` (area|axis, how 2-D strides become 1-D strides),
             plus ``reduction``, ``dropout``, ``max_input_size``.
 

@@ -116,16 +116,18 @@ class KeypointSelector(nn.Module):
 
         Args:
             features: ``(B, T, C, H, W)``.
-            heatmap: ``(B, T, H, W)`` scores.
+            heatmap: ``(B, T, H, W)`` scores (raw or normalised: only their order matters).
 
         Returns:
             ``points (B, C, N)`` in ranked order and ``coords (B, N, 3)`` int64 ``(t, y, x)``.
         """
         b, t, c, h, w = (int(s) for s in features.shape)
         n = num_keypoints(self.alpha, t, h, w)
-        index = heatmap.reshape(b, t * h * w).topk(n, dim=1).indices
-        if self.ranking:
-            index = rank_keypoints(index, h, w, self.tau)
+        # Selected in fp32 whatever the autocast state: low-precision scores tie at the threshold.
+        with torch.autocast(device_type=heatmap.device.type, enabled=False):
+            index = heatmap.float().reshape(b, t * h * w).topk(n, dim=1).indices
+            if self.ranking:
+                index = rank_keypoints(index, h, w, self.tau)
         flat = features.permute(0, 2, 1, 3, 4).reshape(b, c, t * h * w)
         points = flat.gather(2, index.unsqueeze(1).expand(b, c, n))
         return points, flat_to_coords(index, h, w)
