@@ -29,7 +29,7 @@ def test_heatmap_is_the_se_softmax_weighted_channel_sum_normalised_per_clip():
     expected = expected.view(b, t, h, w)
     for k in range(b):
         lo, hi = expected[k].min(), expected[k].max()
-        expected[k] = (expected[k] - lo) / (hi - lo + hm.eps)
+        expected[k] = (expected[k] - lo) / (hi - lo + hm.normalization.eps)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
     assert out.shape == (b, t, h, w)
     assert out.min() >= 0 and out.max() <= 1

@@ -225,7 +225,7 @@ class AKNet(nn.Module):
         feats = self.features(x)  # (B*T, C, H, W)
         nt, c, h, w = (int(s) for s in feats.shape)
         t = self.num_segments
-        scores = self.heatmap.scores(feats, t)  # (B, T, H, W) fp32, eq. 6
+        scores = self.heatmap(feats, t, normalize=False)  # (B, T, H, W) fp32, eq. 6
         points, coords = self.selector(feats.reshape(nt // t, t, c, h, w), scores)
         if self.position is not None:
             points = self.position(points, coords)
@@ -234,7 +234,7 @@ class AKNet(nn.Module):
         context = feats.mean(dim=(2, 3)).reshape(nt // t, t, c).mean(dim=1) if self.config.concat_gap else None
         logits = self.head(points, context)
         if self.training:  # only the loss and the auxiliary attention need H in [0, 1]
-            heat = self.heatmap.normalize(scores)
+            heat = self.heatmap.normalization(scores)
             aux = self.aux_head(feats, heat)
             return AKNetOutput(logits, aux, heat, coords, self.config.sparsity_reg)
         if return_keypoints:

@@ -76,6 +76,46 @@ def threshold_normalize(
     return torch.sigmoid((flat - centre) / (scale * spread)).view_as(heat)
 
 
+class HeatmapNormalization(nn.Module):
+    """Raw scores ``(B, T, H, W)`` → fp32 ``H ∈ [0, 1]``, per clip (a module of its own so that
+    FLOP counts attribute it to the heatmap; it has no parameters).
+
+    Args:
+        alpha: point sampling rate, for the threshold's ``N``.
+        norm: one of :data:`HEAT_NORMS`.
+        scale: ``s / std(h)`` of the threshold normalisation.
+        rel_eps, eps: the flat-clip guard (see :func:`minmax_normalize`).
+    """
+
+    def __init__(self, *, alpha: float = 0.3, norm: str = "threshold", scale: float = 0.1,
+                 rel_eps: float = 1e-2, eps: float = 1e-6) -> None:
+        super().__init__()
+        if norm not in HEAT_NORMS:
+            raise ConfigError(f"heat_norm must be one of {', '.join(HEAT_NORMS)}, got {norm!r}")
+        if not (scale > 0 and math.isfinite(scale)):
+            raise ConfigError(f"heat_scale must be a number > 0, got {scale!r}")
+        self.alpha = float(alpha)
+        self.norm = norm
+        self.scale = float(scale)
+        self.rel_eps = float(rel_eps)
+        self.eps = float(eps)
+
+    def extra_repr(self) -> str:
+        return f"norm={self.norm!r}, scale={self.scale}, alpha={self.alpha}"
+
+    def forward(self, heat: torch.Tensor) -> torch.Tensor:
+        """``(B, T, H, W)`` raw scores → ``(B, T, H, W)`` fp32 in [0, 1]."""
+        from .selection import num_keypoints
+
+        with _fp32(heat):
+            heat = heat.float()
+            if self.norm == "minmax":
+                return minmax_normalize(heat, rel_eps=self.rel_eps, eps=self.eps)
+            _, t, h, w = (int(s) for s in heat.shape)
+            return threshold_normalize(heat, num_keypoints(self.alpha, t, h, w), scale=self.scale,
+                                       rel_eps=self.rel_eps, eps=self.eps)
+
+
 class ChannelHeatmap(nn.Module):
     """Channel-weighted heatmap with SE-softmax weights, normalised to [0, 1].
 
@@ -96,10 +136,7 @@ class ChannelHeatmap(nn.Module):
     Args:
         channels: ``C`` of the split feature map.
         reduction: SE reduction ratio ``r`` (16 in SE-Net).
-        alpha: point sampling rate, for the threshold's ``N``.
-        norm: one of :data:`HEAT_NORMS`.
-        scale: ``s / std(h)`` of the threshold normalisation.
-        rel_eps, eps: the flat-clip guard (see :func:`minmax_normalize`).
+        alpha, norm, scale, rel_eps, eps: see :class:`HeatmapNormalization`.
     """
 
     def __init__(
@@ -107,21 +144,10 @@ class ChannelHeatmap(nn.Module):
         scale: float = 0.1, rel_eps: float = 1e-2, eps: float = 1e-6,
     ) -> None:
         super().__init__()
-        if norm not in HEAT_NORMS:
-            raise ConfigError(f"heat_norm must be one of {', '.join(HEAT_NORMS)}, got {norm!r}")
-        if not (scale > 0 and math.isfinite(scale)):
-            raise ConfigError(f"heat_scale must be a number > 0, got {scale!r}")
         hidden = max(channels // reduction, 1)
         self.fc1 = nn.Linear(channels, hidden)
         self.fc2 = nn.Linear(hidden, channels)
-        self.alpha = float(alpha)
-        self.norm = norm
-        self.scale = float(scale)
-        self.rel_eps = float(rel_eps)
-        self.eps = float(eps)
-
-    def extra_repr(self) -> str:
-        return f"norm={self.norm!r}, scale={self.scale}, alpha={self.alpha}"
+        self.normalization = HeatmapNormalization(alpha=alpha, norm=norm, scale=scale, rel_eps=rel_eps, eps=eps)
 
     def channel_weights(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W) -> (N, C)`` fp32 softmax weights ``ω`` (eqs. 4-5), one row per frame."""
@@ -139,24 +165,19 @@ class ChannelHeatmap(nn.Module):
 
     def normalize(self, heat: torch.Tensor) -> torch.Tensor:
         """``(B, T, H, W)`` raw scores → ``(B, T, H, W)`` fp32 in [0, 1]."""
-        from .selection import num_keypoints
+        return self.normalization(heat)
 
-        with _fp32(heat):
-            heat = heat.float()
-            if self.norm == "minmax":
-                return minmax_normalize(heat, rel_eps=self.rel_eps, eps=self.eps)
-            _, t, h, w = (int(s) for s in heat.shape)
-            return threshold_normalize(heat, num_keypoints(self.alpha, t, h, w), scale=self.scale,
-                                       rel_eps=self.rel_eps, eps=self.eps)
-
-    def forward(self, x: torch.Tensor, num_segments: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, num_segments: int, normalize: bool = True) -> torch.Tensor:
         """Score every position.
 
         Args:
             x: ``(B*T, C, H, W)`` split features ``X_l`` (any dtype).
             num_segments: ``T``.
+            normalize: ``False`` returns the raw fp32 scores ``h`` (all the selection needs).
 
         Returns:
-            ``(B, T, H, W)`` fp32 heatmap in [0, 1], normalised per clip.
+            ``(B, T, H, W)`` fp32 heatmap, in [0, 1] normalised per clip unless ``normalize``
+            is ``False``.
         """
-        return self.normalize(self.scores(x, num_segments))
+        heat = self.scores(x, num_segments)
+        return self.normalization(heat) if normalize else heat
