@@ -15,7 +15,7 @@ from aknet_cli._registry import create_backbone
 from aknet_cli.models.convert import Converter
 
 # --------------------------------------------------------------------------- item 1
-# Split → (channels, map side at 224², N at α = 0.3 over 8 frames) for ResNet-18 / ResNet-50.
+# Split → side of the split map at 224² (N = round(0.3 · 8 · side²) keypoints).
 _SPLITS = {"res2": 56, "res3": 28, "res4": 14}
 
 
