@@ -109,12 +109,20 @@ def _conv_seq_flops(stage: nn.Module, length: int) -> tuple[int, int]:
             conv = getattr(conv, "net", conv)
             assert isinstance(conv, nn.Conv1d)
             k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+            # Area rule (AreaConv1d): a mean of `pool` consecutive points before or after.
+            pool, first = getattr(conv, "pool", 1), getattr(conv, "pool_first", False)
+            if first:
+                l = math.ceil(l / pool)
             l = (l + 2 * p - k) // s + 1
             total += conv.in_channels * conv.out_channels * k * l
+            if not first:
+                l = math.ceil(l / pool)
         if block.downsample is not None:
             ds = block.downsample[0]
             k, s = ds.kernel_size[0], ds.stride[0]
-            total += ds.in_channels * ds.out_channels * k * ((l_in - k) // s + 1)
+            pool, first = getattr(ds, "pool", 1), getattr(ds, "pool_first", False)
+            l_ds = math.ceil(l_in / pool) if first else l_in
+            total += ds.in_channels * ds.out_channels * k * ((l_ds - k) // s + 1)
         length = l
     return total, length
 
@@ -227,7 +235,10 @@ def test_train_mode_adds_aux_head_only():
     tr = flops.count("tsm_resnet18", mode="train", **kw)
     assert inf.part("aux head").flops == 0 and "aux_head" in inf.uncalled_modules
     assert tr.part("aux head").flops > 0
-    assert tr.flops - inf.flops == tr.part("aux head").flops
+    # Training also normalises the heatmap to [0, 1] (eqs. 14-15); inference selects on raw scores.
+    normalisation = tr.part("heatmap").flops - inf.part("heatmap").flops
+    assert 0 <= normalisation < 0.001 * inf.flops
+    assert tr.flops - inf.flops == tr.part("aux head").flops + normalisation
     assert tr.params > inf.params
 
 

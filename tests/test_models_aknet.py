@@ -53,7 +53,9 @@ def test_model_equals_hand_built_composition_with_transform_at_identity(split, r
     x = torch.randn(2, 4, 3, 64, 64)
     with torch.no_grad():
         got = model(x)
-        expected = _hand_built_logits(model, reference, x, split=split, alpha=0.3, tau=2.0)
+        # Default τ ("auto"): h + w − 1 of the 64-px input's split map keeps frames together.
+        side = 64 // reference.specs[split].stride
+        expected = _hand_built_logits(model, reference, x, split=split, alpha=0.3, tau=2 * side - 1)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 

@@ -16,13 +16,17 @@ def convert_1d_command(
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the AK-Net checkpoint."),
     split: str = typer.Option("res4", help="Stage after which keypoints are selected: res2, res3 or res4."),
     alpha: float = typer.Option(0.3, help="Point sampling rate α in (0, 1]: N = round(α·T·H·W)."),
-    tau: Optional[float] = typer.Option(None, help="Time weight τ of the ranking key x + y + τ·t (eq. 7) [default: 2]."),
+    tau: Optional[str] = typer.Option(None, help="Time weight τ of the ranking key x + y + τ·t (eq. 7): 'auto' (h + w − 1, each frame's points stay together) or a number [default: auto]."),
     position: Optional[str] = typer.Option(None, help="Position information: transform, embedding or none [default: transform]."),
     transform_rank: Optional[int] = typer.Option(None, help="Low-rank transform net A = I + UVᵀ of this rank (default: the paper's full (C+3)² matrix)."),
     set_: list[str] = typer.Option([], "--set", help="Any other AK-Net option KEY=VALUE, repeatable: ranking, sparsity_reg, concat_gap, stride_mode, reduction, dropout, ..."),
     backbone: Optional[str] = typer.Option(None, help="Backbone name, needed when the checkpoint is a plain state dict."),
     num_classes: Optional[int] = typer.Option(None, help="Classes, needed for a plain state dict."),
     num_segments: Optional[int] = typer.Option(None, help="Frames per clip, needed for a plain state dict."),
+    calibrate: Optional[Path] = typer.Option(None, "--calibrate", help="Prepared dataset: re-estimate the 1-D BatchNorm statistics on its training clips before saving."),
+    batches: int = typer.Option(20, "--batches", help="Batches for --calibrate (cumulative average)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Clips per batch for --calibrate."),
+    crop: int = typer.Option(224, "--crop", help="Crop side in pixels for --calibrate (resize side crop·256/224)."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
@@ -38,13 +42,22 @@ def convert_1d_command(
     An ablation variant (Table IV row without ranking), stored in the checkpoint's config:
 
         aknet convert-1d -c stage1.pt --split res2 --set ranking=false --set sparsity_reg=false -o abl.pt
+
+    The 1-D BatchNorm layers keep the 2-D statistics, but the selected points are not a random
+    sample of positions; re-estimate them on real clips (K training-mode forwards, no gradient):
+
+        aknet convert-1d -c stage1.pt --split res4 --calibrate data/sthv1 --batches 20 -o aknet.pt
     """
     from ..engine.convert_1d import convert_checkpoint
     from ..exceptions import ConfigError
     from ..models.aknet import parse_options
 
     options = parse_options(set_)
-    for key, value in (("tau", tau), ("position", position), ("transform_rank", transform_rank)):
+    if tau is not None:
+        if "tau" in options:
+            raise ConfigError("tau is given both as --tau and in --set; give it once")
+        options.update(parse_options([f"tau={tau}"]))
+    for key, value in (("position", position), ("transform_rank", transform_rank)):
         if value is not None:
             if key in options:
                 raise ConfigError(f"{key} is given both as --{key.replace('_', '-')} and in --set; give it once")
@@ -53,7 +66,8 @@ def convert_1d_command(
         raise ConfigError("use --split and --alpha, not --set, for the split and the sampling rate")
     report = convert_checkpoint(
         checkpoint, out, split=split, alpha=alpha, backbone=backbone, num_classes=num_classes,
-        num_segments=num_segments, overwrite=force, **options,
+        num_segments=num_segments, overwrite=force, calibrate=calibrate, calibrate_batches=batches,
+        calibrate_batch_size=batch_size, calibrate_crop=crop, **options,
     )
     if json_out:
         print_json(report)
@@ -72,4 +86,9 @@ def convert_1d_command(
     for part, n in report["new"].items():
         table.add_row("new", part, f"{n:,}")
     console.print(table)
+    cal = report.get("bn_calibration")
+    if cal:
+        lo, hi = cal["var_ratio_range"]
+        console.print(f"recalibrated {len(cal['layers'])} BatchNorm1d layers on {cal['clips']} clips "
+                      f"({cal['batches']} batches): new/old running variance {lo:.2f}-{hi:.2f}x per layer")
     console.print(f"wrote {report['output']} ({report['params_m']:.1f} M parameters)")

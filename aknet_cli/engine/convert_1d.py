@@ -43,6 +43,10 @@ def convert_checkpoint(
     num_classes: int | None = None,
     num_segments: int | None = None,
     overwrite: bool = False,
+    calibrate: str | Path | None = None,
+    calibrate_batches: int = 20,
+    calibrate_batch_size: int = 8,
+    calibrate_crop: int = 224,
     **switches: Any,
 ) -> dict[str, Any]:
     """Convert a stage-1 backbone checkpoint into an AK-Net checkpoint.
@@ -54,9 +58,15 @@ def convert_checkpoint(
         out: where to write the AK-Net checkpoint (atomically).
         split, alpha, **switches: the AK-Net configuration (see :class:`AKNetConfig`).
         overwrite: replace ``out`` if it exists.
+        calibrate: a prepared dataset; if given, the 1-D subnet's BatchNorm statistics are
+            re-estimated on ``calibrate_batches`` training batches of it
+            (:func:`~aknet_cli.engine.calibrate.recalibrate_bn`) before saving.
+        calibrate_batches, calibrate_batch_size, calibrate_crop: ``K``, clips per batch and
+            crop side (resize side ``crop·256/224``, as in training) of that pass.
 
     Returns:
-        A report: what was converted, dropped and newly initialised, and parameter counts.
+        A report: what was converted, dropped and newly initialised, parameter counts, and
+        (with ``calibrate``) how far the BatchNorm statistics moved.
     """
     src, out = Path(checkpoint), Path(out)
     if out.resolve() == src.resolve():
@@ -72,6 +82,11 @@ def convert_checkpoint(
     segments = int(_pick(num_segments, stored.get("num_segments"), "num_segments", src))
     backbone_kwargs = dict(stored.get("backbone_kwargs") or {})
     config = AKNetConfig(split=split, alpha=alpha, **switches).validate()
+    if calibrate is not None:
+        for flag, value, least in (("--batches", calibrate_batches, 1), ("--batch-size", calibrate_batch_size, 1),
+                                   ("--crop", calibrate_crop, 32)):
+            if int(value) < least:
+                raise ConfigError(f"{flag} must be >= {least}, got {value}")
 
     net = create_backbone(name, num_classes=classes, num_segments=segments, pretrained=False, **backbone_kwargs)
     state = ckpt["state_dict"]
@@ -85,15 +100,28 @@ def convert_checkpoint(
         head.weight[:, head.in_features - fc_weight.shape[1]:].copy_(fc_weight)  # point columns come last
         head.bias.copy_(fc_bias)
 
+    calibration = None
+    if calibrate is not None:
+        from ..data import build_dataloader
+        from .calibrate import recalibrate_bn
+
+        loader = build_dataloader(
+            calibrate, "train", num_segments=segments, frames_per_segment=net.frames_per_segment,
+            batch_size=int(calibrate_batch_size), train=True, crop=int(calibrate_crop),
+            resize=round(int(calibrate_crop) * 256 / 224), seed=0,
+        )
+        calibration = {"dataset": str(calibrate), **recalibrate_bn(model, loader, num_batches=int(calibrate_batches))}
+
     save_checkpoint(
         out,
         kind="aknet",
         config={
             "backbone": name, "num_classes": classes, "num_segments": segments,
-            "backbone_kwargs": backbone_kwargs, "aknet": asdict(config),
+            "backbone_kwargs": backbone_kwargs, "aknet": asdict(model.config),  # τ as used
         },
         state_dict=model.state_dict(),
-        meta={"converted_from": str(src), "conversion": summarize(model.conversion)},
+        meta={"converted_from": str(src), "conversion": summarize(model.conversion),
+              "bn_calibration": calibration},
     )
     return {
         "input": str(src),
@@ -112,6 +140,7 @@ def convert_checkpoint(
             "aux_head (training only)": count_parameters(model.aux_head),
         },
         "params_m": count_parameters(model) / 1e6,
+        "bn_calibration": calibration,
     }
 
 

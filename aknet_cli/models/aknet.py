@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,7 @@ from ..exceptions import ConfigError
 from .backbone import SPLIT_STAGES, VideoBackbone, check_stage
 from .convert import STRIDE_MODES, ConversionRecord, Converter
 from .heads import AuxiliaryHead, PointHead
-from .heatmap import ChannelHeatmap
+from .heatmap import HEAT_NORMS, ChannelHeatmap
 from .loss import aknet_loss
 from .position import PositionEmbedding, TransformNet
 from .selection import KeypointSelector
@@ -63,15 +64,18 @@ class SplitFeatures(nn.Module):
 
 @dataclass(frozen=True)
 class AKNetConfig:
-    """Every switch of the model; ``asdict`` of it is stored in checkpoints."""
+    """Every switch of the model. Save ``asdict(model.config)``: the built model's copy holds
+    the numbers actually used (``tau="auto"`` resolved, see :func:`resolve_tau`)."""
 
     split: str = "res4"
     alpha: float = 0.3
-    tau: float = 2.0
+    tau: float | str = "auto"
     ranking: bool = True
     position: str = "transform"
     transform_rank: int | None = None
     sparsity_reg: bool = True
+    heat_norm: str = "threshold"
+    heat_scale: float = 0.1
     concat_gap: bool = True
     stride_mode: str = "area"
     reduction: int = 16
@@ -82,12 +86,15 @@ class AKNetConfig:
         check_stage(self.split, SPLIT_STAGES)
         if not (0.0 < float(self.alpha) <= 1.0):
             raise ConfigError(f"alpha must be in (0, 1], got {self.alpha}")
-        if self.tau <= 0:
-            raise ConfigError(f"tau must be > 0, got {self.tau}")
+        check_tau(self.tau)
         if self.position not in POSITION_MODES:
             raise ConfigError(f"position must be one of {', '.join(POSITION_MODES)}, got {self.position!r}")
         if self.transform_rank is not None and int(self.transform_rank) < 1:
             raise ConfigError(f"transform_rank must be a positive integer or None, got {self.transform_rank}")
+        if self.heat_norm not in HEAT_NORMS:
+            raise ConfigError(f"heat_norm must be one of {', '.join(HEAT_NORMS)}, got {self.heat_norm!r}")
+        if not (float(self.heat_scale) > 0 and math.isfinite(float(self.heat_scale))):
+            raise ConfigError(f"heat_scale must be a number > 0, got {self.heat_scale}")
         if self.stride_mode not in STRIDE_MODES:
             raise ConfigError(f"stride_mode must be one of {', '.join(STRIDE_MODES)}, got {self.stride_mode!r}")
         if not (0.0 <= self.dropout < 1.0):
@@ -95,11 +102,32 @@ class AKNetConfig:
         return self
 
 
+def check_tau(tau: Any) -> float | str:
+    """``tau`` is ``"auto"`` or a finite number > 0 (bools are refused: ``True`` is not a τ)."""
+    if tau == "auto":
+        return tau
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau <= 0:
+        raise ConfigError(f"tau must be 'auto' or a number > 0, got {tau!r}")
+    return tau
+
+
+def resolve_tau(tau: float | str, max_grid: int) -> float:
+    """The number ``"auto"`` stands for: ``h + w − 1`` of the largest split map the model
+    accepts (``max_grid × max_grid``, from ``max_input_size``). Any ``τ ≥ h + w − 1`` ranks a
+    map identically (frames contiguous, ``x + y`` within each), so this one number ranks every
+    input up to ``max_input_size`` exactly as ``h + w − 1`` of its own map would, and it can be
+    recorded in checkpoints before any input is seen."""
+    from .selection import frame_contiguous_tau
+
+    return float(frame_contiguous_tau(max_grid, max_grid)) if tau == "auto" else float(tau)
+
+
 def parse_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """Parse ``KEY=VALUE`` strings (the CLI's ``--set``) into typed AK-Net options.
 
     Values are converted to the type of the :class:`AKNetConfig` field: booleans accept
-    ``true/false/1/0/yes/no/on/off``; ``transform_rank`` accepts ``none``.
+    ``true/false/1/0/yes/no/on/off``; ``transform_rank`` accepts ``none``; ``tau`` accepts
+    ``auto`` or a number.
 
     Raises:
         ConfigError: malformed pair, unknown key, or a value of the wrong type.
@@ -117,6 +145,8 @@ def parse_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
         try:
             if key == "transform_rank":
                 value: Any = None if raw.lower() in ("none", "null", "") else int(raw)
+            elif key == "tau":
+                value = "auto" if raw.lower() == "auto" else float(raw)
             elif isinstance(default, bool):
                 if raw.lower() not in _BOOLS:
                     raise ValueError
@@ -124,7 +154,8 @@ def parse_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
             else:
                 value = type(default)(raw)
         except ValueError:
-            raise ConfigError(f"--set {key}={raw!r}: expected a {type(default).__name__}") from None
+            kind = "number or 'auto'" if key == "tau" else type(default).__name__
+            raise ConfigError(f"--set {key}={raw!r}: expected a {kind}") from None
         out[key] = value
     return out
 
@@ -154,6 +185,9 @@ class AKNet(nn.Module):
     def __init__(self, backbone: VideoBackbone, config: AKNetConfig) -> None:
         super().__init__()
         config.validate()
+        grid = math.ceil(config.max_input_size / backbone.specs[config.split].stride)
+        # Resolved once, so the config (and every checkpoint saved from it) holds the number used.
+        config = dataclasses.replace(config, tau=resolve_tau(config.tau, grid))
         self.config = config
         self.num_segments = backbone.num_segments
         self.num_classes = backbone.num_classes
@@ -169,7 +203,8 @@ class AKNet(nn.Module):
         backbone.fc = nn.Identity()
         self.features = SplitFeatures(backbone, split)
 
-        self.heatmap = ChannelHeatmap(channels, reduction=config.reduction)
+        self.heatmap = ChannelHeatmap(channels, reduction=config.reduction, alpha=config.alpha,
+                                      norm=config.heat_norm, scale=config.heat_scale)
         self.selector = KeypointSelector(config.alpha, config.tau, config.ranking)
         if config.position == "transform":
             self.position: nn.Module | None = TransformNet(channels, rank=config.transform_rank)
@@ -190,15 +225,16 @@ class AKNet(nn.Module):
         feats = self.features(x)  # (B*T, C, H, W)
         nt, c, h, w = (int(s) for s in feats.shape)
         t = self.num_segments
-        heat = self.heatmap(feats, t)  # (B, T, H, W)
-        points, coords = self.selector(feats.reshape(nt // t, t, c, h, w), heat)
+        scores = self.heatmap(feats, t, normalize=False)  # (B, T, H, W) fp32, eq. 6
+        points, coords = self.selector(feats.reshape(nt // t, t, c, h, w), scores)
         if self.position is not None:
             points = self.position(points, coords)
         for stage in self.point_net.values():
             points = stage(points)
         context = feats.mean(dim=(2, 3)).reshape(nt // t, t, c).mean(dim=1) if self.config.concat_gap else None
         logits = self.head(points, context)
-        if self.training:
+        if self.training:  # only the loss and the auxiliary attention need H in [0, 1]
+            heat = self.heatmap.normalization(scores)
             aux = self.aux_head(feats, heat)
             return AKNetOutput(logits, aux, heat, coords, self.config.sparsity_reg)
         if return_keypoints:
@@ -231,8 +267,10 @@ def build_aknet(
         num_classes, num_segments, pretrained: passed to :func:`create_backbone` when
             ``backbone`` is a name.
         backbone_kwargs: extra keyword arguments for the backbone factory.
-        **switches: the ablation switches of :class:`AKNetConfig`: ``tau``, ``ranking``,
+        **switches: the ablation switches of :class:`AKNetConfig`: ``tau`` (``"auto"``, the
+            default, keeps each frame's points together; or a number), ``ranking``,
             ``position`` (none|embedding|transform), ``transform_rank``, ``sparsity_reg``,
+            ``heat_norm`` (threshold|minmax, the heatmap's normalisation), ``heat_scale``,
             ``concat_gap``, ``stride_mode`` (area|axis, how 2-D strides become 1-D strides),
             plus ``reduction``, ``dropout``, ``max_input_size``.
 

@@ -28,6 +28,7 @@ from typing import Callable
 import torch
 import torchvision
 from torch import nn
+from torch.nn import functional as F
 
 from ..exceptions import ConfigError
 
@@ -46,7 +47,11 @@ RANK_AGNOSTIC = (
 #: How a 2-D stride ``(sh, sw)`` becomes a 1-D stride.
 #: ``"area"``: ``sh·sw``, so a strided layer keeps the same *fraction* of the points as the
 #: 2-D layer keeps of the positions (a stride-2 block quarters both). This reproduces the
-#: paper's Table II (28 G for Ours_TSM) and Fig. 5 (shallower split = cheaper).
+#: paper's Table II (28 G for Ours_TSM) and Fig. 5 (shallower split = cheaper). The reduction
+#: is split so that every point is still read (see :class:`AreaConv1d`): the layer runs at the
+#: kept axis's stride and the other axis's stride becomes an average over consecutive outputs
+#: (a pointwise layer averages first instead, which is the same function at lower cost). A
+#: plain 3-tap conv at stride 4 would never read one point in four.
 #: ``"axis"``: the kept axis's stride ``sh``, the literal reading of "replace the kernels";
 #: a stride-2 block then only halves the points, and splitting at res2 costs more than at res4.
 STRIDE_MODES = ("area", "axis")
@@ -67,7 +72,9 @@ def _pair(value) -> tuple:
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
-def conv2d_to_1d(conv: nn.Conv2d, sum_axis: int = -1, stride: int | None = None) -> nn.Conv1d:
+def conv2d_to_1d(
+    conv: nn.Conv2d, sum_axis: int = -1, stride: int | None = None, *, pool: int = 1, pool_first: bool = False,
+) -> nn.Conv1d:
     """Compact a ``Conv2d`` into a ``Conv1d`` by summing its kernel over one spatial axis.
 
     Args:
@@ -75,6 +82,8 @@ def conv2d_to_1d(conv: nn.Conv2d, sum_axis: int = -1, stride: int | None = None)
         sum_axis: ``-1`` sums over the kernel width (the 1-D conv keeps the height's kernel
             size, stride, padding and dilation); ``-2`` sums over the height.
         stride: overrides the kept axis's stride (see :data:`STRIDE_MODES`).
+        pool, pool_first: with ``pool > 1`` an :class:`AreaConv1d` that also averages ``pool``
+            consecutive outputs (inputs, with ``pool_first``).
 
     Returns:
         A ``Conv1d`` on ``(B, C, N)`` with weight ``conv.weight.sum(sum_axis)``.
@@ -83,7 +92,8 @@ def conv2d_to_1d(conv: nn.Conv2d, sum_axis: int = -1, stride: int | None = None)
         raise ConfigError(f"sum_axis must be -1 (width) or -2 (height), got {sum_axis}")
     keep = 0 if sum_axis == -1 else 1
     padding = conv.padding if isinstance(conv.padding, str) else _pair(conv.padding)[keep]
-    out = nn.Conv1d(
+    extra = {"pool": pool, "pool_first": pool_first} if pool > 1 else {}
+    out = (AreaConv1d if pool > 1 else nn.Conv1d)(
         conv.in_channels,
         conv.out_channels,
         kernel_size=_pair(conv.kernel_size)[keep],
@@ -93,12 +103,72 @@ def conv2d_to_1d(conv: nn.Conv2d, sum_axis: int = -1, stride: int | None = None)
         groups=conv.groups,
         bias=conv.bias is not None,
         padding_mode=conv.padding_mode,
+        **extra,
     ).to(device=conv.weight.device, dtype=conv.weight.dtype)
     with torch.no_grad():
         out.weight.copy_(conv.weight.sum(dim=sum_axis))
         if conv.bias is not None:
             out.bias.copy_(conv.bias)
     return out
+
+
+class AreaConv1d(nn.Conv1d):
+    """A ``Conv1d`` whose area-rule stride ``s_kept·s_other`` reads every input point.
+
+    The convolution runs at the kept axis's stride (where the 2-D kernel already covers every
+    position it strides over), and the other axis's stride, which has no axis left in the
+    point sequence, becomes an average over ``pool`` consecutive outputs, as ResNet-D averages
+    before its strided shortcut. A kernel shorter than its stride (a strided 1×1 shortcut)
+    averages its input first instead: for a pointwise conv that is the same function
+    (averaging commutes with it) at ``1/pool`` of the cost.
+
+    Output length ``ceil(N / (stride·pool))`` for a ``k = 2p + 1`` kernel with padding ``p``,
+    the same as one conv at stride ``stride·pool``, so residual branches still add. Its
+    parameters and state-dict keys are those of a plain ``Conv1d``.
+
+    Args:
+        pool: outputs (or inputs, with ``pool_first``) averaged into one; ``1`` is a plain conv.
+        pool_first: average the input before convolving (pointwise kernels).
+        *args, **kwargs: as :class:`torch.nn.Conv1d`.
+    """
+
+    def __init__(self, *args, pool: int = 1, pool_first: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.pool = int(pool)
+        self.pool_first = bool(pool_first)
+
+    def extra_repr(self) -> str:
+        where = "before" if self.pool_first else "after"
+        return super().extra_repr() + (f", mean of {self.pool} {where}" if self.pool > 1 else "")
+
+    def _mean(self, x: torch.Tensor) -> torch.Tensor:
+        # ceil_mode: a partial last window averages the points it has, so no point is dropped.
+        return F.avg_pool1d(x, self.pool, self.pool, ceil_mode=True) if self.pool > 1 else x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C_in, N) -> (B, C_out, N')``, ``N' = ceil(N / (stride·pool))``."""
+        if self.pool_first:
+            return super().forward(self._mean(x))
+        return self._mean(super().forward(x))
+
+
+def area_split(kernel: int, kept_stride: int, other_stride: int) -> tuple[int, int, bool]:
+    """How a 2-D stride becomes an area-rule 1-D reduction that reads every point.
+
+    Args:
+        kernel: the kept axis's kernel size.
+        kept_stride, other_stride: the 2-D stride along the kept and the summed axis.
+
+    Returns:
+        ``(stride, pool, pool_first)``: the layer's own stride, the averaging factor, and
+        whether the average comes first. ``stride · pool == kept_stride · other_stride``.
+    """
+    area = kept_stride * other_stride
+    if kernel == 1:
+        return 1, area, True  # pointwise: averaging first is the same function, cheaper
+    if kernel >= kept_stride:
+        return kept_stride, other_stride, False  # the kernel covers its own stride
+    return 1, area, False  # rare (kernel shorter than its stride): read everything, then average
 
 
 def batchnorm2d_to_1d(bn: nn.BatchNorm2d) -> nn.BatchNorm1d:
@@ -112,18 +182,27 @@ def batchnorm2d_to_1d(bn: nn.BatchNorm2d) -> nn.BatchNorm1d:
     return out if ref is None else out.to(ref.device)
 
 
-def pool2d_to_1d(pool: nn.Module, keep: int, stride: int | None = None) -> nn.Module:
+def pool2d_to_1d(pool: nn.Module, keep: int, stride: int | None = None, avg_after: int = 1) -> nn.Module:
+    """``MaxPool2d``/``AvgPool2d``/adaptive pools → their 1-D counterparts along axis ``keep``.
+
+    ``avg_after > 1`` appends an average over that many consecutive outputs (the area rule's
+    share of the summed axis's stride, see :class:`AreaConv1d`).
+    """
     if isinstance(pool, nn.MaxPool2d):
-        return nn.MaxPool1d(_pair(pool.kernel_size)[keep], _pair(pool.stride)[keep] if stride is None else stride,
-                            _pair(pool.padding)[keep], _pair(pool.dilation)[keep],
-                            ceil_mode=pool.ceil_mode)
-    if isinstance(pool, nn.AvgPool2d):
-        return nn.AvgPool1d(_pair(pool.kernel_size)[keep], _pair(pool.stride)[keep] if stride is None else stride,
-                            _pair(pool.padding)[keep], ceil_mode=pool.ceil_mode,
-                            count_include_pad=pool.count_include_pad)
-    size = _pair(pool.output_size)[keep]
-    cls = nn.AdaptiveAvgPool1d if isinstance(pool, nn.AdaptiveAvgPool2d) else nn.AdaptiveMaxPool1d
-    return cls(size)
+        out: nn.Module = nn.MaxPool1d(_pair(pool.kernel_size)[keep], _pair(pool.stride)[keep] if stride is None else stride,
+                                      _pair(pool.padding)[keep], _pair(pool.dilation)[keep],
+                                      ceil_mode=pool.ceil_mode)
+    elif isinstance(pool, nn.AvgPool2d):
+        out = nn.AvgPool1d(_pair(pool.kernel_size)[keep], _pair(pool.stride)[keep] if stride is None else stride,
+                           _pair(pool.padding)[keep], ceil_mode=pool.ceil_mode,
+                           count_include_pad=pool.count_include_pad)
+    else:
+        size = _pair(pool.output_size)[keep]
+        cls = nn.AdaptiveAvgPool1d if isinstance(pool, nn.AdaptiveAvgPool2d) else nn.AdaptiveMaxPool1d
+        return cls(size)
+    if avg_after > 1:
+        out = nn.Sequential(out, nn.AvgPool1d(avg_after, avg_after, ceil_mode=True))
+    return out
 
 
 class Converter:
@@ -149,12 +228,14 @@ class Converter:
         self.stride_mode = stride_mode
         self.records: list[ConversionRecord] = []
 
-    def _stride(self, module: nn.Module) -> int | None:
-        """The 1-D stride for ``module`` under :attr:`stride_mode` (``None``: keep the axis's)."""
+    def _area(self, module: nn.Module) -> tuple[int | None, int, bool]:
+        """``(stride, pool, pool_first)`` of ``module``'s 1-D counterpart (see :func:`area_split`);
+        ``stride`` is ``None`` under ``"axis"``: keep the kept axis's own stride."""
         if self.stride_mode == "axis":
-            return None
-        sh, sw = _pair(module.stride)
-        return sh * sw
+            return None, 1, False
+        keep = 0 if self.sum_axis == -1 else 1
+        strides, kernel = _pair(module.stride), _pair(module.kernel_size)[keep]
+        return area_split(kernel, strides[keep], strides[1 - keep])
 
     def __call__(self, module: nn.Module, path: str = "") -> nn.Module:
         """Return a converted copy of ``module``; the original is left untouched."""
@@ -175,16 +256,22 @@ class Converter:
             self._record(path, module, replaced, "dropped", note)
             return replaced
         if isinstance(module, nn.Conv2d):
-            out = conv2d_to_1d(module, self.sum_axis, stride=self._stride(module))
+            stride, pool, first = self._area(module)
+            out = conv2d_to_1d(module, self.sum_axis, stride=stride, pool=pool, pool_first=first)
+            mean = f" + mean of {pool} {'before' if first else 'after'}" if pool > 1 else ""
             self._record(path, module, out, "converted",
-                         f"kernel {tuple(module.kernel_size)} → ({out.kernel_size[0]},), stride {out.stride[0]}")
+                         f"kernel {tuple(module.kernel_size)} → ({out.kernel_size[0]},), stride {out.stride[0]}{mean}")
             return out
         if isinstance(module, nn.BatchNorm2d):
             out = batchnorm2d_to_1d(module)
             self._record(path, module, out, "converted", "statistics copied")
             return out
         if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-            out = pool2d_to_1d(module, keep, stride=self._stride(module))
+            stride, pool, first = self._area(module)
+            if first:  # a 1-wide pool is a subsampler: average instead, which reads every point
+                out = nn.AvgPool1d(pool, pool, ceil_mode=True)
+            else:
+                out = pool2d_to_1d(module, keep, stride=stride, avg_after=pool)
             self._record(path, module, out, "converted")
             return out
         if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):

@@ -24,6 +24,17 @@ def flat_to_coords(index: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return torch.stack([t, y, x], dim=-1)
 
 
+def frame_contiguous_tau(h: int, w: int) -> int:
+    """The smallest integer ``τ`` that keeps each frame's points together: ``h + w − 1``.
+
+    Within a frame ``x + y`` spans ``[0, h + w − 2]``, so with ``τ ≥ h + w − 1`` every point of
+    frame ``t`` outranks every point of frame ``t − 1`` (eq. 7's "spatial continuity first"),
+    and any larger ``τ`` ranks a map of this size identically. ``τ = 2`` does not: on a 14×14
+    map it interleaves frames almost as much as ``τ = 1``.
+    """
+    return int(h) + int(w) - 1
+
+
 def rank_keypoints(index: torch.Tensor, h: int, w: int, tau: float) -> torch.Tensor:
     """Order selected points by ``x + y + τ·t``, descending (eq. 7).
 
@@ -33,8 +44,10 @@ def rank_keypoints(index: torch.Tensor, h: int, w: int, tau: float) -> torch.Ten
     Args:
         index: ``(B, N)`` flat indices over ``T·H·W``.
         h, w: spatial size of the split feature map.
-        tau: weight of the time axis; the paper takes ``τ > 1`` so that points of one frame
-            stay together and spatial continuity is considered first.
+        tau: weight of the time axis. Each frame's points form one contiguous run only when
+            ``τ ≥ h + w − 1`` (:func:`frame_contiguous_tau`); a smaller ``τ`` (the paper's
+            "τ > 1" is not enough) lets late positions of one frame outrank early positions of
+            the next and the frames interleave.
 
     Returns:
         ``(B, N)`` the same indices, ranked.
@@ -44,6 +57,13 @@ def rank_keypoints(index: torch.Tensor, h: int, w: int, tau: float) -> torch.Ten
     key = coords[..., 2] + coords[..., 1] + tau * coords[..., 0]
     order = torch.sort(key, dim=1, descending=True, stable=True).indices
     return index.gather(1, order)
+
+
+def frame_runs(coords: torch.Tensor) -> int:
+    """Number of maximal runs of equal frame index in one ranked sequence ``(N, 3)``; it
+    equals the number of distinct frames exactly when each frame's points are contiguous."""
+    t = coords[:, 0]
+    return 1 + int((t[1:] != t[:-1]).sum()) if t.numel() else 0
 
 
 def normalize_coordinates(coords: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -71,7 +91,9 @@ class KeypointSelector(nn.Module):
 
     Args:
         alpha: point sampling rate ``α ∈ (0, 1]``.
-        tau: time weight of the ranking key (eq. 7).
+        tau: time weight of the ranking key (eq. 7); a number (:class:`AKNet` resolves its
+            ``"auto"`` default to one that keeps frames contiguous, see
+            :func:`frame_contiguous_tau`).
         ranking: if False the points keep top-k's order (highest score first), the
             "w/o R" ablation row.
     """
@@ -94,16 +116,18 @@ class KeypointSelector(nn.Module):
 
         Args:
             features: ``(B, T, C, H, W)``.
-            heatmap: ``(B, T, H, W)`` scores.
+            heatmap: ``(B, T, H, W)`` scores (raw or normalised: only their order matters).
 
         Returns:
             ``points (B, C, N)`` in ranked order and ``coords (B, N, 3)`` int64 ``(t, y, x)``.
         """
         b, t, c, h, w = (int(s) for s in features.shape)
         n = num_keypoints(self.alpha, t, h, w)
-        index = heatmap.reshape(b, t * h * w).topk(n, dim=1).indices
-        if self.ranking:
-            index = rank_keypoints(index, h, w, self.tau)
+        # Selected in fp32 whatever the autocast state: low-precision scores tie at the threshold.
+        with torch.autocast(device_type=heatmap.device.type, enabled=False):
+            index = heatmap.float().reshape(b, t * h * w).topk(n, dim=1).indices
+            if self.ranking:
+                index = rank_keypoints(index, h, w, self.tau)
         flat = features.permute(0, 2, 1, 3, 4).reshape(b, c, t * h * w)
         points = flat.gather(2, index.unsqueeze(1).expand(b, c, n))
         return points, flat_to_coords(index, h, w)
