@@ -144,14 +144,3 @@ def test_convert_1d_calibrate_from_the_command_line(tmp_path):
     assert_one_line_error(runner.invoke(app, [*args[:-6], "--batches", "0", "-o", str(tmp_path / "x.pt")]), "--batches")
     assert_one_line_error(runner.invoke(app, [*args[:3], "-o", str(tmp_path / "y.pt"), "--calibrate",
                                               str(tmp_path / "nowhere")]), "nowhere")
-
-
-def test_convert_1d_tau_option_names_itself(tmp_path):
-    from cli_helpers import assert_one_line_error
-    from typer.testing import CliRunner
-
-    from aknet_cli.cli.main import app
-
-    result = CliRunner().invoke(app, ["convert-1d", "-c", str(tmp_path / "none.pt"), "-o", str(tmp_path / "o.pt"),
-                                      "--tau", "soon"])
-    assert_one_line_error(result, "--tau", "auto")
