@@ -79,6 +79,15 @@ def test_first_layer_matches_what_it_sees_at_inference_and_the_report_is_the_rat
     assert layer["var_ratio_min"] == pytest.approx(float(ratio.min()), rel=1e-5)
 
 
+def test_a_wrapped_model_is_calibrated_through_its_module():
+    model = _model().eval()
+    wrapped = nn.DataParallel(model)  # CPU: a plain wrapper with .module
+    name, bn = point_net_batchnorms(model)[0]
+    before = bn.running_var.clone()
+    report = recalibrate_bn(wrapped, _batches(1), num_batches=1)
+    assert name in report["layers"] and not torch.equal(bn.running_var, before)
+
+
 def test_refusals():
     model = _model()
     with pytest.raises(ConfigError, match="num_batches"):

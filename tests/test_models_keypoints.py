@@ -185,6 +185,17 @@ def test_tau_option_parses_auto_and_numbers_and_refuses_the_rest():
             AKNetConfig(**parse_options([bad])).validate()
 
 
+def test_convert_1d_tau_option_names_itself(tmp_path):
+    from cli_helpers import assert_one_line_error
+    from typer.testing import CliRunner
+
+    from aknet_cli.cli.main import app
+
+    result = CliRunner().invoke(app, ["convert-1d", "-c", str(tmp_path / "none.pt"), "-o", str(tmp_path / "o.pt"),
+                                      "--tau", "soon"])
+    assert_one_line_error(result, "--tau", "auto")
+
+
 # --------------------------------------------------------------------------- item 3
 def _numpy_threshold_norm(raw: torch.Tensor, alpha: float, scale: float):
     """σ((h − c)/s) written out with NumPy: c halfway between the N-th and (N+1)-th largest

@@ -56,7 +56,10 @@ def convert_1d_command(
     if tau is not None:
         if "tau" in options:
             raise ConfigError("tau is given both as --tau and in --set; give it once")
-        options.update(parse_options([f"tau={tau}"]))
+        try:
+            options.update(parse_options([f"tau={tau}"]))
+        except ConfigError:
+            raise ConfigError(f"--tau {tau!r}: expected 'auto' or a number > 0") from None
     for key, value in (("position", position), ("transform_rank", transform_rank)):
         if value is not None:
             if key in options:

@@ -49,7 +49,11 @@ def recalibrate_bn(model: nn.Module, clips: Iterable[Any], *, num_batches: int) 
     variances. The model's train/eval flags and the layers' momenta are restored afterwards.
 
     Args:
-        model: an AK-Net (anything with a ``point_net`` submodule), e.g. just converted.
+        model: an AK-Net (anything with a ``point_net`` submodule), e.g. just converted, or a
+            DataParallel/DDP wrapper of one (its ``module`` is calibrated, without the
+            wrapper's hooks). Under DDP each rank estimates from its own clips; DDP's default
+            ``broadcast_buffers=True`` then hands rank 0's statistics to all at the next
+            forward.
         clips: an iterable of clip batches in the model's input layout, or of
             ``(clip, label)`` pairs (a training DataLoader).
         num_batches: ``K``, how many batches to use (at most; fewer if ``clips`` runs out).
@@ -66,6 +70,8 @@ def recalibrate_bn(model: nn.Module, clips: Iterable[Any], *, num_batches: int) 
     """
     if int(num_batches) < 1:
         raise ConfigError(f"num_batches must be >= 1, got {num_batches}")
+    if not hasattr(model, "point_net") and hasattr(getattr(model, "module", None), "point_net"):
+        model = model.module  # DataParallel / DistributedDataParallel: calibrate the inner model
     layers = point_net_batchnorms(model)
     if not layers:
         raise ConfigError("the 1-D subnet has no BatchNorm layer to recalibrate")
