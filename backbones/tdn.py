@@ -108,6 +108,9 @@ class LongTermTDM(nn.Module):
         fold_div: shift fraction of :class:`LearnableShift`.
     """
 
+    #: the output is ``net``'s output: a BatchNorm after this module folds into ``net``.
+    aknet_output_layer = "net"
+
     def __init__(self, net: nn.Module, channels: int, num_segments: int, reduction: int = 16, fold_div: int = 8) -> None:
         super().__init__()
         if num_segments < 2:

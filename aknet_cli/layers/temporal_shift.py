@@ -43,6 +43,10 @@ class TemporalShift(nn.Module):
         fold_div: ``C // fold_div`` channels are shifted each way.
     """
 
+    #: the output is ``net``'s output, so a BatchNorm after this module folds into ``net``
+    #: (:func:`aknet_cli.models.fuse_for_inference`).
+    aknet_output_layer = "net"
+
     def __init__(self, net: nn.Module, num_segments: int, fold_div: int = 8) -> None:
         super().__init__()
         self.net = net
