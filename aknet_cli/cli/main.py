@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import backbones, convert_1d, prepare
+from . import backbones, convert_1d, export, prepare
 from . import flops
 from ._common import domain_errors
 
@@ -42,6 +42,7 @@ _register("backbones", backbones.backbones_command, "Models")
 app.add_typer(prepare.app, name="prepare", rich_help_panel="Data")
 _register("convert-1d", convert_1d.convert_1d_command, "Models")
 _register("flops", flops.flops_command, "Analysis")
+_register("export", export.export_command, "Models")
 
 
 def run() -> None:

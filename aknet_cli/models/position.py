@@ -79,15 +79,14 @@ class TransformNet(nn.Module):
         Returns:
             ``(B, C, N)`` the first ``C`` channels of ``concat(S, D') A``.
         """
-        b = int(points.shape[0])
         d = self.channels + 3
         z = torch.cat([points, normalize_coordinates(coords).transpose(1, 2)], dim=1)  # (B, d, N)
         g = self.global_mlp(self.point_mlp(z).amax(dim=2))
         if self.rank is None:
-            a = self.matrix(g).view(b, d, d)
+            a = self.matrix(g).view(-1, d, d)
             out = torch.bmm(a.transpose(1, 2), z)  # column form of concat(S, D')·A
         else:
-            uv = self.matrix(g).view(b, 2, d, self.rank)
+            uv = self.matrix(g).view(-1, 2, d, self.rank)
             u, v = uv[:, 0], uv[:, 1]
             out = z + torch.bmm(v, torch.bmm(u.transpose(1, 2), z))  # (I + U Vᵀ)ᵀ z
         return out[:, : self.channels]
