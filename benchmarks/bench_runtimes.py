@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from aknet_cli import build_aknet, create_backbone
-from aknet_cli.engine.export import example_clip, export_model, onnxruntime_latency
+from aknet_cli.engine.export import example_clip, export_model, onnxruntime_latency, ort_session
 from aknet_cli.flops import flop_analysis
 from aknet_cli.models.fuse import fuse_for_inference
 
@@ -74,7 +74,8 @@ def ort_timer(model: nn.Module, clip: torch.Tensor, folder: Path, name: str):
         torch.onnx.export(program, (clip,), dynamo=True, verbose=False).save(path, external_data=False)
     else:
         export_model(model, path, format="onnx", batch=clip.shape[0], size=clip.shape[-1], fuse=True)
-    return lambda: onnxruntime_latency(path, clip, runs=1, warmup=0)[0]
+    session = ort_session(path, torch.get_num_threads())  # loaded once, timed many times
+    return lambda: onnxruntime_latency(session, clip, runs=1, warmup=0)[0]
 
 
 def interleaved(timers: dict, runs: int) -> dict[str, float]:
@@ -130,8 +131,11 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=None, help="torch (and ONNX Runtime) threads; default: all cores")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     args.runtimes = args.runtimes.split(",")
     rows = []
     with tempfile.TemporaryDirectory() as folder:

@@ -224,7 +224,8 @@ def export_model(
     )
 
 
-def _ort_session(path: str | Path, threads: int | None = None):
+def ort_session(path: str | Path, threads: int | None = None):
+    """An ONNX Runtime CPU session for an exported ``.onnx`` (``threads``: intra-op threads)."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -237,18 +238,19 @@ def _ort_session(path: str | Path, threads: int | None = None):
 
 def onnx_outputs(path: str | Path, clip: torch.Tensor) -> list[torch.Tensor]:
     """Run an exported ``.onnx`` on ``clip`` with ONNX Runtime (CPU): ``[logits, keypoints?]``."""
-    session = _ort_session(path)
+    session = ort_session(path)
     outputs = session.run(None, {session.get_inputs()[0].name: clip.numpy()})
     return [torch.from_numpy(o) for o in outputs]
 
 
 def onnxruntime_latency(
-    path: str | Path, clip: torch.Tensor, *, runs: int = 7, warmup: int = 1, threads: int | None = None,
+    path: str | Path | Any, clip: torch.Tensor, *, runs: int = 7, warmup: int = 1, threads: int | None = None,
 ) -> list[float]:
     """Seconds per forward of an exported ``.onnx`` under ONNX Runtime (CPU provider).
 
     Args:
-        path: the ``.onnx`` file (from :func:`export_model`).
+        path: the ``.onnx`` file (from :func:`export_model`), or a session from
+            :func:`ort_session` (to time several models interleaved without reloading them).
         clip: an input batch in the model's layout (its batch must fit the export's).
         runs: timed runs; warmup: untimed runs first (allocator, kernel selection).
         threads: intra-op threads (``None``: ONNX Runtime's default, one per core).
@@ -256,7 +258,7 @@ def onnxruntime_latency(
     Returns:
         ``runs`` wall-clock times in seconds; take the median.
     """
-    session = _ort_session(path, threads)
+    session = path if hasattr(path, "run") else ort_session(path, threads)
     feed = {session.get_inputs()[0].name: clip.numpy()}
     for _ in range(warmup):
         session.run(None, feed)
