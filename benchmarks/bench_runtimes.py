@@ -120,6 +120,60 @@ def bench_split(args, split: str, batch: int, folder: Path) -> list[dict]:
     return rows
 
 
+def profile_after_split(args, split: str, batch: int) -> dict:
+    """Per-part milliseconds and GFLOPs after the split: AK-Net's parts (fused, inference mode)
+    beside the backbone's own stages, each round timing both, medians over ``--runs``."""
+    from aknet_cli import flops
+    from aknet_cli.models.backbone import STAGE_NAMES
+
+    torch.manual_seed(0)
+    switches = {} if args.transform_rank is None else {"transform_rank": args.transform_rank}
+    ak = fuse_for_inference(build_aknet(args.backbone, split=split, alpha=args.alpha, num_segments=args.frames, **switches))
+    bb = fuse_for_inference(create_backbone(args.backbone, num_classes=174, num_segments=args.frames))
+    clip = example_clip(bb, batch=batch, size=args.size)
+    t = args.frames
+    late = STAGE_NAMES[STAGE_NAMES.index(split) + 1:]
+
+    def one_round() -> dict[str, float]:
+        r: dict[str, float] = {}
+
+        def tick(name, fn, *a):
+            start = time.perf_counter()
+            out = fn(*a)
+            r[name] = time.perf_counter() - start
+            return out
+
+        feats = ak.features(clip)
+        c, h, w = feats.shape[1:]
+        heat = tick("heatmap", ak.heatmap, feats, t)
+        pts, coords = tick("selection", ak.selector, feats.reshape(-1, t, c, h, w), heat)
+        if ak.position is not None:
+            pts = tick("transform net", ak.position, pts, coords)
+        for name, stage in ak.point_net.items():
+            pts = tick(f"{name} (1-D)", stage, pts)
+        ctx = tick("GAP context", lambda f: f.mean(dim=(2, 3)).reshape(-1, t, c).mean(dim=1), feats)
+        tick("head", ak.head, pts, ctx)
+        x = bb.forward_until(clip, split)
+        for name in late:
+            x = tick(f"backbone {name}", bb.stages[name], x)
+        tick("backbone head", bb.forward_head, x)
+        return r
+
+    with torch.inference_mode():
+        one_round()
+        rounds = [one_round() for _ in range(args.runs)]
+    ms = {k: statistics.median(r[k] for r in rounds) * 1000 / batch for k in rounds[0]}
+    g_ak = {p.name: p.flops / 1e9 for p in flops.count(args.backbone, split=split, alpha=args.alpha,
+                                                        frames=args.frames, size=args.size, options=switches).parts}
+    g_bb = {p.name: p.flops / 1e9 for p in flops.count(args.backbone, frames=args.frames, size=args.size).parts}
+    rows = {}
+    for name, value in ms.items():
+        key = name.removeprefix("backbone ")
+        g = (g_bb if name.startswith("backbone") else g_ak).get(key, 0.0)
+        rows[name] = {"ms_per_clip": value, "gflops": g, "ms_per_gflop": value / g if g > 1e-3 else None}
+    return {"split": split, "batch": batch, "parts": rows}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backbone", default="tsm_resnet50")
@@ -132,11 +186,22 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--threads", type=int, default=None, help="torch (and ONNX Runtime) threads; default: all cores")
+    ap.add_argument("--profile", action="store_true", help="per-part after-split profile (fused) instead")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     args.runtimes = args.runtimes.split(",")
+    if args.profile:
+        out = [profile_after_split(args, s, int(b)) for b in args.batch.split(",") for s in args.splits.split(",")]
+        if args.json:
+            print(json.dumps(out, indent=2))
+        for prof in out if not args.json else []:
+            print(f"{prof['split']} batch {prof['batch']}: part, ms per clip, GFLOPs, ms/GFLOP")
+            for name, row in prof["parts"].items():
+                rate = "" if row["ms_per_gflop"] is None else f"{row['ms_per_gflop']:.1f}"
+                print(f"  {name:22s} {row['ms_per_clip']:8.1f} {row['gflops']:7.3f} {rate:>8s}")
+        return
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for batch in (int(b) for b in args.batch.split(",")):
