@@ -84,11 +84,12 @@ class LearnableShift(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B*T, C, H, W) -> (B*T, C, H, W)``."""
-        nt, c, h, w = (int(s) for s in x.shape)
+        # The batch stays symbolic (-1, x.shape) so an exported model keeps a dynamic batch.
+        c, h, w = (int(s) for s in x.shape[1:])
         t = self.num_segments
-        seq = x.view(nt // t, t, c, h, w).permute(0, 3, 4, 2, 1).reshape(-1, c, t)
+        seq = x.view(-1, t, c, h, w).permute(0, 3, 4, 2, 1).reshape(-1, c, t)
         seq = self.conv(seq)
-        return seq.view(nt // t, h, w, c, t).permute(0, 4, 3, 1, 2).reshape(nt, c, h, w)
+        return seq.view(-1, h, w, c, t).permute(0, 4, 3, 1, 2).reshape(x.shape)
 
     def extra_repr(self) -> str:
         return f"num_segments={self.num_segments}, fold_div={self.fold_div}"
@@ -107,6 +108,9 @@ class LongTermTDM(nn.Module):
         reduction: channel reduction of the difference branch (TDN: 16).
         fold_div: shift fraction of :class:`LearnableShift`.
     """
+
+    #: the output is ``net``'s output: a BatchNorm after this module folds into ``net``.
+    aknet_output_layer = "net"
 
     def __init__(self, net: nn.Module, channels: int, num_segments: int, reduction: int = 16, fold_div: int = 8) -> None:
         super().__init__()
@@ -135,16 +139,16 @@ class LongTermTDM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B*T, C, H, W) -> net(shift(x + x·y))``."""
-        nt, _, h, w = (int(s) for s in x.shape)
+        h, w = int(x.shape[-2]), int(x.shape[-1])  # the batch stays symbolic for export
         t = self.num_segments
         f = self.reduce(x)
         g = self.neighbour(f)
         r = int(f.shape[1])
-        f = f.view(nt // t, t, r, h, w)
-        g = g.view(nt // t, t, r, h, w)
-        zero = f.new_zeros(nt // t, 1, r, h, w)
-        forward_diff = torch.cat([g[:, 1:] - f[:, :-1], zero], dim=1).view(nt, r, h, w)
-        backward_diff = torch.cat([zero, g[:, :-1] - f[:, 1:]], dim=1).view(nt, r, h, w)
+        f = f.view(-1, t, r, h, w)
+        g = g.view(-1, t, r, h, w)
+        zero = torch.zeros_like(f[:, :1])
+        forward_diff = torch.cat([g[:, 1:] - f[:, :-1], zero], dim=1).view(-1, r, h, w)
+        backward_diff = torch.cat([zero, g[:, :-1] - f[:, 1:]], dim=1).view(-1, r, h, w)
         y = 0.5 * self._excitation(forward_diff) + 0.5 * self._excitation(backward_diff)
         return self.net(self.shift(x + x * y))
 

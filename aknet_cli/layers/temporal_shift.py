@@ -24,14 +24,16 @@ def temporal_shift(x: torch.Tensor, num_segments: int, fold_div: int = 8) -> tor
         ``t+1`` (zero at the last frame); block ``[fold, 2·fold)`` holds frame ``t-1`` (zero
         at the first frame).
     """
-    nt, c, h, w = (int(s) for s in x.shape)
-    clips = x.view(nt // num_segments, num_segments, c, h, w)
+    # c, h, w are Python ints (fvcore traces with the JIT); the batch is left to view(-1) so
+    # that torch.export keeps it dynamic instead of specialising it.
+    c, h, w = (int(s) for s in x.shape[1:])
+    clips = x.view(-1, num_segments, c, h, w)
     fold = c // fold_div
-    zero = clips.new_zeros(clips.shape[0], 1, fold, h, w)
+    zero = torch.zeros_like(clips[:, :1, :fold])
     from_future = torch.cat([clips[:, 1:, :fold], zero], dim=1)
     from_past = torch.cat([zero, clips[:, :-1, fold : 2 * fold]], dim=1)
     shifted = torch.cat([from_future, from_past, clips[:, :, 2 * fold :]], dim=2)
-    return shifted.view(nt, c, h, w)
+    return shifted.view(x.shape)
 
 
 class TemporalShift(nn.Module):
@@ -42,6 +44,10 @@ class TemporalShift(nn.Module):
         num_segments: ``T``.
         fold_div: ``C // fold_div`` channels are shifted each way.
     """
+
+    #: the output is ``net``'s output, so a BatchNorm after this module folds into ``net``
+    #: (:func:`aknet_cli.models.fuse_for_inference`).
+    aknet_output_layer = "net"
 
     def __init__(self, net: nn.Module, num_segments: int, fold_div: int = 8) -> None:
         super().__init__()

@@ -223,15 +223,15 @@ class AKNet(nn.Module):
 
     def forward(self, x: torch.Tensor, return_keypoints: bool = False):
         feats = self.features(x)  # (B*T, C, H, W)
-        nt, c, h, w = (int(s) for s in feats.shape)
+        c, h, w = (int(s) for s in feats.shape[1:])  # the batch stays symbolic (torch.export)
         t = self.num_segments
         scores = self.heatmap(feats, t, normalize=False)  # (B, T, H, W) fp32, eq. 6
-        points, coords = self.selector(feats.reshape(nt // t, t, c, h, w), scores)
+        points, coords = self.selector(feats.reshape(-1, t, c, h, w), scores)
         if self.position is not None:
             points = self.position(points, coords)
         for stage in self.point_net.values():
             points = stage(points)
-        context = feats.mean(dim=(2, 3)).reshape(nt // t, t, c).mean(dim=1) if self.config.concat_gap else None
+        context = feats.mean(dim=(2, 3)).reshape(-1, t, c).mean(dim=1) if self.config.concat_gap else None
         logits = self.head(points, context)
         if self.training:  # only the loss and the auxiliary attention need H in [0, 1]
             heat = self.heatmap.normalization(scores)

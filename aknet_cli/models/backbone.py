@@ -87,7 +87,11 @@ class VideoBackbone(nn.Module):
         return f"(B, {self.num_segments}, {self.frames_per_segment}, 3, H, W)"
 
     def check_input(self, x: torch.Tensor) -> int:
-        """Validate a clip batch against :attr:`input_layout`; return the batch size."""
+        """Validate a clip batch against :attr:`input_layout`; return the batch size.
+
+        The batch size is returned as the shape gives it (a symbolic size under
+        ``torch.export``): converting it to ``int`` would freeze an exported model's batch.
+        """
         want_rank = 5 if self.frames_per_segment == 1 else 6
         if not isinstance(x, torch.Tensor) or x.dim() != want_rank:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
@@ -106,7 +110,7 @@ class VideoBackbone(nn.Module):
             )
         if int(x.shape[-3]) != 3:
             raise InputShapeError(f"expected 3 colour channels, got {int(x.shape[-3])}")
-        return int(x.shape[0])
+        return x.shape[0]
 
     # --------------------------------------------------------------- features
     def forward_until(self, x: torch.Tensor, stage: str) -> torch.Tensor:

@@ -79,18 +79,32 @@ class TransformNet(nn.Module):
         Returns:
             ``(B, C, N)`` the first ``C`` channels of ``concat(S, D') A``.
         """
-        b = int(points.shape[0])
-        d = self.channels + 3
-        z = torch.cat([points, normalize_coordinates(coords).transpose(1, 2)], dim=1)  # (B, d, N)
-        g = self.global_mlp(self.point_mlp(z).amax(dim=2))
+        c = self.channels
+        d = c + 3
+        coord = normalize_coordinates(coords).transpose(1, 2)  # (B, 3, N) D'
+        g = self.global_mlp(self._point_features(points, coord).amax(dim=2))
+        # ``concat(S, D')`` is never built (a (C+3)×N copy), and only the C output channels
+        # that are kept are computed: out = A[:C, :C]ᵀ S + A[C:, :C]ᵀ D' (column form).
         if self.rank is None:
-            a = self.matrix(g).view(b, d, d)
-            out = torch.bmm(a.transpose(1, 2), z)  # column form of concat(S, D')·A
-        else:
-            uv = self.matrix(g).view(b, 2, d, self.rank)
-            u, v = uv[:, 0], uv[:, 1]
-            out = z + torch.bmm(v, torch.bmm(u.transpose(1, 2), z))  # (I + U Vᵀ)ᵀ z
-        return out[:, : self.channels]
+            a = self.matrix(g).view(-1, d, d)
+            # bmm + add rather than baddbmm: fvcore counts bmm, not baddbmm
+            out = torch.bmm(a[:, :c, :c].transpose(1, 2), points)
+            return out.add_(torch.bmm(a[:, c:, :c].transpose(1, 2), coord))
+        uv = self.matrix(g).view(-1, 2, d, self.rank)
+        u, v = uv[:, 0], uv[:, 1]
+        # (I + U Vᵀ)ᵀ z = z + V (Uᵀ z), first C rows: S + V[:C] (U[:C]ᵀ S + U[C:]ᵀ D')
+        uz = torch.bmm(u[:, :c].transpose(1, 2), points).add_(torch.bmm(u[:, c:].transpose(1, 2), coord))
+        return torch.bmm(v[:, :c], uz).add_(points)
+
+    def _point_features(self, points: torch.Tensor, coord: torch.Tensor) -> torch.Tensor:
+        """The point MLP on ``concat(S, D')`` without building it: its first layer is a 1×1
+        conv, so ``W [S; D'] = W[:, :C] S + W[:, C:] D'``. ``(B, C, N), (B, 3, N) -> (B, 1024, N)``."""
+        first = self.point_mlp[0]
+        w = first.weight[:, :, 0]  # (64, C+3)
+        h = torch.matmul(w[:, : self.channels], points) + torch.matmul(w[:, self.channels :], coord)
+        if first.bias is not None:  # after fuse_for_inference
+            h = h + first.bias.view(1, -1, 1)
+        return self.point_mlp[1:](h)
 
 
 class PositionEmbedding(nn.Module):
