@@ -41,6 +41,7 @@ def test_torch_export_dynamic_batch_matches_eager_at_two_batch_sizes(tmp_path):
     model = _aknet()
     report = export_model(model, tmp_path / "m.pt2", format="torch-export", batch="dynamic", size=SIZE)
     assert report.keypoints_equal and report.max_abs_logit_diff < 1e-4
+    assert report.mode == "batched"  # the whole batch at once, not the per-clip fallback
     program = torch.export.load(tmp_path / "m.pt2").module()
     for batch in (1, 3):
         clip = example_clip(model, batch=batch, size=SIZE, seed=batch)
@@ -71,11 +72,6 @@ def test_onnx_aknet_fixed_batch_matches_eager(tmp_path):
         _assert_same(model, onnx_outputs(tmp_path / "a.onnx", clip), clip)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=ConfigError,
-    reason="heatmap.py and selection.py convert the batch size to int, which freezes it in an exported "
-           "graph; torch-export falls back to a per-clip map, ONNX cannot (issue #11 report)",
-)
 def test_onnx_aknet_dynamic_batch(tmp_path):
     pytest.importorskip("onnxruntime")
     model = _aknet()

@@ -9,7 +9,8 @@ gather are exported as such (ONNX ``TopK`` / ``GatherElements``), so the keypoin
 ones eager PyTorch picks, ties included: the ranking's stable sort becomes an ONNX ``TopK``
 over the whole axis, which the ONNX specification defines as stable (lower index first).
 
-Dynamic batch. ``batch="dynamic"`` exports with a symbolic batch dimension. A model whose
+Dynamic batch. ``batch="dynamic"`` exports with a symbolic batch dimension (every built-in
+model and AK-Net keep the batch symbolic: no ``int()`` of it in a forward). A plugin whose
 code converts the batch size to a Python ``int`` freezes it; for ``torch.export`` that case
 falls back to ``torch.ops.higher_order.map`` over the clips (still any batch size, run clip by
 clip); ONNX has no such loop in the exporter, so there it is an error that says to export

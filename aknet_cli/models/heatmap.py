@@ -160,8 +160,8 @@ class ChannelHeatmap(nn.Module):
         with _fp32(x):
             omega = self.channel_weights(x)
             heat = torch.einsum("nc,nchw->nhw", omega, x.float())
-        nt, h, w = (int(s) for s in heat.shape)
-        return heat.reshape(nt // num_segments, num_segments, h, w)
+        h, w = (int(s) for s in heat.shape[1:])  # the batch stays symbolic (torch.export, ONNX)
+        return heat.reshape(-1, num_segments, h, w)
 
     def normalize(self, heat: torch.Tensor) -> torch.Tensor:
         """``(B, T, H, W)`` raw scores → ``(B, T, H, W)`` fp32 in [0, 1]."""

@@ -121,13 +121,13 @@ class KeypointSelector(nn.Module):
         Returns:
             ``points (B, C, N)`` in ranked order and ``coords (B, N, 3)`` int64 ``(t, y, x)``.
         """
-        b, t, c, h, w = (int(s) for s in features.shape)
+        t, c, h, w = (int(s) for s in features.shape[1:])  # the batch stays symbolic (torch.export, ONNX)
         n = num_keypoints(self.alpha, t, h, w)
         # Selected in fp32 whatever the autocast state: low-precision scores tie at the threshold.
         with torch.autocast(device_type=heatmap.device.type, enabled=False):
-            index = heatmap.float().reshape(b, t * h * w).topk(n, dim=1).indices
+            index = heatmap.float().reshape(-1, t * h * w).topk(n, dim=1).indices
             if self.ranking:
                 index = rank_keypoints(index, h, w, self.tau)
-        flat = features.permute(0, 2, 1, 3, 4).reshape(b, c, t * h * w)
-        points = flat.gather(2, index.unsqueeze(1).expand(b, c, n))
+        flat = features.permute(0, 2, 1, 3, 4).reshape(-1, c, t * h * w)
+        points = flat.gather(2, index.unsqueeze(1).expand(-1, c, n))
         return points, flat_to_coords(index, h, w)
