@@ -2,7 +2,8 @@
 
 prepare synth-sth → train TSN (stage 1) → train TDN (stage 1) → AK-Net on that TDN (stage 2)
 → evaluate all three → one summary table (top-1, top-1 on the time-reversed class pairs,
-GFLOPs, CPU latency per clip), printed and written to RUN_DIR/summary.csv and .md.
+GFLOPs, CPU latency per clip), printed and written to RUN_DIR/summary.csv and .md → the
+keypoints AK-Net picks on one validation clip (RUN_DIR/overlay/keypoints.png).
 
 Each step is an `aknet` command, printed before it runs. Re-running reuses finished steps
 (a finished training is skipped, an interrupted one resumes). TSM is not in the demo: trained
@@ -70,6 +71,18 @@ def latency_ms(checkpoints: list[Path], *, runs: int = 15, warmup: int = 3) -> l
     return [statistics.median(t) for t in times]
 
 
+def overlay_clip(aknet: str, data: Path, out: Path) -> None:
+    """Draw AK-Net's keypoints on the first validation clip of a left-to-right motion."""
+    from aknet_cli.data import load_manifest
+
+    manifest = load_manifest(data)
+    table = manifest.split_table("val")
+    wanted = manifest.classes.index("Moving something from left to right")
+    clip = manifest.media_root / table.loc[table["label"] == wanted, "path"].iloc[0]
+    run(aknet, "visualize", "--video", str(clip), "--checkpoint", str(out / "aknet_tdn" / "best.pt"),
+        "--out", str(out / "overlay"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--aknet", default="aknet", help="the aknet executable")
@@ -115,6 +128,10 @@ def main() -> None:
     for row, ms in zip(rows, latency_ms(checkpoints)):
         row["cpu_ms_per_clip"] = ms
     timings["latency"] = time.perf_counter() - tic
+
+    tic = time.perf_counter()
+    overlay_clip(args.aknet, data, out)
+    timings["keypoint overlay"] = time.perf_counter() - tic
 
     table = pd.DataFrame(rows)
     with open(out / "summary.csv", "w", encoding="utf-8") as fh:

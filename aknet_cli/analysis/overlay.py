@@ -367,11 +367,14 @@ def heatmap_frame(frame: np.ndarray, vis: Visualization, heat: np.ndarray, lo: f
     return base.convert("RGB")
 
 
-def _fit(image, max_side: int):
+def _fit(image, max_side: int, min_side: int = 224):
+    """Shrink to ``max_side``, or enlarge a small frame (112² synth-sth) to ``min_side`` so the
+    drawn keypoints and captions stay legible."""
     from PIL import Image
 
-    scale = max_side / max(image.size)
-    if scale >= 1:
+    long_side = max(image.size)
+    scale = max_side / long_side if long_side > max_side else min(min_side, max_side) / long_side
+    if scale <= 1 and long_side <= max_side:
         return image
     return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BILINEAR)
 
@@ -384,6 +387,8 @@ def grid_png(panels: list, captions: list[str], title: str, path: Path, *, per_r
     pw = max(p.width for p in panels)
     ph = max(p.height for p in panels)
     font, tfont = _font(14), _font(16)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    pw = max([pw] + [int(measure.textlength(cap, font=font)) + 4 for cap in captions])  # captions never overlap
     cap_h, title_h, pad = 22, 28, 6
     cols = min(per_row, len(panels))
     rows = math.ceil(len(panels) / cols)
