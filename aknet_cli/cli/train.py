@@ -67,7 +67,7 @@ def train_command(
     from ..engine.trainer import train
 
     result = train(cfg, work_dir=work, resume=resume, progress=not quiet)
-    if not quiet:
+    if not quiet and int(os.environ.get("RANK", "0")) == 0:  # one line per job, not per process
         console.print(f"best val top-1 {result.best_top1:.2f}%  →  {result.best_checkpoint}", highlight=False)
 
 
