@@ -174,3 +174,22 @@ def test_cli_user_mistakes_are_one_line(args, fragment):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without a GPU")
 def test_cli_cuda_without_gpu_is_one_line():
     assert_one_line_error(_invoke("--device", "cuda"), "no CUDA device")
+
+
+def test_fuse_times_the_folded_models(monkeypatch):
+    from aknet_cli import models as model_pkg
+
+    folded = []
+    real = model_pkg.fuse_for_inference
+
+    def spy(model, **kw):
+        out = real(model, **kw)
+        folded.append(sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in out.modules()))
+        return out
+
+    monkeypatch.setattr(model_pkg, "fuse_for_inference", spy)
+    cfg = bench.BenchConfig(splits=("none", "res4"), runs=1, warmup=0, memory=False, breakdown=False,
+                            options={"transform_rank": 8}, fuse=True, **SMALL)
+    out = bench.run_bench(cfg)
+    assert out["environment"]["fused"] is True
+    assert folded == [0, 0]  # the backbone and AK-Net were both timed without a single BatchNorm

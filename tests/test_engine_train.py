@@ -190,6 +190,12 @@ def test_eval_in_1x1_and_2x3_views(stage1, tiny, tmp_path):
     assert r6["gflops"] == pytest.approx(6 * r6["gflops_per_view"])
     assert r6["gflops_per_view"] > r1["gflops_per_view"]  # 36² views cost more than 32² ones
     assert r6["compare"]["top1"] == r6["top1"]
+    fused = runner.invoke(app, ["eval", ckpt, "--data", data, "--out", str(tmp_path / "fused"), "--json",
+                                "--workers", "0", "--fuse"])
+    assert fused.exit_code == 0, fused.output
+    assert pd.read_csv(tmp_path / "fused" / "predictions.csv")["top1"].tolist() == preds["top1"].tolist()
+    assert json.loads(fused.output)["top1"] == r1["top1"]  # folding BatchNorm changes no prediction
+    assert json.loads(fused.output)["gflops"] == r1["gflops"]  # counted by the convention either way
 
 
 def test_eval_mismatch_and_bad_views_are_one_line(stage1, tmp_path):

@@ -61,6 +61,7 @@ class BenchConfig:
     options: dict[str, Any] = field(default_factory=dict)
     breakdown: bool = True
     memory: bool = True
+    fuse: bool = False
 
     def validate(self) -> "BenchConfig":
         if not self.splits:
@@ -256,7 +257,7 @@ def environment(cfg: BenchConfig) -> dict[str, Any]:
     dev = torch.device(cfg.device)
     env = {"device": cfg.device, "threads": torch.get_num_threads(), "torch": torch.__version__,
            "python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
-           "amp": ("float16" if dev.type == "cuda" else "bfloat16") if cfg.amp else None}
+           "amp": ("float16" if dev.type == "cuda" else "bfloat16") if cfg.amp else None, "fused": cfg.fuse}
     if dev.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(dev)
     return env
@@ -292,6 +293,10 @@ def run_bench(cfg: BenchConfig, *, progress: Callable[[str, int], None] | None =
         models[s] = F.build_model(cfg.backbone, split=s, alpha=cfg.alpha, frames=cfg.frames,
                                   num_classes=cfg.num_classes, options=cfg.options)
     models = {k: m.eval().to(dev) for k, m in models.items()}
+    if cfg.fuse:  # the deployment path: every BatchNorm folded into its conv, backbone and AK-Net alike
+        from ..models import fuse_for_inference
+
+        models = {k: fuse_for_inference(m) for k, m in models.items()}
     f_only = {s: _Until(models["none"], s).eval() for s in ak_splits}
 
     rows: list[dict[str, Any]] = []

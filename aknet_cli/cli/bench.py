@@ -36,6 +36,7 @@ def bench_command(
     set_: list[str] = typer.Option([], "--set", help="AK-Net option KEY=VALUE, repeatable (e.g. position=embedding, stride_mode=axis)."),
     breakdown: bool = typer.Option(True, "--breakdown/--no-breakdown", help="Time AK-Net's parts (F, heatmap, selection, transform, 1-D subnet, head)."),
     memory: bool = typer.Option(True, "--memory/--no-memory", help="Measure peak tensor memory (one extra forward per model)."),
+    fuse: bool = typer.Option(False, "--fuse", help="Fold every BatchNorm into its conv first (fuse_for_inference), the backbone's and AK-Net's alike."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw latency ratio, floor and FLOPs ratio per split into this PNG."),
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON (one row per model and batch)."),
 ) -> None:
@@ -69,7 +70,8 @@ def bench_command(
 
     cfg = B.BenchConfig(backbone=backbone, splits=splits, alpha=alpha, batches=batches, frames=frames, size=size,
                         device=device, threads=threads, amp=amp, runs=runs, warmup=warmup,
-                        num_classes=num_classes, options=options, breakdown=breakdown, memory=memory).validate()
+                        num_classes=num_classes, options=options, breakdown=breakdown, memory=memory,
+                        fuse=fuse).validate()
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

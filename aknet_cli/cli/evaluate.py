@@ -25,6 +25,7 @@ def eval_command(
     amp: bool = typer.Option(False, "--amp/--no-amp", help="Mixed precision on CUDA."),
     backbone: Optional[str] = typer.Option(None, "--backbone", help="For a plain state dict (official TSM/TDN code): the backbone name."),
     num_segments: Optional[int] = typer.Option(None, "--num-segments", help="For a plain state dict: frames per clip T."),
+    fuse: bool = typer.Option(False, "--fuse", help="Fold every BatchNorm into its conv first (the deployment path of `aknet export`)."),
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Evaluate a checkpoint: top-1, top-5, mean class accuracy, GFLOPs, per-class plots.
@@ -42,7 +43,7 @@ def eval_command(
 
     result = evaluate(checkpoint, data, split=split, views=views, batch_size=batch_size, out=out, compare=compare,
                       device=device, num_workers=workers, backend=backend, amp=amp, backbone=backbone,
-                      num_segments=num_segments, progress=not json_out)
+                      num_segments=num_segments, fuse=fuse, progress=not json_out)
     if json_out:
         print_json(result)
         return

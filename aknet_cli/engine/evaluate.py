@@ -140,9 +140,14 @@ def _gflops(model: nn.Module, frames: int, size: int) -> float:
 
 # --------------------------------------------------------------------------- evaluate
 def _score_model(path, manifest, data_cfg: DataConfig, ctx, *, split, clips, crops, batch_size, progress,
-                 backbone, num_segments, amp) -> dict[str, Any]:
+                 backbone, num_segments, amp, fuse) -> dict[str, Any]:
     model, description = load_model(path, backbone=backbone, num_segments=num_segments)
     check_fits(description, manifest, path)
+    counted = model  # FLOPs by the convention (BatchNorm counted), whether or not it is folded for running
+    if fuse:  # the deployment path: BatchNorms folded into their convs (same outputs within 1e-4)
+        from ..models import fuse_for_inference
+
+        model = fuse_for_inference(model)
     stored = description.get("data") or {}
     resize = int(stored.get("resize", data_cfg.resize))
     crop = int(stored.get("crop", data_cfg.crop))
@@ -166,7 +171,7 @@ def _score_model(path, manifest, data_cfg: DataConfig, ctx, *, split, clips, cro
     order = torch.cat([g[0] for g in gathered])
     scores = torch.cat([g[1] for g in gathered])[order.argsort()]
     labels = torch.cat([g[2] for g in gathered])[order.argsort()]
-    per_view = _gflops(model.cpu(), segments, crop)
+    per_view = _gflops(counted.cpu(), segments, crop)
     return {"model": model, "description": description, "scores": scores, "labels": labels,
             "dataset": loader.dataset, "gflops_per_view": per_view, "crop": crop}
 
@@ -217,6 +222,7 @@ def evaluate(
     amp: bool = False,
     backbone: str | None = None,
     num_segments: int | None = None,
+    fuse: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` (and optionally ``compare``) on ``data``'s ``split``.
@@ -237,7 +243,7 @@ def evaluate(
     for path in paths:
         scored = _score_model(path, manifest, data_cfg, ctx, split=split, clips=clips, crops=crops,
                               batch_size=batch_size, progress=progress, backbone=backbone,
-                              num_segments=num_segments, amp=amp)
+                              num_segments=num_segments, amp=amp, fuse=fuse)
         summary, table = _summary(scored, manifest, clips, crops)
         summary["checkpoint"] = str(path)
         name = path.stem if path.stem not in names else str(path)
