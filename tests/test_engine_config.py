@@ -111,6 +111,8 @@ def test_set_overrides_are_typed_toml_values(tmp_path, dataset):
                        "model.stage=2", f"model.init_from={dataset}/dataset.json", "model.aknet.alpha=0.5"])
     assert cfg.optim.lr == 0.02 and cfg.optim.milestones == [5, 9] and cfg.data.flip is True
     assert cfg.optim.name == "adamw" and cfg.model.aknet == {"alpha": 0.5}
+    full = load_config("demo_aknet_tdn_stage2", ['model.aknet.transform_rank="none"'], check_paths=False)
+    assert full.model.aknet["transform_rank"] is None  # the paper's full transform net, one switch away
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         apply_override({}, "optim.lr")
     with pytest.raises(ConfigError, match="'optim.lr' must be float"):
