@@ -36,11 +36,10 @@ def run(aknet: str, *args: str) -> None:
 
 def finished(work: Path) -> bool:
     """A training is finished when its metrics hold every epoch its config asks for."""
-    metrics, config = work / "metrics.csv", work / "config.toml"
-    if not (metrics.is_file() and config.is_file() and (work / "best.pt").is_file()):
-        return False
-    epochs = tomllib.loads(config.read_text())["optim"]["epochs"]
-    return len(metrics.read_text().strip().splitlines()) - 1 >= epochs
+    from aknet_cli.engine.trainer import run_finished
+
+    config = work / "config.toml"
+    return config.is_file() and run_finished(work, tomllib.loads(config.read_text())["optim"]["epochs"])
 
 
 def latency_ms(checkpoints: list[Path], *, runs: int = 15, warmup: int = 3) -> list[float]:
@@ -60,15 +59,11 @@ def latency_ms(checkpoints: list[Path], *, runs: int = 15, warmup: int = 3) -> l
             shape = (1, desc["num_segments"], backbone.frames_per_segment, 3, crop, crop)
         models.append(model)
         inputs.append(torch.randn(shape))
-    times: list[list[float]] = [[] for _ in models]
-    with torch.inference_mode():
-        for i in range(warmup + runs):
-            for j, (model, x) in enumerate(zip(models, inputs)):
-                tic = time.perf_counter()
-                model(x)
-                if i >= warmup:
-                    times[j].append(1000 * (time.perf_counter() - tic))
-    return [statistics.median(t) for t in times]
+    from aknet_cli.analysis.bench import time_interleaved
+
+    fns = {i: (lambda m=m, x=x: m(x)) for i, (m, x) in enumerate(zip(models, inputs))}
+    times = time_interleaved(fns, runs=runs, warmup=warmup, device=torch.device("cpu"))
+    return [1000 * statistics.median(times[i]) for i in range(len(models))]
 
 
 def overlay_clip(aknet: str, data: Path, out: Path) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from ..exceptions import ConfigError
+from ..engine.trainer import run_finished as finished
 from . import paper
 
 TABLES = ("iv", "v", "vi", "tau")
@@ -98,13 +99,6 @@ def count_gflops(cfg) -> float:
     classes = load_manifest(Path(cfg.data.dataset)).num_classes
     return count(cfg.model.backbone, split=split, alpha=alpha, frames=cfg.model.num_segments, size=cfg.data.crop,
                  num_classes=classes, options=switches).gflops
-
-
-def finished(work: Path, epochs: int) -> bool:
-    metrics = work / "metrics.csv"
-    if not (metrics.is_file() and (work / "best.pt").is_file()):
-        return False
-    return len(pd.read_csv(metrics)) >= epochs
 
 
 def best_top1(work: Path) -> float | None:

@@ -168,9 +168,9 @@ def _score_model(path, manifest, data_cfg: DataConfig, ctx, *, split, clips, cro
                                     description=f"{Path(path).name} ({clips}x{crops})")
     indices = torch.as_tensor(loader.sampler.indices, dtype=torch.long)
     gathered = all_gather_objects((indices, scores, labels), ctx)
-    order = torch.cat([g[0] for g in gathered])
-    scores = torch.cat([g[1] for g in gathered])[order.argsort()]
-    labels = torch.cat([g[2] for g in gathered])[order.argsort()]
+    order = torch.cat([g[0] for g in gathered]).argsort()  # back to the split's clip order
+    scores = torch.cat([g[1] for g in gathered])[order]
+    labels = torch.cat([g[2] for g in gathered])[order]
     per_view = _gflops(counted.cpu(), segments, crop)
     return {"model": model, "description": description, "scores": scores, "labels": labels,
             "dataset": loader.dataset, "gflops_per_view": per_view, "crop": crop}

@@ -194,10 +194,11 @@ def train(
     resume_from = _resume_path(resume, work_dir)
 
     rng.seed_everything(cfg.train.seed)
+    resumed = None  # the resume checkpoint, read once
     if resume_from is not None and cfg.model.stage == 2:
         from .convert_1d import model_from_checkpoint
 
-        model, _ = model_from_checkpoint(resume_from)
+        model, resumed = model_from_checkpoint(resume_from)  # AK-Net's architecture is in the file
     else:
         model = build_model(cfg, manifest, work_dir, ctx)
     description = _model_description(cfg, manifest, model)
@@ -242,11 +243,12 @@ def train(
     start_epoch, start_step, history, best = 0, 0, [], -1.0
     meters: dict[str, float] = {}
     if resume_from is not None:
-        ckpt = load_checkpoint(resume_from)
+        ckpt = resumed or load_checkpoint(resume_from)
         state = ckpt.get("train_state")
         if not state:
             raise CheckpointError(f"{resume_from} holds weights only, no training state; resume from a last.pt")
-        load_state_strict(model, ckpt["state_dict"], str(resume_from))
+        if resumed is None:  # stage 2 loaded its weights while rebuilding the model
+            load_state_strict(model, ckpt["state_dict"], str(resume_from))
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
@@ -368,6 +370,15 @@ def train(
                 print(_epoch_line(row, cfg.optim.epochs), flush=True)
         barrier(ctx)
     return TrainResult(work_dir=work_dir, best_top1=best, epochs=cfg.optim.epochs, history=history)
+
+
+def run_finished(work_dir: str | Path, epochs: int) -> bool:
+    """A run in ``work_dir`` is finished when ``best.pt`` exists and ``metrics.csv`` has ``epochs`` rows."""
+    work_dir = Path(work_dir)
+    metrics = work_dir / "metrics.csv"
+    if not (metrics.is_file() and (work_dir / "best.pt").is_file()):
+        return False
+    return len(metrics.read_text(encoding="utf-8").strip().splitlines()) - 1 >= epochs
 
 
 def _epoch_line(row: dict[str, Any], epochs: int) -> str:
