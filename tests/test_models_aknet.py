@@ -13,8 +13,9 @@ import torch
 import aknet_cli._registry as registry
 from aknet_cli import build_aknet, create_backbone
 from aknet_cli.exceptions import ConfigError, InputShapeError, UnknownBackboneError
-from aknet_cli.models.aknet import AKNetOutput
+from aknet_cli.models.aknet import AKNetConfig, AKNetOutput, parse_options, parse_rank
 from aknet_cli.models.backbone import STAGE_NAMES
+from aknet_cli.models.position import TransformNet
 
 
 def _hand_built_logits(model, backbone2d, x, *, split, alpha, tau, concat_gap=True):
@@ -130,8 +131,11 @@ def test_paper_configuration_keeps_470_keypoints():
         logits, keypoints = model(torch.randn(1, 8, 3, 224, 224), return_keypoints=True)
     assert logits.shape == (1, 174)
     assert keypoints.shape == (1, 470, 3)
-    # The paper's full transform matrix: (1024 + 3)² outputs from a 256-wide FC.
-    assert model.position.matrix.out_features == 1027 * 1027
+    # The default transform net is A = I + U Vᵀ of rank 64: U and V, 2·(1024 + 3)·64 outputs
+    # of a 256-wide FC; the paper's full matrix, (1024 + 3)² outputs, is transform_rank=None.
+    assert model.config.transform_rank == 64
+    assert model.position.matrix.out_features == 2 * 1027 * 64
+    assert TransformNet(1024, rank=None).matrix.out_features == 1027 * 1027
 
 
 def test_third_party_backbone_through_a_mocked_entry_point(monkeypatch):
@@ -178,3 +182,21 @@ def test_bad_configuration_is_named(kwargs, error, message):
     kwargs = {"backbone": "resnet18", "num_classes": 3, "num_segments": 2, **kwargs}
     with pytest.raises(error, match=message):
         build_aknet(kwargs.pop("backbone"), **kwargs)
+
+
+@pytest.mark.parametrize("text, rank", [("64", 64), (" 8 ", 8), ("none", None), ("Full", None), ("paper", None), (16, 16)])
+def test_transform_rank_accepts_integers_and_the_papers_full_matrix(text, rank):
+    assert parse_rank(text) == rank
+    assert parse_options([f"transform_rank={text}"]) == {"transform_rank": rank}
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "sixty-four", "6.5", ""])
+def test_transform_rank_refuses_what_is_not_a_rank(bad):
+    with pytest.raises(ConfigError, match="positive integer or 'none'"):
+        parse_rank(bad)
+
+
+@pytest.mark.parametrize("bad", [0, True, 2.0, "64"])
+def test_config_refuses_a_rank_of_the_wrong_type(bad):
+    with pytest.raises(ConfigError, match="transform_rank must be a positive integer or None"):
+        AKNetConfig(transform_rank=bad).validate()

@@ -431,8 +431,12 @@ def count(backbone: str = "tsm_resnet50", *, split: str = "none", alpha: float =
 # ----------------------------------------------------------------------------- Table II
 def table_ii(*, alpha: float = 0.3, frames: int = 8, size: int = 224, num_classes: int = 174,
              options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Our counts of the paper's Table II rows beside its published GFLOPs."""
+    """Our counts of the paper's Table II rows beside its published GFLOPs.
+
+    The AK-Net rows count the paper's model, i.e. its full transform net
+    (``transform_rank=None``), unless ``options`` say otherwise."""
     rows = []
+    options = {"transform_rank": None, **(options or {})}
     for method, (backbone, split, paper) in PAPER_TABLE_II.items():
         rep = count(backbone, split=split, alpha=alpha, frames=frames, size=size,
                     num_classes=num_classes, options=options)

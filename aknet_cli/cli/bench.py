@@ -32,7 +32,7 @@ def bench_command(
     runs: int = typer.Option(7, help="Timed rounds (each round runs every model once)."),
     warmup: int = typer.Option(2, help="Rounds run first and discarded."),
     num_classes: int = typer.Option(174, help="Classifier size."),
-    transform_rank: Optional[int] = typer.Option(None, help="Low-rank transform net of this rank (default: the paper's full transform net)."),
+    transform_rank: Optional[str] = typer.Option(None, help="Rank r of the transform net A = I + UVᵀ [default: 64]; 'none' for the paper's full (C+3)² matrix."),
     set_: list[str] = typer.Option([], "--set", help="AK-Net option KEY=VALUE, repeatable (e.g. position=embedding, stride_mode=axis)."),
     breakdown: bool = typer.Option(True, "--breakdown/--no-breakdown", help="Time AK-Net's parts (F, heatmap, selection, transform, 1-D subnet, head)."),
     memory: bool = typer.Option(True, "--memory/--no-memory", help="Measure peak tensor memory (one extra forward per model)."),
@@ -54,11 +54,11 @@ def bench_command(
 
         aknet bench --device cuda --amp --batch 1,32
     """
-    from ..models.aknet import parse_options
+    from ..models.aknet import parse_options, parse_rank
 
     options = parse_options(set_)
     if transform_rank is not None:
-        options["transform_rank"] = transform_rank
+        options["transform_rank"] = parse_rank(transform_rank)
     if {"split", "alpha"} & set(options):
         raise ConfigError("use --split and --alpha, not --set, for the split and the sampling rate")
     splits = tuple(dict.fromkeys(s.strip().lower() for s in split.split(",") if s.strip()))

@@ -18,7 +18,7 @@ def convert_1d_command(
     alpha: float = typer.Option(0.3, help="Point sampling rate α in (0, 1]: N = round(α·T·H·W)."),
     tau: Optional[str] = typer.Option(None, help="Time weight τ of the ranking key x + y + τ·t (eq. 7): 'auto' (h + w − 1, each frame's points stay together) or a number [default: auto]."),
     position: Optional[str] = typer.Option(None, help="Position information: transform, embedding or none [default: transform]."),
-    transform_rank: Optional[int] = typer.Option(None, help="Low-rank transform net A = I + UVᵀ of this rank (default: the paper's full (C+3)² matrix)."),
+    transform_rank: Optional[str] = typer.Option(None, help="Rank r of the transform net A = I + UVᵀ [default: 64]; 'none' for the paper's full (C+3)² matrix."),
     set_: list[str] = typer.Option([], "--set", help="Any other AK-Net option KEY=VALUE, repeatable: ranking, sparsity_reg, concat_gap, stride_mode, reduction, dropout, ..."),
     backbone: Optional[str] = typer.Option(None, help="Backbone name, needed when the checkpoint is a plain state dict."),
     num_classes: Optional[int] = typer.Option(None, help="Classes, needed for a plain state dict."),
@@ -60,11 +60,13 @@ def convert_1d_command(
             options.update(parse_options([f"tau={tau}"]))
         except ConfigError:
             raise ConfigError(f"--tau {tau!r}: expected 'auto' or a number > 0") from None
-    for key, value in (("position", position), ("transform_rank", transform_rank)):
-        if value is not None:
-            if key in options:
-                raise ConfigError(f"{key} is given both as --{key.replace('_', '-')} and in --set; give it once")
-            options[key] = value
+    from ..models.aknet import parse_rank
+
+    given = {key: value for key, value in (("position", position), ("transform_rank", transform_rank)) if value is not None}
+    for key, value in given.items():
+        if key in options:
+            raise ConfigError(f"{key} is given both as --{key.replace('_', '-')} and in --set; give it once")
+        options[key] = parse_rank(value) if key == "transform_rank" else value
     if {"split", "alpha"} & set(options):
         raise ConfigError("use --split and --alpha, not --set, for the split and the sampling rate")
     report = convert_checkpoint(

@@ -20,7 +20,7 @@ def flops_command(
     size: int = typer.Option(224, help="Input height and width in pixels."),
     num_classes: int = typer.Option(174, help="Classifier size (Sth-Sth: 174)."),
     mode: str = typer.Option("inference", help="inference (no auxiliary head, as the paper) or train (auxiliary head counted too)."),
-    transform_rank: Optional[int] = typer.Option(None, help="Low-rank transform net of this rank (default: the paper's full transform net)."),
+    transform_rank: Optional[str] = typer.Option(None, help="Rank r of the transform net A = I + UVᵀ [default: 64]; 'none' for the paper's full (C+3)² matrix."),
     set_: list[str] = typer.Option([], "--set", help="AK-Net option KEY=VALUE, repeatable (e.g. stride_mode=axis, position=embedding, ranking=false)."),
     table: Optional[str] = typer.Option(None, "--table", help="Reproduce a paper table instead: i (per-layer formulas) or ii (ResNet-50 GFLOPs)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a Fig. 5-style PNG: GFLOPs per split beside the plain backbones."),
@@ -55,11 +55,11 @@ def flops_command(
     """
     from ..analysis import flops as F
     from ..analysis import plots
-    from ..models.aknet import parse_options
+    from ..models.aknet import parse_options, parse_rank
 
     options = parse_options(set_)
     if transform_rank is not None:
-        options["transform_rank"] = transform_rank
+        options["transform_rank"] = parse_rank(transform_rank)
 
     if table is not None:
         table = table.strip().lower()

@@ -285,9 +285,14 @@ def _check_values(cfg: RunConfig, source: str) -> None:
         raise ConfigError(f"{source}: stage 2 needs 'model.init_from', the stage-1 checkpoint to convert")
     if cfg.model.stage == 1 and cfg.model.aknet:
         raise ConfigError(f"{source}: [model.aknet] switches need 'model.stage = 2'")
-    if str(cfg.model.aknet.get("transform_rank", "")).lower() == "none":
+    if isinstance(cfg.model.aknet.get("transform_rank"), str):
         # TOML has no null: "none" asks for the paper's full (C+3)² transform net.
-        cfg.model.aknet["transform_rank"] = None
+        from ..models.aknet import parse_rank
+
+        try:
+            cfg.model.aknet["transform_rank"] = parse_rank(cfg.model.aknet["transform_rank"])
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: 'model.aknet.transform_rank': {exc}") from None
     if cfg.model.aknet:
         from ..models.aknet import AKNetConfig
 

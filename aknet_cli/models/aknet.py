@@ -21,6 +21,13 @@ from .position import PositionEmbedding, TransformNet
 from .selection import KeypointSelector
 
 POSITION_MODES = ("none", "embedding", "transform")
+#: Rank of the default transform net ``A = I + U Vᵀ``. The paper's full ``(C+3)²`` matrix
+#: (``transform_rank=None``) reads ~1.1 GB of weights per clip at res4 and left AK-Net-TSM-R50
+#: slower than TSM-R50 on CPU; rank 64 made it faster at no measured accuracy cost on
+#: synth-sth (docs/bench.md).
+DEFAULT_TRANSFORM_RANK = 64
+#: Words that select the paper's full transform net where a rank is expected.
+FULL_RANK_WORDS = ("none", "full", "paper", "null")
 
 
 @dataclass
@@ -72,7 +79,7 @@ class AKNetConfig:
     tau: float | str = "auto"
     ranking: bool = True
     position: str = "transform"
-    transform_rank: int | None = None
+    transform_rank: int | None = DEFAULT_TRANSFORM_RANK
     sparsity_reg: bool = True
     heat_norm: str = "threshold"
     heat_scale: float = 0.1
@@ -89,8 +96,10 @@ class AKNetConfig:
         check_tau(self.tau)
         if self.position not in POSITION_MODES:
             raise ConfigError(f"position must be one of {', '.join(POSITION_MODES)}, got {self.position!r}")
-        if self.transform_rank is not None and int(self.transform_rank) < 1:
-            raise ConfigError(f"transform_rank must be a positive integer or None, got {self.transform_rank}")
+        if self.transform_rank is not None and (isinstance(self.transform_rank, bool)
+                                                or not isinstance(self.transform_rank, int) or self.transform_rank < 1):
+            raise ConfigError(f"transform_rank must be a positive integer or None (the paper's full matrix), "
+                              f"got {self.transform_rank!r}")
         if self.heat_norm not in HEAT_NORMS:
             raise ConfigError(f"heat_norm must be one of {', '.join(HEAT_NORMS)}, got {self.heat_norm!r}")
         if not (float(self.heat_scale) > 0 and math.isfinite(float(self.heat_scale))):
@@ -122,11 +131,28 @@ def resolve_tau(tau: float | str, max_grid: int) -> float:
     return float(frame_contiguous_tau(max_grid, max_grid)) if tau == "auto" else float(tau)
 
 
+def parse_rank(text: str | int | None) -> int | None:
+    """A transform-net rank from the command line or a config: a positive integer, or one of
+    :data:`FULL_RANK_WORDS` (``"none"``) for the paper's full ``(C+3)²`` matrix (``None``)."""
+    if text is None or isinstance(text, int) and not isinstance(text, bool):
+        return text
+    raw = str(text).strip().lower()
+    if raw in FULL_RANK_WORDS:
+        return None
+    try:
+        rank = int(raw)
+    except ValueError:
+        rank = 0
+    if rank < 1:
+        raise ConfigError(f"transform rank must be a positive integer or 'none' (the paper's full matrix), got {text!r}")
+    return rank
+
+
 def parse_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """Parse ``KEY=VALUE`` strings (the CLI's ``--set``) into typed AK-Net options.
 
     Values are converted to the type of the :class:`AKNetConfig` field: booleans accept
-    ``true/false/1/0/yes/no/on/off``; ``transform_rank`` accepts ``none``; ``tau`` accepts
+    ``true/false/1/0/yes/no/on/off``; ``transform_rank`` accepts ``none`` (the paper's full matrix); ``tau`` accepts
     ``auto`` or a number.
 
     Raises:
@@ -144,7 +170,7 @@ def parse_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
         default = fields[key]
         try:
             if key == "transform_rank":
-                value: Any = None if raw.lower() in ("none", "null", "") else int(raw)
+                value: Any = parse_rank(raw)
             elif key == "tau":
                 value = "auto" if raw.lower() == "auto" else float(raw)
             elif isinstance(default, bool):
@@ -225,13 +251,16 @@ class AKNet(nn.Module):
         feats = self.features(x)  # (B*T, C, H, W)
         c, h, w = (int(s) for s in feats.shape[1:])  # the batch stays symbolic (torch.export)
         t = self.num_segments
-        scores = self.heatmap(feats, t, normalize=False)  # (B, T, H, W) fp32, eq. 6
+        # GAP(X_l) per frame, fp32: eq. 4's Z for the heatmap and, averaged over frames, eq. 13's
+        # context. One pass over the feature map serves both (at res2 it is 25 MB per clip).
+        frame_means = feats.float().mean(dim=(2, 3))
+        scores = self.heatmap(feats, t, normalize=False, frame_means=frame_means)  # (B, T, H, W) fp32, eq. 6
         points, coords = self.selector(feats.reshape(-1, t, c, h, w), scores)
         if self.position is not None:
             points = self.position(points, coords)
         for stage in self.point_net.values():
             points = stage(points)
-        context = feats.mean(dim=(2, 3)).reshape(-1, t, c).mean(dim=1) if self.config.concat_gap else None
+        context = frame_means.reshape(-1, t, c).mean(dim=1) if self.config.concat_gap else None
         logits = self.head(points, context)
         if self.training:  # only the loss and the auxiliary attention need H in [0, 1]
             heat = self.heatmap.normalization(scores)
@@ -269,7 +298,8 @@ def build_aknet(
         backbone_kwargs: extra keyword arguments for the backbone factory.
         **switches: the ablation switches of :class:`AKNetConfig`: ``tau`` (``"auto"``, the
             default, keeps each frame's points together; or a number), ``ranking``,
-            ``position`` (none|embedding|transform), ``transform_rank``, ``sparsity_reg``,
+            ``position`` (none|embedding|transform), ``transform_rank`` (64 by default; ``None``
+            for the paper's full matrix), ``sparsity_reg``,
             ``heat_norm`` (threshold|minmax, the heatmap's normalisation), ``heat_scale``,
             ``concat_gap``, ``stride_mode`` (area|axis, how 2-D strides become 1-D strides),
             plus ``reduction``, ``dropout``, ``max_input_size``.

@@ -149,16 +149,19 @@ class ChannelHeatmap(nn.Module):
         self.fc2 = nn.Linear(hidden, channels)
         self.normalization = HeatmapNormalization(alpha=alpha, norm=norm, scale=scale, rel_eps=rel_eps, eps=eps)
 
-    def channel_weights(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, C, H, W) -> (N, C)`` fp32 softmax weights ``ω`` (eqs. 4-5), one row per frame."""
+    def channel_weights(self, x: torch.Tensor, frame_means: torch.Tensor | None = None) -> torch.Tensor:
+        """``(N, C, H, W) -> (N, C)`` fp32 softmax weights ``ω`` (eqs. 4-5), one row per frame.
+
+        ``frame_means``: ``Z = GAP(X)`` (eq. 4) when the caller has it already (AK-Net reuses
+        it for its ``GAP(X_l)`` context, so the feature map is read once for both)."""
         with _fp32(x):
-            z = x.float().mean(dim=(2, 3))
+            z = x.float().mean(dim=(2, 3)) if frame_means is None else frame_means.float()
             return F.softmax(self.fc2(F.relu(self.fc1(z))), dim=1)
 
-    def scores(self, x: torch.Tensor, num_segments: int) -> torch.Tensor:
+    def scores(self, x: torch.Tensor, num_segments: int, frame_means: torch.Tensor | None = None) -> torch.Tensor:
         """Raw scores ``h = ωᵀX`` (eq. 6): ``(B*T, C, H, W) -> (B, T, H, W)`` fp32."""
         with _fp32(x):
-            omega = self.channel_weights(x)
+            omega = self.channel_weights(x, frame_means)
             heat = torch.einsum("nc,nchw->nhw", omega, x.float())
         h, w = (int(s) for s in heat.shape[1:])  # the batch stays symbolic (torch.export, ONNX)
         return heat.reshape(-1, num_segments, h, w)
@@ -167,17 +170,19 @@ class ChannelHeatmap(nn.Module):
         """``(B, T, H, W)`` raw scores → ``(B, T, H, W)`` fp32 in [0, 1]."""
         return self.normalization(heat)
 
-    def forward(self, x: torch.Tensor, num_segments: int, normalize: bool = True) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, num_segments: int, normalize: bool = True,
+                frame_means: torch.Tensor | None = None) -> torch.Tensor:
         """Score every position.
 
         Args:
             x: ``(B*T, C, H, W)`` split features ``X_l`` (any dtype).
             num_segments: ``T``.
             normalize: ``False`` returns the raw fp32 scores ``h`` (all the selection needs).
+            frame_means: ``(B*T, C)`` ``GAP(X)`` per frame, if already computed.
 
         Returns:
             ``(B, T, H, W)`` fp32 heatmap, in [0, 1] normalised per clip unless ``normalize``
             is ``False``.
         """
-        heat = self.scores(x, num_segments)
+        heat = self.scores(x, num_segments, frame_means)
         return self.normalization(heat) if normalize else heat
