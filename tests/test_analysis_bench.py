@@ -166,6 +166,9 @@ def test_cli_json_and_table():
     (["--set", "split=res2"], "use --split and --alpha"),
     (["-b", "no_such_net"], "no_such_net"),
     (["--plot", "out.jpg"], "--plot expects a .png"),
+    (["--runtime", "tensorrt"], "--runtime must be one of torch, onnxruntime"),
+    (["--runtime", "onnxruntime", "--amp"], "drop --device cuda and --amp"),
+    (["--transform-rank", "0"], "positive integer or 'none'"),
 ])
 def test_cli_user_mistakes_are_one_line(args, fragment):
     assert_one_line_error(_invoke(*args), fragment)
@@ -193,3 +196,47 @@ def test_fuse_times_the_folded_models(monkeypatch):
     out = bench.run_bench(cfg)
     assert out["environment"]["fused"] is True
     assert folded == [0, 0]  # the backbone and AK-Net were both timed without a single BatchNorm
+
+
+def test_onnxruntime_times_exported_graphs_that_match_eager(monkeypatch):
+    """`--runtime onnxruntime` runs ONNX Runtime sessions (not the PyTorch modules) on every
+    model, F included, each export checked against eager before it is timed."""
+    pytest.importorskip("onnxruntime")
+    from aknet_cli.engine import export as export_mod
+
+    reports, runs = [], []
+    real_export, real_session = export_mod.export_model, export_mod.ort_session
+
+    def export_spy(model, out, **kw):
+        reports.append(real_export(model, out, **kw))
+        return reports[-1]
+
+    def session_spy(path, threads=None):
+        sess = real_session(path, threads)
+
+        class Counting:
+            def run(self, *a, **k):
+                runs.append(str(path))
+                return sess.run(*a, **k)
+
+            def __getattr__(self, name):
+                return getattr(sess, name)
+        return Counting()
+
+    monkeypatch.setattr(export_mod, "export_model", export_spy)
+    monkeypatch.setattr(export_mod, "ort_session", session_spy)
+    cfg = bench.BenchConfig(splits=("none", "res4"), batches=(1, 2), runs=2, warmup=1, options={"transform_rank": 8},
+                            runtime="onnxruntime", **SMALL)
+    out = bench.run_bench(cfg)
+    assert out["environment"]["runtime"] == "onnxruntime" and out["environment"]["onnxruntime"]
+    # backbone, AK-Net res4 and F up to res4, exported once (dynamic batch) and checked
+    assert len(reports) == 3 and all(r.batch == "dynamic" for r in reports)
+    assert all(r.max_abs_logit_diff < 1e-3 for r in reports)
+    assert [r.keypoints_equal for r in reports].count(True) == 1
+    # every timed call went through a session: 3 models x (2 + 1) rounds x 2 batch sizes, plus
+    # the one check run per export
+    assert len(runs) == 3 * 3 * 2 + 3
+    rows = out["rows"]
+    assert [(r["split"], r["batch"]) for r in rows] == [("none", 1), ("res4", 1), ("none", 2), ("res4", 2)]
+    assert all(r["peak_mem_mb"] is None and r["parts_ms"] is None for r in rows)
+    assert all(r["floor_ratio"] > 0 for r in rows if r["split"] == "res4")

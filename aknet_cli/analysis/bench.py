@@ -26,7 +26,7 @@ import math
 import platform
 import statistics
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
@@ -38,6 +38,9 @@ from ..exceptions import ConfigError
 from . import flops as F
 
 DEVICES = ("cpu", "cuda")
+#: Execution paths: PyTorch eager (optionally with BatchNorms folded, ``fuse``), or every model
+#: exported to ONNX and run by ONNX Runtime's CPU provider.
+RUNTIMES = ("torch", "onnxruntime")
 #: Labels of the per-part breakdown, in pipeline order.
 PARTS = ("F", "heatmap", "selection + ranking", "transform", "1-D subnet", "head", "other")
 
@@ -62,6 +65,7 @@ class BenchConfig:
     breakdown: bool = True
     memory: bool = True
     fuse: bool = False
+    runtime: str = "torch"
 
     def validate(self) -> "BenchConfig":
         if not self.splits:
@@ -75,6 +79,15 @@ class BenchConfig:
             raise ConfigError(f"--device must be cpu or cuda, got {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ConfigError("--device cuda: no CUDA device is available to torch on this machine; use --device cpu")
+        if self.runtime not in RUNTIMES:
+            raise ConfigError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+        if self.runtime == "onnxruntime":
+            if self.device != "cpu" or self.amp:
+                raise ConfigError("--runtime onnxruntime times ONNX Runtime's CPU provider in float32: "
+                                  "drop --device cuda and --amp")
+            from ..engine.export import require_onnxruntime
+
+            require_onnxruntime()
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {self.threads}")
         if self.runs < 1:
@@ -248,6 +261,9 @@ class _Until(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.split = split
+        # what export's example_clip reads to build an input in the backbone's layout
+        self.num_segments = backbone.num_segments
+        self.frames_per_segment = backbone.frames_per_segment
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone.forward_until(x, self.split)
@@ -257,10 +273,38 @@ def environment(cfg: BenchConfig) -> dict[str, Any]:
     dev = torch.device(cfg.device)
     env = {"device": cfg.device, "threads": torch.get_num_threads(), "torch": torch.__version__,
            "python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
-           "amp": ("float16" if dev.type == "cuda" else "bfloat16") if cfg.amp else None, "fused": cfg.fuse}
+           "amp": ("float16" if dev.type == "cuda" else "bfloat16") if cfg.amp else None, "fused": cfg.fuse,
+           "runtime": cfg.runtime}
     if dev.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(dev)
+    if cfg.runtime == "onnxruntime":
+        import onnxruntime
+
+        env["onnxruntime"] = onnxruntime.__version__
     return env
+
+
+def _onnxruntime_forwards(models: Mapping[str, nn.Module], cfg: BenchConfig, workdir: str,
+                          say: Callable[[str, int], None]) -> dict[str, Any]:
+    """Export every model once, with a dynamic batch, and open an ONNX Runtime session on each.
+
+    Each export is checked against eager PyTorch on a random clip (logits to 1e-3, keypoints
+    equal), so a timing is never taken of a graph that computes something else."""
+    from pathlib import Path
+
+    from ..engine.export import export_model, ort_session
+
+    sessions = {}
+    for name, model in models.items():
+        say(f"exporting {name} to ONNX", 0)
+        path = Path(workdir) / f"{name.replace(':', '_')}.onnx"
+        report = export_model(model, path, format="onnx", batch="dynamic", size=cfg.size, fuse=True)
+        if report.max_abs_logit_diff > 1e-3 or report.keypoints_equal is False:
+            raise ConfigError(f"the ONNX export of {name} differs from eager PyTorch (largest logit difference "
+                              f"{report.max_abs_logit_diff:.2e}, keypoints equal: {report.keypoints_equal}); "
+                              "not timing it")
+        sessions[name] = ort_session(path, cfg.threads)
+    return sessions
 
 
 def run_bench(cfg: BenchConfig, *, progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
@@ -283,7 +327,6 @@ def run_bench(cfg: BenchConfig, *, progress: Callable[[str, int], None] | None =
     say("counting FLOPs", 0)
     counts = {s: F.count(cfg.backbone, split=s, alpha=cfg.alpha, frames=cfg.frames, size=cfg.size,
                          num_classes=cfg.num_classes, options=cfg.options) for s in ["none", *ak_splits]}
-    base_gf = counts["none"].gflops
     f_gf = {s: _f_gflops(counts["none"], s) for s in ak_splits}
 
     say("building models", 0)
@@ -298,61 +341,93 @@ def run_bench(cfg: BenchConfig, *, progress: Callable[[str, int], None] | None =
 
         models = {k: fuse_for_inference(m) for k, m in models.items()}
     f_only = {s: _Until(models["none"], s).eval() for s in ak_splits}
+    with ExitStack() as stack:
+        sessions = None
+        if cfg.runtime == "onnxruntime":
+            import tempfile
 
-    rows: list[dict[str, Any]] = []
-    for batch in cfg.batches:
-        x = F.clip_input(models["none"], cfg.frames, cfg.size, batch=batch).to(dev)
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="aknet-bench-"))
+            sessions = _onnxruntime_forwards({**models, **{f"F:{s}": m for s, m in f_only.items()}}, cfg,
+                                             workdir, say)
+        rows = [row for batch in cfg.batches
+                for row in _time_batch(cfg, batch, models, f_only, sessions, counts, f_gf, dev, say)]
+    _finish(rows)
+    return _report(cfg, rows)
+
+
+def _time_batch(cfg: BenchConfig, batch: int, models: Mapping[str, nn.Module], f_only: Mapping[str, nn.Module],
+                sessions: Mapping[str, Any] | None, counts: Mapping[str, F.FlopReport], f_gf: Mapping[str, float],
+                dev: torch.device, say: Callable[[str, int], None]) -> list[dict[str, Any]]:
+    """The rows of one batch size: time every forward interleaved, then derive the ratios."""
+    ak_splits = list(f_only)
+    base_gf = counts["none"].gflops
+    x = F.clip_input(models["none"], cfg.frames, cfg.size, batch=batch).to(dev)
+    if sessions is None:
         fns: dict[str, Callable[[], Any]] = {"none": lambda: models["none"](x)}
         for s in ak_splits:
             fns[s] = (lambda m: lambda: m(x))(models[s])
             fns[f"F:{s}"] = (lambda m: lambda: m(x))(f_only[s])
-        say(f"batch {batch}: timing {len(fns)} forwards interleaved", 0)
-        times = time_interleaved(fns, runs=cfg.runs, warmup=cfg.warmup, device=dev, amp=cfg.amp,
-                                 on_round=lambda: say(f"batch {batch}: timing", 1))
-        stats = {k: summarize(v) for k, v in times.items()}
-        base_ms = stats["none"]["median"]
+    else:  # the same clips, through ONNX Runtime
+        feed = {"clips": x.numpy()}
+        fns = {name: (lambda sess: lambda: sess.run(None, feed))(sess) for name, sess in sessions.items()}
+    say(f"batch {batch}: timing {len(fns)} forwards interleaved", 0)
+    times = time_interleaved(fns, runs=cfg.runs, warmup=cfg.warmup, device=dev, amp=cfg.amp,
+                             on_round=lambda: say(f"batch {batch}: timing", 1))
+    stats = {k: summarize(v) for k, v in times.items()}
+    base_ms = stats["none"]["median"]
 
-        for s in ["none", *ak_splits]:
-            st = stats[s]
-            gf = counts[s].gflops
-            row: dict[str, Any] = {
-                "model": cfg.backbone if s == "none" else f"aknet/{cfg.backbone}",
-                "split": s, "alpha": None if s == "none" else cfg.alpha, "batch": batch,
-                "gflops": gf, "latency_ms_median": st["median"], "latency_ms_p25": st["p25"],
-                "latency_ms_p75": st["p75"], "latency_ms_min": st["min"], "latency_ms_max": st["max"],
-                "spread_pct": st["spread_pct"], "clips_per_s": batch / (st["median"] / 1e3),
-                "peak_mem_mb": None, "latency_ratio": st["median"] / base_ms, "flops_ratio": gf / base_gf,
-                "f_latency_ms": None, "floor_ratio": None, "f_flops_ratio": None,
-                "ms_per_gflop_after_split": None, "backbone_ms_per_gflop_after_split": None,
-                "after_split_factor": None, "parts_ms": None, "hooked_total_ms": None,
-            }
-            if s != "none":
-                f_ms = stats[f"F:{s}"]["median"]
-                ak_rate = (st["median"] - f_ms) / (batch * (gf - f_gf[s])) if gf > f_gf[s] else math.nan
-                bb_rate = (base_ms - f_ms) / (batch * (base_gf - f_gf[s]))
-                row.update({
-                    "f_latency_ms": f_ms, "floor_ratio": f_ms / base_ms, "f_flops_ratio": f_gf[s] / base_gf,
-                    "ms_per_gflop_after_split": ak_rate, "backbone_ms_per_gflop_after_split": bb_rate,
-                    "after_split_factor": ak_rate / bb_rate if bb_rate > 0 else math.nan,
-                })
-            if cfg.memory:
-                say(f"batch {batch}: peak memory of {s}", 0)
-                row["peak_mem_mb"] = peak_memory_mb(fns[s], dev, cfg.amp)
-            if cfg.breakdown and s != "none":
-                say(f"batch {batch}: per-part breakdown at {s}", 0)
-                row.update(part_breakdown(models[s], x, runs=cfg.runs, warmup=min(cfg.warmup, 1), device=dev,
-                                          amp=cfg.amp))
-            rows.append(row)
+    rows = []
+    for s in ["none", *ak_splits]:
+        st = stats[s]
+        gf = counts[s].gflops
+        row: dict[str, Any] = {
+            "model": cfg.backbone if s == "none" else f"aknet/{cfg.backbone}",
+            "split": s, "alpha": None if s == "none" else cfg.alpha, "batch": batch,
+            "gflops": gf, "latency_ms_median": st["median"], "latency_ms_p25": st["p25"],
+            "latency_ms_p75": st["p75"], "latency_ms_min": st["min"], "latency_ms_max": st["max"],
+            "spread_pct": st["spread_pct"], "clips_per_s": batch / (st["median"] / 1e3),
+            "peak_mem_mb": None, "latency_ratio": st["median"] / base_ms, "flops_ratio": gf / base_gf,
+            "f_latency_ms": None, "floor_ratio": None, "f_flops_ratio": None,
+            "ms_per_gflop_after_split": None, "backbone_ms_per_gflop_after_split": None,
+            "after_split_factor": None, "parts_ms": None, "hooked_total_ms": None,
+        }
+        if s != "none":
+            f_ms = stats[f"F:{s}"]["median"]
+            ak_rate = (st["median"] - f_ms) / (batch * (gf - f_gf[s])) if gf > f_gf[s] else math.nan
+            bb_rate = (base_ms - f_ms) / (batch * (base_gf - f_gf[s]))
+            row.update({
+                "f_latency_ms": f_ms, "floor_ratio": f_ms / base_ms, "f_flops_ratio": f_gf[s] / base_gf,
+                "ms_per_gflop_after_split": ak_rate, "backbone_ms_per_gflop_after_split": bb_rate,
+                "after_split_factor": ak_rate / bb_rate if bb_rate > 0 else math.nan,
+            })
+        if cfg.memory and sessions is None:  # ONNX Runtime's allocations are not torch's to see
+            say(f"batch {batch}: peak memory of {s}", 0)
+            row["peak_mem_mb"] = peak_memory_mb(fns[s], dev, cfg.amp)
+        if cfg.breakdown and s != "none" and sessions is None:  # the hooks need PyTorch modules
+            say(f"batch {batch}: per-part breakdown at {s}", 0)
+            row.update(part_breakdown(models[s], x, runs=cfg.runs, warmup=min(cfg.warmup, 1), device=dev,
+                                      amp=cfg.amp))
+        rows.append(row)
+    return rows
+
+
+def _finish(rows: list[dict[str, Any]]) -> None:
     for row in rows:  # JSON has no NaN
         for k, v in row.items():
             if isinstance(v, float) and not math.isfinite(v):
                 row[k] = None
+
+
+def _report(cfg: BenchConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    runtime = "ONNX Runtime (CPU provider, BatchNorms folded)" if cfg.runtime == "onnxruntime" else (
+        "eager PyTorch, BatchNorms folded" if cfg.fuse else "eager PyTorch")
     return {
         "environment": environment(cfg),
         "config": {"backbone": cfg.backbone, "splits": list(cfg.splits), "alpha": cfg.alpha,
                    "batches": list(cfg.batches), "frames": cfg.frames, "size": cfg.size, "runs": cfg.runs,
-                   "warmup": cfg.warmup, "num_classes": cfg.num_classes, "options": dict(cfg.options)},
-        "convention": ("eval mode, torch.inference_mode, models interleaved round by round (order rotated), "
+                   "warmup": cfg.warmup, "num_classes": cfg.num_classes, "options": dict(cfg.options),
+                   "runtime": cfg.runtime, "fuse": cfg.fuse},
+        "convention": (f"{runtime}; eval mode, torch.inference_mode, models interleaved round by round (order rotated), "
                        f"median of {cfg.runs} after {cfg.warmup} warm-up rounds; gflops per clip "
                        f"({F.CONVENTION.split(';')[0]}); ms per GFLOP after the split per clip of the batch"),
         "rows": rows,

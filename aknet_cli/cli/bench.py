@@ -37,6 +37,7 @@ def bench_command(
     breakdown: bool = typer.Option(True, "--breakdown/--no-breakdown", help="Time AK-Net's parts (F, heatmap, selection, transform, 1-D subnet, head)."),
     memory: bool = typer.Option(True, "--memory/--no-memory", help="Measure peak tensor memory (one extra forward per model)."),
     fuse: bool = typer.Option(False, "--fuse", help="Fold every BatchNorm into its conv first (fuse_for_inference), the backbone's and AK-Net's alike."),
+    runtime: str = typer.Option("torch", "--runtime", help="torch (eager PyTorch) or onnxruntime (every model exported to ONNX, checked against eager, and run by ONNX Runtime's CPU provider; needs pip install 'aknet[export]')."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw latency ratio, floor and FLOPs ratio per split into this PNG."),
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON (one row per model and batch)."),
 ) -> None:
@@ -53,6 +54,8 @@ def bench_command(
         aknet bench --split res4 --transform-rank 64 --batch 1,8 --json
 
         aknet bench --device cuda --amp --batch 1,32
+
+        aknet bench --runtime onnxruntime --split none,res4 --batch 1,8
     """
     from ..models.aknet import parse_options, parse_rank
 
@@ -71,7 +74,7 @@ def bench_command(
     cfg = B.BenchConfig(backbone=backbone, splits=splits, alpha=alpha, batches=batches, frames=frames, size=size,
                         device=device, threads=threads, amp=amp, runs=runs, warmup=warmup,
                         num_classes=num_classes, options=options, breakdown=breakdown, memory=memory,
-                        fuse=fuse).validate()
+                        fuse=fuse, runtime=runtime.strip().lower()).validate()
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -100,7 +103,9 @@ def _print(result: dict) -> None:
     env, cfg = result["environment"], result["config"]
     amp = f", autocast {env['amp']}" if env["amp"] else ""
     dev = env.get("gpu") or env["cpu"]
-    console.print(f"device {env['device']} ({dev}), {env['threads']} CPU threads, torch {env['torch']}{amp}; "
+    runtime = f"ONNX Runtime {env['onnxruntime']}" if env.get("runtime") == "onnxruntime" else (
+        "eager PyTorch, BatchNorms folded" if env.get("fused") else "eager PyTorch")
+    console.print(f"{runtime}; device {env['device']} ({dev}), {env['threads']} CPU threads, torch {env['torch']}{amp}; "
                   f"input {cfg['frames']}×{cfg['size']}², {cfg['runs']} rounds after {cfg['warmup']} warm-up")
     table = Table(title=f"Latency: {cfg['backbone']} and AK-Net (α={cfg['alpha']})")
     for name in ("model", "batch", "GFLOPs/clip", "ms median", "p25–p75", "clips/s", "peak MB"):

@@ -225,12 +225,20 @@ def export_model(
     )
 
 
-def ort_session(path: str | Path, threads: int | None = None):
-    """An ONNX Runtime CPU session for an exported ``.onnx`` (``threads``: intra-op threads)."""
+def require_onnxruntime() -> None:
+    """ONNX export and ONNX Runtime are importable, or one line saying how to install them."""
+    _require_onnx()
     try:
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401
     except ImportError:
         raise ConfigError("ONNX Runtime is not installed: pip install 'aknet[export]'") from None
+
+
+def ort_session(path: str | Path, threads: int | None = None):
+    """An ONNX Runtime CPU session for an exported ``.onnx`` (``threads``: intra-op threads)."""
+    require_onnxruntime()
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads
