@@ -9,7 +9,7 @@ from torch import nn
 
 from aknet_cli.exceptions import ConfigError
 from aknet_cli.layers import TemporalShift
-from aknet_cli.models.convert import Converter, batchnorm2d_to_1d, conv2d_to_1d
+from aknet_cli.models.convert import Converter, PointConv1d, batchnorm2d_to_1d, conv2d_to_1d
 
 
 def _constant_along_width(b: int, c: int, length: int, width: int, seed: int = 0):
@@ -144,3 +144,28 @@ def test_area_stride_keeps_the_same_fraction_of_points_as_the_2d_layer_keeps_of_
 def test_unknown_stride_mode_is_refused():
     with pytest.raises(ConfigError, match="'diagonal'"):
         Converter(stride_mode="diagonal")
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("kernel, stride, padding, pool", [(1, 1, 0, 1), (3, 1, 1, 1), (1, 1, 0, 4), (3, 2, 1, 2)])
+def test_converted_convs_compute_conv1d_whatever_path_they_take(kernel, stride, padding, pool, bias):
+    """1×1 kernels run as a batched matrix product (PointConv1d); the result must be the
+    convolution of torch's own conv1d with the same weights, other kernels included."""
+    conv2d = nn.Conv2d(24, 40, (kernel, kernel), stride=(stride, 1), padding=padding, bias=bias)
+    conv = conv2d_to_1d(conv2d, stride=stride, pool=pool, pool_first=(kernel == 1))
+    assert isinstance(conv, PointConv1d) and isinstance(conv, nn.Conv1d)
+    x = torch.randn(3, 24, 37)
+    pooled = nn.functional.avg_pool1d(x, pool, pool, ceil_mode=True) if pool > 1 and kernel == 1 else x
+    want = nn.functional.conv1d(pooled, conv2d.weight.sum(dim=-1), conv2d.bias, stride=stride, padding=padding)
+    if pool > 1 and kernel > 1:
+        want = nn.functional.avg_pool1d(want, pool, pool, ceil_mode=True)
+    torch.testing.assert_close(conv(x), want, rtol=1e-5, atol=1e-5)
+    assert set(conv.state_dict()) == set(nn.Conv1d(24, 40, kernel, bias=bias).state_dict())
+
+
+def test_pointwise_product_counts_the_conv_multiply_adds():
+    from aknet_cli.analysis.flops import flop_analysis
+
+    conv = PointConv1d(24, 40, 1)
+    x = torch.randn(3, 24, 37)
+    assert flop_analysis(conv, (x,)).total() == 3 * 40 * 24 * 37  # B · C_out · C_in · N

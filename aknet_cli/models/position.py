@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..exceptions import InputShapeError
+from .convert import PointConv1d
 from .selection import normalize_coordinates
 
 
@@ -43,7 +44,7 @@ class TransformNet(nn.Module):
         layers: list[nn.Module] = []
         prev = d
         for width in self.conv_dims:
-            layers += [nn.Conv1d(prev, width, 1, bias=False), nn.BatchNorm1d(width), nn.ReLU(inplace=True)]
+            layers += [PointConv1d(prev, width, 1, bias=False), nn.BatchNorm1d(width), nn.ReLU(inplace=True)]
             prev = width
         self.point_mlp = nn.Sequential(*layers)
         fcs: list[nn.Module] = []
