@@ -32,8 +32,12 @@ from aknet_cli.analysis import flops
 from aknet_cli.models import fuse_for_inference
 from aknet_cli.models.aknet import parse_rank
 
-ARITHMETIC = ("aten::mkldnn_convolution", "aten::convolution", "aten::_convolution", "aten::addmm", "aten::mm",
-              "aten::bmm", "aten::matmul", "aten::linear", "aten::einsum")
+PRODUCTS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::matmul", "aten::linear", "aten::einsum")
+
+
+def is_arithmetic(op: str) -> bool:
+    """Convolutions (oneDNN's or torch's own) and matrix products: where the FLOPs are."""
+    return "conv" in op or op in PRODUCTS
 
 
 def median_ms(fn, runs: int, warmup: int = 2) -> float:
@@ -127,7 +131,7 @@ def main() -> None:
         total = sum(ms for _, ms, _ in ops)
         groups: dict[str, float] = defaultdict(float)
         for name, ms, _ in ops:
-            groups["arithmetic (conv, mm, bmm)" if name in ARITHMETIC else "the rest"] += ms
+            groups["arithmetic (conv, mm, bmm)" if is_arithmetic(name) else "the rest"] += ms
         print(f"{args.backbone}, split {args.split}, batch {args.batch}, rank {args.transform_rank}, "
               f"{'fused' if args.fuse else 'unfused'}, {torch.get_num_threads()} threads")
         print(f"after-split path: {wall:.1f} ms wall (median of {args.runs}); profiled self time {total:.1f} ms")
