@@ -10,7 +10,9 @@ backbone's layers they replace; this says *why*:
    pools, reductions, activations).
 2. The rate, in GMAC/s, of the convolutions on each side, by kernel kind: the backbone's 3×3
    and 1×1 2-D convolutions after the split, and AK-Net's 3-tap and 1×1 1-D convolutions on
-   its points, each conv timed alone on the input it gets in a real forward.
+   its points, each conv timed alone on the input it gets in a real forward. Strided layers
+   (the first block of a stage) are their own kind; AK-Net's carry the area rule's average
+   (:class:`~aknet_cli.models.convert.AreaConv1d`), timed with them and counted as no MACs.
 
 Usage:
     python benchmarks/profile_after_split.py [--backbone tsm_resnet50] [--split res4]
@@ -100,6 +102,9 @@ def kernel_rates(convs: list[tuple[nn.Module, torch.Tensor]], runs: int) -> dict
         macs = out.numel() * conv.weight[0].numel()
         pointwise = all(k == 1 for k in conv.kernel_size)
         kind = "1×1" if pointwise else ("3-tap" if isinstance(conv, nn.Conv1d) else "3×3")
+        if getattr(conv, "pool", 1) > 1 or any(st > 1 for st in conv.stride):
+            # a strided block's first layer; AreaConv1d also averages (the area rule), timed with it
+            kind += " strided" + (" + average" if getattr(conv, "pool", 1) > 1 else "")
         acc[kind][0] += macs / 1e9
         acc[kind][1] += median_ms(lambda: conv(x), runs) / 1e3
     return {kind: (gmac, gmac / sec) for kind, (gmac, sec) in acc.items()}
