@@ -51,7 +51,7 @@ def bench_command(
 
         aknet bench --backbone tsm_resnet50 --split none,res2,res3,res4 --batch 1
 
-        aknet bench --split res4 --transform-rank 64 --batch 1,8 --json
+        aknet bench --split res4 --transform-rank none --batch 1,8 --json
 
         aknet bench --device cuda --amp --batch 1,32
 
