@@ -184,7 +184,8 @@ def test_bad_configuration_is_named(kwargs, error, message):
         build_aknet(kwargs.pop("backbone"), **kwargs)
 
 
-@pytest.mark.parametrize("text, rank", [("64", 64), (" 8 ", 8), ("none", None), ("Full", None), ("paper", None), (16, 16)])
+@pytest.mark.parametrize("text, rank", [("64", 64), (" 8 ", 8), ("none", None), ("Full", None), ("paper", None), (16, 16),
+                                        ("auto", "auto")])
 def test_transform_rank_accepts_integers_and_the_papers_full_matrix(text, rank):
     assert parse_rank(text) == rank
     assert parse_options([f"transform_rank={text}"]) == {"transform_rank": rank}
@@ -198,5 +199,16 @@ def test_transform_rank_refuses_what_is_not_a_rank(bad):
 
 @pytest.mark.parametrize("bad", [0, True, 2.0, "64"])
 def test_config_refuses_a_rank_of_the_wrong_type(bad):
-    with pytest.raises(ConfigError, match="transform_rank must be a positive integer or None"):
+    with pytest.raises(ConfigError, match="transform_rank must be 'auto', a positive integer or None"):
         AKNetConfig(transform_rank=bad).validate()
+
+
+def test_auto_rank_is_64_only_where_it_is_cheaper_than_the_full_matrix():
+    """U and V of rank r have 2·(C+3)·r entries against the full matrix's (C+3)²: rank 64 is
+    cheaper only where 128 < C + 3. ResNet-18's res2 has C = 64, its res4 C = 256."""
+    small = build_aknet("tsm_resnet18", split="res2", num_classes=5, num_segments=4)
+    assert small.config.transform_rank is None and small.position.matrix.out_features == 67 * 67
+    large = build_aknet("tsm_resnet18", split="res4", num_classes=5, num_segments=4)
+    assert large.config.transform_rank == 64 and large.position.matrix.out_features == 2 * 259 * 64
+    forced = build_aknet("tsm_resnet18", split="res2", num_classes=5, num_segments=4, transform_rank=64)
+    assert forced.config.transform_rank == 64 and forced.position.matrix.out_features == 2 * 67 * 64  # as asked

@@ -21,7 +21,8 @@ from .position import PositionEmbedding, TransformNet
 from .selection import KeypointSelector
 
 POSITION_MODES = ("none", "embedding", "transform")
-#: Rank of the default transform net ``A = I + U Vᵀ``. The paper's full ``(C+3)²`` matrix
+#: Rank of the default (``"auto"``) transform net ``A = I + U Vᵀ`` wherever it is cheaper than
+#: the full matrix (:func:`resolve_transform_rank`). The paper's full ``(C+3)²`` matrix
 #: (``transform_rank=None``) reads ~1.1 GB of weights per clip at res4 and left AK-Net-TSM-R50
 #: slower than TSM-R50 on CPU; rank 64 made it faster at no measured accuracy cost on
 #: synth-sth (docs/bench.md).
@@ -72,14 +73,16 @@ class SplitFeatures(nn.Module):
 @dataclass(frozen=True)
 class AKNetConfig:
     """Every switch of the model. Save ``asdict(model.config)``: the built model's copy holds
-    the numbers actually used (``tau="auto"`` resolved, see :func:`resolve_tau`)."""
+    the numbers actually used (``tau="auto"`` resolved, see :func:`resolve_tau`; a transform
+    rank no cheaper than the full matrix resolved to ``None``, see
+    :func:`resolve_transform_rank`)."""
 
     split: str = "res4"
     alpha: float = 0.3
     tau: float | str = "auto"
     ranking: bool = True
     position: str = "transform"
-    transform_rank: int | None = DEFAULT_TRANSFORM_RANK
+    transform_rank: int | str | None = "auto"
     sparsity_reg: bool = True
     heat_norm: str = "threshold"
     heat_scale: float = 0.1
@@ -96,10 +99,11 @@ class AKNetConfig:
         check_tau(self.tau)
         if self.position not in POSITION_MODES:
             raise ConfigError(f"position must be one of {', '.join(POSITION_MODES)}, got {self.position!r}")
-        if self.transform_rank is not None and (isinstance(self.transform_rank, bool)
-                                                or not isinstance(self.transform_rank, int) or self.transform_rank < 1):
-            raise ConfigError(f"transform_rank must be a positive integer or None (the paper's full matrix), "
-                              f"got {self.transform_rank!r}")
+        if self.transform_rank not in (None, "auto") and (isinstance(self.transform_rank, bool)
+                                                        or not isinstance(self.transform_rank, int)
+                                                        or self.transform_rank < 1):
+            raise ConfigError(f"transform_rank must be 'auto', a positive integer or None (the paper's full "
+                              f"matrix), got {self.transform_rank!r}")
         if self.heat_norm not in HEAT_NORMS:
             raise ConfigError(f"heat_norm must be one of {', '.join(HEAT_NORMS)}, got {self.heat_norm!r}")
         if not (float(self.heat_scale) > 0 and math.isfinite(float(self.heat_scale))):
@@ -131,21 +135,38 @@ def resolve_tau(tau: float | str, max_grid: int) -> float:
     return float(frame_contiguous_tau(max_grid, max_grid)) if tau == "auto" else float(tau)
 
 
-def parse_rank(text: str | int | None) -> int | None:
-    """A transform-net rank from the command line or a config: a positive integer, or one of
-    :data:`FULL_RANK_WORDS` (``"none"``) for the paper's full ``(C+3)²`` matrix (``None``)."""
+def parse_rank(text: str | int | None) -> int | str | None:
+    """A transform-net rank from the command line or a config: ``"auto"`` (the default, see
+    :func:`resolve_transform_rank`), a positive integer, or one of :data:`FULL_RANK_WORDS`
+    (``"none"``) for the paper's full ``(C+3)²`` matrix (``None``)."""
     if text is None or isinstance(text, int) and not isinstance(text, bool):
         return text
     raw = str(text).strip().lower()
     if raw in FULL_RANK_WORDS:
         return None
+    if raw == "auto":
+        return "auto"
     try:
         rank = int(raw)
     except ValueError:
         rank = 0
     if rank < 1:
-        raise ConfigError(f"transform rank must be a positive integer or 'none' (the paper's full matrix), got {text!r}")
+        raise ConfigError(f"transform rank must be 'auto', a positive integer or 'none' (the paper's full matrix), "
+                          f"got {text!r}")
     return rank
+
+
+def resolve_transform_rank(rank: int | str | None, channels: int) -> int | None:
+    """The rank ``"auto"`` (the default) stands for on a split with ``channels`` channels:
+    :data:`DEFAULT_TRANSFORM_RANK`, unless ``U`` and ``V`` of that rank would have at least as
+    many entries as the full ``(C+3)²`` matrix (``2r ≥ C+3``), where the low-rank form saves
+    nothing and the paper's full matrix (``None``) is built instead. That is the case on a
+    64-channel split (ResNet-18's res2), where on synth-sth rank 64 also trained far worse than
+    the full matrix (Table V, 2 epochs: 40.8 against 64.2 top-1; docs/model.md). An explicit
+    rank or ``None`` is kept as given."""
+    if rank != "auto":
+        return rank
+    return DEFAULT_TRANSFORM_RANK if 2 * DEFAULT_TRANSFORM_RANK < channels + 3 else None
 
 
 def parse_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
@@ -213,7 +234,9 @@ class AKNet(nn.Module):
         config.validate()
         grid = math.ceil(config.max_input_size / backbone.specs[config.split].stride)
         # Resolved once, so the config (and every checkpoint saved from it) holds the number used.
-        config = dataclasses.replace(config, tau=resolve_tau(config.tau, grid))
+        config = dataclasses.replace(config, tau=resolve_tau(config.tau, grid),
+                                     transform_rank=resolve_transform_rank(config.transform_rank,
+                                                                           backbone.specs[config.split].channels))
         self.config = config
         self.num_segments = backbone.num_segments
         self.num_classes = backbone.num_classes
@@ -298,8 +321,9 @@ def build_aknet(
         backbone_kwargs: extra keyword arguments for the backbone factory.
         **switches: the ablation switches of :class:`AKNetConfig`: ``tau`` (``"auto"``, the
             default, keeps each frame's points together; or a number), ``ranking``,
-            ``position`` (none|embedding|transform), ``transform_rank`` (64 by default; ``None``
-            for the paper's full matrix), ``sparsity_reg``,
+            ``position`` (none|embedding|transform), ``transform_rank`` (``"auto"`` by default:
+            64 where that is cheaper than the full matrix; an int; ``None`` for the paper's
+            full matrix), ``sparsity_reg``,
             ``heat_norm`` (threshold|minmax, the heatmap's normalisation), ``heat_scale``,
             ``concat_gap``, ``stride_mode`` (area|axis, how 2-D strides become 1-D strides),
             plus ``reduction``, ``dropout``, ``max_input_size``.
