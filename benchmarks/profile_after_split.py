@@ -53,34 +53,19 @@ def median_ms(fn, runs: int, warmup: int = 2) -> float:
     return statistics.median(times) * 1e3
 
 
-def after_split(model: nn.Module, feats: torch.Tensor):
-    """AK-Net's forward from the split features on (what ``AKNet.forward`` runs after ``F``)."""
-    t = model.num_segments
-    c, h, w = feats.shape[1:]
-    frame_means = feats.float().mean(dim=(2, 3))
-    scores = model.heatmap(feats, t, normalize=False, frame_means=frame_means)
-    points, coords = model.selector(feats.reshape(-1, t, c, h, w), scores)
-    if model.position is not None:
-        points = model.position(points, coords)
-    for stage in model.point_net.values():
-        points = stage(points)
-    context = frame_means.reshape(-1, t, c).mean(dim=1) if model.config.concat_gap else None
-    return model.head(points, context)
-
-
 def profile_ops(model: nn.Module, feats: torch.Tensor, runs: int) -> tuple[float, list[tuple[str, float, int]]]:
     """Median wall ms of the after-split path, and (op, self ms per forward, calls per forward)."""
     from torch.profiler import ProfilerActivity, profile
 
-    wall = median_ms(lambda: after_split(model, feats), runs)
+    wall = median_ms(lambda: model.after_split(feats), runs)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(runs):
-            after_split(model, feats)
+            model.after_split(feats)
     ops = [(e.key, e.self_cpu_time_total / 1e3 / runs, e.count // runs) for e in prof.key_averages()]
     return wall, sorted(ops, key=lambda o: -o[1])
 
 
-def captured_convs(model: nn.Module, modules: list[nn.Module], run) -> list[tuple[nn.Module, torch.Tensor]]:
+def captured_convs(modules: list[nn.Module], run) -> list[tuple[nn.Module, torch.Tensor]]:
     """Each conv of ``modules`` with the input it received during ``run()``."""
     seen: list[tuple[nn.Module, torch.Tensor]] = []
     handles = [m.register_forward_hook(lambda mod, inp, _out: seen.append((mod, inp[0].clone())))
@@ -155,8 +140,8 @@ def main() -> None:
                     if isinstance(m, nn.Conv2d)]
             ours = [m for m in model.point_net.modules() if isinstance(m, nn.Conv1d)]
             sides = {
-                "backbone's stages after the split (2-D)": captured_convs(plain, late, lambda: plain(x)),
-                "AK-Net's 1-D subnet": captured_convs(model, ours, lambda: after_split(model, feats)),
+                "backbone's stages after the split (2-D)": captured_convs(late, lambda: plain(x)),
+                "AK-Net's 1-D subnet": captured_convs(ours, lambda: model.after_split(feats)),
             }
             print("convolution rates, each conv timed alone on its own input (GMAC, GMAC/s):")
             for side, convs in sides.items():

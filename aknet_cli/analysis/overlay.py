@@ -250,21 +250,12 @@ class Visualization:
 
 
 def run_model(loaded: LoadedModel, clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(logits (K,), keypoints (N, 3), heatmap (T, h, w))`` for one clip."""
-    captured: dict[str, torch.Tensor] = {}
-
-    def grab(_m, _inp, out):
-        captured["heat"] = out
-
-    handle = loaded.model.heatmap.register_forward_hook(grab)
-    try:
-        with torch.inference_mode():
-            logits, keypoints = loaded.model(clip.unsqueeze(0), return_keypoints=True)
-    finally:
-        handle.remove()
-    heat = captured["heat"]
-    heat = heat[0] if isinstance(heat, torch.Tensor) else heat[0][0]
-    return logits[0].float(), keypoints[0].long(), heat.float()
+    """``(logits (K,), keypoints (N, 3), heatmap (T, h, w))`` for one clip; the heatmap is the
+    raw scores ``h`` (eq. 6) the selection ranked."""
+    model = loaded.model
+    with torch.inference_mode():
+        logits, heat, keypoints = model.after_split(model.features(clip.unsqueeze(0)))
+    return logits[0].float(), keypoints[0].long(), heat[0].float()
 
 
 def visualize(source: Source, loaded: LoadedModel, *, resize: int, crop: int, resize_mode: str,

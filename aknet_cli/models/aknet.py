@@ -272,6 +272,24 @@ class AKNet(nn.Module):
 
     def forward(self, x: torch.Tensor, return_keypoints: bool = False):
         feats = self.features(x)  # (B*T, C, H, W)
+        logits, scores, coords = self.after_split(feats)
+        if self.training:  # only the loss and the auxiliary attention need H in [0, 1]
+            heat = self.heatmap.normalization(scores)
+            aux = self.aux_head(feats, heat)
+            return AKNetOutput(logits, aux, heat, coords, self.config.sparsity_reg)
+        if return_keypoints:
+            return logits, coords
+        return logits
+
+    def after_split(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Everything after ``F``: heatmap, selection and ranking, transform, ``Q``, head.
+
+        Args:
+            feats: ``(B*T, C, H, W)`` split features ``X_l``.
+
+        Returns:
+            ``logits (B, K)``, raw heatmap scores ``(B, T, H, W)`` fp32, keypoints ``(B, N, 3)``.
+        """
         c, h, w = (int(s) for s in feats.shape[1:])  # the batch stays symbolic (torch.export)
         t = self.num_segments
         # GAP(X_l) per frame, fp32: eq. 4's Z for the heatmap and, averaged over frames, eq. 13's
@@ -284,14 +302,7 @@ class AKNet(nn.Module):
         for stage in self.point_net.values():
             points = stage(points)
         context = frame_means.reshape(-1, t, c).mean(dim=1) if self.config.concat_gap else None
-        logits = self.head(points, context)
-        if self.training:  # only the loss and the auxiliary attention need H in [0, 1]
-            heat = self.heatmap.normalization(scores)
-            aux = self.aux_head(feats, heat)
-            return AKNetOutput(logits, aux, heat, coords, self.config.sparsity_reg)
-        if return_keypoints:
-            return logits, coords
-        return logits
+        return self.head(points, context), scores, coords
 
     def conversion_summary(self) -> list[dict[str, Any]]:
         """What ``M`` did to each module of ``P`` (for reports and checkpoints)."""
