@@ -28,7 +28,6 @@ from collections import defaultdict
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from aknet_cli.analysis import flops
 from aknet_cli.models import fuse_for_inference

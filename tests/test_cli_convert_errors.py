@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import torch
-from cli_helpers import assert_one_line_error
+from cli_helpers import assert_one_line_error, write_stage1_checkpoint
 from typer.testing import CliRunner
 
-from aknet_cli import create_backbone
 from aknet_cli.cli.main import app
-from aknet_cli.engine.checkpoint import load_checkpoint, save_checkpoint
+from aknet_cli.engine.checkpoint import load_checkpoint
 from aknet_cli.engine.convert_1d import model_from_checkpoint
 
 runner = CliRunner()
@@ -18,12 +16,8 @@ FAST = ["--split", "res3", "--transform-rank", "4", "--tau", "2.0"]
 
 @pytest.fixture()
 def stage1(tmp_path):
-    torch.manual_seed(0)
-    net = create_backbone("tsm_resnet18", num_classes=6, num_segments=4)
     path = tmp_path / "stage1.pt"
-    save_checkpoint(path, kind="backbone",
-                    config={"backbone": "tsm_resnet18", "num_classes": 6, "num_segments": 4},
-                    state_dict=net.state_dict())
+    write_stage1_checkpoint(path)
     return path
 
 

@@ -6,12 +6,11 @@ import json
 
 import pytest
 import torch
-from cli_helpers import assert_one_line_error
+from cli_helpers import assert_one_line_error, write_stage1_checkpoint
 from typer.testing import CliRunner
 
-from aknet_cli import create_backbone
 from aknet_cli.cli.main import app
-from aknet_cli.engine.checkpoint import load_checkpoint, save_checkpoint
+from aknet_cli.engine.checkpoint import load_checkpoint
 from aknet_cli.engine.convert_1d import model_from_checkpoint
 
 runner = CliRunner()
@@ -34,13 +33,8 @@ def test_backbones_json_lists_builtins_with_their_package():
 
 @pytest.fixture()
 def stage1(tmp_path):
-    torch.manual_seed(0)
-    net = create_backbone("tsm_resnet18", num_classes=6, num_segments=4)
     path = tmp_path / "stage1.pt"
-    save_checkpoint(path, kind="backbone",
-                    config={"backbone": "tsm_resnet18", "num_classes": 6, "num_segments": 4},
-                    state_dict={"module." + k: v for k, v in net.state_dict().items()})  # as DDP saves it
-    return path, net
+    return path, write_stage1_checkpoint(path, ddp_prefix=True)  # keys as DDP saves them
 
 
 def test_convert_1d_copies_f_and_compacts_p(tmp_path, stage1):
