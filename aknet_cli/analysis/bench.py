@@ -284,6 +284,13 @@ def environment(cfg: BenchConfig) -> dict[str, Any]:
     return env
 
 
+def describe_runtime(env: Mapping[str, Any]) -> str:
+    """The execution path of a run, from its :func:`environment`, for reports and tables."""
+    if env.get("runtime") == "onnxruntime":
+        return f"ONNX Runtime {env['onnxruntime']} (CPU provider, BatchNorms folded)"
+    return "eager PyTorch, BatchNorms folded" if env.get("fused") else "eager PyTorch"
+
+
 def _onnxruntime_forwards(models: Mapping[str, nn.Module], cfg: BenchConfig, workdir: str,
                           say: Callable[[str, int], None]) -> dict[str, Any]:
     """Export every model once, with a dynamic batch, and open an ONNX Runtime session on each.
@@ -419,15 +426,14 @@ def _finish(rows: list[dict[str, Any]]) -> None:
 
 
 def _report(cfg: BenchConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    runtime = "ONNX Runtime (CPU provider, BatchNorms folded)" if cfg.runtime == "onnxruntime" else (
-        "eager PyTorch, BatchNorms folded" if cfg.fuse else "eager PyTorch")
+    env = environment(cfg)
     return {
-        "environment": environment(cfg),
+        "environment": env,
         "config": {"backbone": cfg.backbone, "splits": list(cfg.splits), "alpha": cfg.alpha,
                    "batches": list(cfg.batches), "frames": cfg.frames, "size": cfg.size, "runs": cfg.runs,
                    "warmup": cfg.warmup, "num_classes": cfg.num_classes, "options": dict(cfg.options),
                    "runtime": cfg.runtime, "fuse": cfg.fuse},
-        "convention": (f"{runtime}; eval mode, torch.inference_mode, models interleaved round by round (order rotated), "
+        "convention": (f"{describe_runtime(env)}; eval mode, torch.inference_mode, models interleaved round by round (order rotated), "
                        f"median of {cfg.runs} after {cfg.warmup} warm-up rounds; gflops per clip "
                        f"({F.CONVENTION.split(';')[0]}); ms per GFLOP after the split per clip of the batch"),
         "rows": rows,

@@ -103,9 +103,9 @@ def _print(result: dict) -> None:
     env, cfg = result["environment"], result["config"]
     amp = f", autocast {env['amp']}" if env["amp"] else ""
     dev = env.get("gpu") or env["cpu"]
-    runtime = f"ONNX Runtime {env['onnxruntime']}" if env.get("runtime") == "onnxruntime" else (
-        "eager PyTorch, BatchNorms folded" if env.get("fused") else "eager PyTorch")
-    console.print(f"{runtime}; device {env['device']} ({dev}), {env['threads']} CPU threads, torch {env['torch']}{amp}; "
+    from ..analysis.bench import describe_runtime
+
+    console.print(f"{describe_runtime(env)}; device {env['device']} ({dev}), {env['threads']} CPU threads, torch {env['torch']}{amp}; "
                   f"input {cfg['frames']}×{cfg['size']}², {cfg['runs']} rounds after {cfg['warmup']} warm-up")
     table = Table(title=f"Latency: {cfg['backbone']} and AK-Net (α={cfg['alpha']})")
     for name in ("model", "batch", "GFLOPs/clip", "ms median", "p25–p75", "clips/s", "peak MB"):
