@@ -73,9 +73,8 @@ class SplitFeatures(nn.Module):
 @dataclass(frozen=True)
 class AKNetConfig:
     """Every switch of the model. Save ``asdict(model.config)``: the built model's copy holds
-    the numbers actually used (``tau="auto"`` resolved, see :func:`resolve_tau`; a transform
-    rank no cheaper than the full matrix resolved to ``None``, see
-    :func:`resolve_transform_rank`)."""
+    the numbers actually used (``tau="auto"`` and ``transform_rank="auto"`` resolved, see
+    :func:`resolve_tau` and :func:`resolve_transform_rank`)."""
 
     split: str = "res4"
     alpha: float = 0.3
