@@ -39,11 +39,15 @@ def eval_command(
 
         aknet eval TSM_something_RGB_resnet50_shift8_blockres_avg_segment8_e45.pth --data data/sthv1 --backbone tsm_resnet50 --num-segments 8
     """
+    from ..engine.distributed import teardown
     from ..engine.evaluate import evaluate
 
-    result = evaluate(checkpoint, data, split=split, views=views, batch_size=batch_size, out=out, compare=compare,
-                      device=device, num_workers=workers, backend=backend, amp=amp, backbone=backbone,
-                      num_segments=num_segments, fuse=fuse, progress=not json_out)
+    try:
+        result = evaluate(checkpoint, data, split=split, views=views, batch_size=batch_size, out=out,
+                          compare=compare, device=device, num_workers=workers, backend=backend, amp=amp,
+                          backbone=backbone, num_segments=num_segments, fuse=fuse, progress=not json_out)
+    finally:  # under torchrun: leave the process group cleanly (NCCL warns otherwise)
+        teardown()
     if json_out:
         print_json(result)
         return

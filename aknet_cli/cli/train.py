@@ -64,9 +64,13 @@ def train_command(
     if nproc > 1 and "RANK" not in os.environ:
         _launch_torchrun(nproc)
         return
+    from ..engine.distributed import teardown
     from ..engine.trainer import train
 
-    result = train(cfg, work_dir=work, resume=resume, progress=not quiet)
+    try:
+        result = train(cfg, work_dir=work, resume=resume, progress=not quiet)
+    finally:  # under torchrun: leave the process group cleanly (NCCL warns otherwise)
+        teardown()
     if not quiet and int(os.environ.get("RANK", "0")) == 0:  # one line per job, not per process
         console.print(f"best val top-1 {result.best_top1:.2f}%  →  {result.best_checkpoint}", highlight=False)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -93,7 +92,3 @@ def write_confusion_plot(matrix: np.ndarray, classes: Sequence[str], path: Path)
     ax.set_xlabel("predicted"), ax.set_ylabel("true")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     save_figure(fig, path)
-
-
-def nan_to_none(value: float) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value

@@ -59,13 +59,6 @@ def rank_keypoints(index: torch.Tensor, h: int, w: int, tau: float) -> torch.Ten
     return index.gather(1, order)
 
 
-def frame_runs(coords: torch.Tensor) -> int:
-    """Number of maximal runs of equal frame index in one ranked sequence ``(N, 3)``; it
-    equals the number of distinct frames exactly when each frame's points are contiguous."""
-    t = coords[:, 0]
-    return 1 + int((t[1:] != t[:-1]).sum()) if t.numel() else 0
-
-
 def normalize_coordinates(coords: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Eq. 8: centre on the centroid, divide by the largest distance to it.
 
