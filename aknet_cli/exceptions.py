@@ -41,3 +41,10 @@ class CheckpointError(AKNetError, ValueError):
 
 class VideoDecodeError(DataError):
     """A video or frame file could not be decoded."""
+
+
+class OutputError(AKNetError, OSError):
+    """An output file or folder cannot be written (a file in the way, no permission, disk full)."""
+
+    def __str__(self) -> str:  # OSError would otherwise format (errno, strerror)
+        return str(self.args[0]) if self.args else ""

@@ -19,7 +19,6 @@ import statistics
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 STEPS = [  # (label in the table, work dir name, shipped config)
@@ -36,10 +35,11 @@ def run(aknet: str, *args: str) -> None:
 
 def finished(work: Path) -> bool:
     """A training is finished when its metrics hold every epoch its config asks for."""
+    from aknet_cli.engine.config import load_config
     from aknet_cli.engine.trainer import run_finished
 
     config = work / "config.toml"
-    return config.is_file() and run_finished(work, tomllib.loads(config.read_text())["optim"]["epochs"])
+    return config.is_file() and run_finished(work, load_config(config, check_paths=False).optim.epochs)
 
 
 def latency_ms(checkpoints: list[Path], *, runs: int = 15, warmup: int = 3) -> list[float]:

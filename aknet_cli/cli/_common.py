@@ -10,6 +10,8 @@ from typing import Any, Callable
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer import _click
+from typer.core import TyperGroup
 
 from ..exceptions import AKNetError
 
@@ -28,10 +30,40 @@ def domain_errors(func: Callable) -> Callable:
         try:
             return func(*args, **kwargs)
         except AKNetError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+            print_error(str(exc))
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def print_error(message: str) -> None:
+    """The one red line every user mistake ends in."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+
+
+class OneLineErrors(TyperGroup):
+    """The root command group: Click's usage errors (a value of the wrong type, an unknown
+    command or option, a stray argument) as one line on stderr with exit status 2, Click's
+    convention for usage errors, instead of its multi-line box."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode: bool = True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _click.exceptions.NoArgsIsHelpError:
+            sys.exit(2)  # the help has been printed: what a bare `aknet prepare` asks for
+        except _click.exceptions.UsageError as exc:
+            hint = f"; see '{exc.ctx.command_path} --help'" if exc.ctx is not None else ""
+            print_error(" ".join(exc.format_message().split()).rstrip(".") + hint)
+            sys.exit(exc.exit_code)
+        except _click.exceptions.ClickException as exc:
+            print_error(" ".join(exc.format_message().split()))
+            sys.exit(exc.exit_code)
+        except _click.exceptions.Abort:
+            print_error("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def print_json(payload: Any) -> None:

@@ -36,7 +36,11 @@ def ablate_command(
 
         aknet ablate --table v --data data/sthv2 --config tsm_r50_sthv2_stage2 --stage1-config tsm_r50_sthv2_stage1
     """
+    from .._atomic import check_output_dir
     from ..analysis.ablation import run_table
+
+    if not dry_run:
+        check_output_dir(work_dir, option="--work-dir")
 
     result = run_table(table, data=data, config=config, stage1_config=stage1_config, stage1=stage1,
                        overrides=list(set_), epochs=epochs, work_dir=work_dir, dry_run=dry_run, force=force,

@@ -66,8 +66,12 @@ def bench_command(
         raise ConfigError("use --split and --alpha, not --set, for the split and the sampling rate")
     splits = tuple(dict.fromkeys(s.strip().lower() for s in split.split(",") if s.strip()))
     batches = tuple(dict.fromkeys(_int_list(batch, "--batch")))
-    if plot is not None and plot.suffix.lower() != ".png":
-        raise ConfigError(f"--plot expects a .png file name, got {plot}")
+    if plot is not None:
+        from .._atomic import check_output_file
+
+        check_output_file(plot, option="--plot")
+        if plot.suffix.lower() != ".png":
+            raise ConfigError(f"--plot expects a .png file name, got {plot}")
 
     from ..analysis import bench as B
 

@@ -48,9 +48,12 @@ def convert_1d_command(
 
         aknet convert-1d -c stage1.pt --split res4 --calibrate data/sthv1 --batches 20 -o aknet.pt
     """
+    from .._atomic import check_output_file
     from ..engine.convert_1d import convert_checkpoint
     from ..exceptions import ConfigError
     from ..models.aknet import parse_options
+
+    check_output_file(out, option="--out")
 
     options = parse_options(set_)
     if tau is not None:

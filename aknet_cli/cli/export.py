@@ -30,9 +30,11 @@ def export_command(
 
         aknet export aknet.pt --format torch-export --out aknet.pt2 --batch dynamic
     """
+    from .._atomic import check_output_file
     from ..engine.convert_1d import model_from_checkpoint
     from ..engine.export import export_model
 
+    check_output_file(out, option="--out")
     model, _ = model_from_checkpoint(checkpoint)
     report = export_model(model, out, format=format, batch=batch, size=size, fuse=fuse, overwrite=force)
     if json_out:

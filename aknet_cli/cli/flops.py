@@ -67,6 +67,10 @@ def flops_command(
             raise ConfigError(f"--table must be i or ii, got {table!r}")
     if results is not None and plot is None:
         raise ConfigError("--results needs --plot FILE.png to draw into")
+    if plot is not None:
+        from .._atomic import check_output_file
+
+        check_output_file(plot, option="--plot")
 
     if table == "i":
         cfg = F.LayerConfig(cin=cin, cout=cout, ks=ks, kt=kt, kp=kp, t=t, h=h, w=w, n=n).validate()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import typer
 
 from . import ablate, backbones, bench, convert_1d, evaluate, export, flops, prepare, train, visualize
-from ._common import domain_errors
+from ._common import OneLineErrors, domain_errors
 
 app = typer.Typer(
     name="aknet",
+    cls=OneLineErrors,
     help=(
         "AK-Net (Action Keypoint Network) toolkit: prepare video datasets, train and evaluate "
         "TSM/TDN and AK-Net, count FLOPs like the paper, run its ablations, and look at the "

@@ -53,9 +53,11 @@ def _report(summary, *, json_out: bool, note: str | None = None) -> None:
 
 
 def _run(fmt: str, root: Path, out: Path, *, label_order, workers, strict, force, backend, json_out, **reader_kw) -> None:
+    from .._atomic import check_output_dir
     from ..data.formats import READERS
     from ..data.prepare import prepare_release
 
+    check_output_dir(out, option="--out")
     release = READERS[fmt](root, **{k: v for k, v in reader_kw.items() if v is not None})
     summary = prepare_release(release, out=out, label_order=label_order, workers=workers, strict=strict,
                               force=force, backend=backend, console=None if json_out else err_console)
@@ -136,8 +138,12 @@ def synthetic_command(
 
         aknet prepare synthetic --out data/synth --classes 12 --size 112 --frames 16
     """
+    from .._atomic import check_output_dir
     from ..data.synthetic import SynthConfig, prepare_synthetic
 
+    check_output_dir(out, option="--out")
+    if raw is not None:
+        check_output_dir(raw, option="--raw")
     config = SynthConfig(classes=classes, train_per_class=train_per_class, val_per_class=val_per_class,
                          size=size, frames=frames, seed=seed, format=fmt)
     summary, note = prepare_synthetic(config, out=out, raw=raw, force=force, workers=workers,

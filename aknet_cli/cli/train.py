@@ -61,6 +61,9 @@ def train_command(
         sys.stdout.write(to_toml(cfg))
         return
     work = work_dir or Path("work_dirs") / cfg.name
+    from .._atomic import check_output_dir
+
+    check_output_dir(work, option="--work-dir")
     if nproc > 1 and "RANK" not in os.environ:
         _launch_torchrun(nproc)
         return

@@ -46,8 +46,9 @@ def visualize_command(
         raise ConfigError(f"--video-format must be mp4 or gif, got {video_format!r}")
     if split is not None and split not in ("res2", "res3", "res4"):
         raise ConfigError(f"--split must be res2, res3 or res4, got {split!r}")
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; give a folder")
+    from .._atomic import check_output_dir
+
+    check_output_dir(out, option="--out")
 
     from ..analysis import overlay as O
 

@@ -20,14 +20,21 @@ word is a string. Relative paths in a config (``data.dataset``, ``model.init_fro
 from __future__ import annotations
 
 import dataclasses
-import tomllib
+import math
+import sys
 import typing
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .._validate import check_fields, check_number, ranged
 from ..exceptions import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, from PyPI (a dependency there, see pyproject.toml)
+    import tomli as tomllib
 
 CONFIG_PACKAGE = "aknet_cli.configs"
 
@@ -38,15 +45,15 @@ class ModelConfig:
     the stage-1 checkpoint ``init_from`` by the same conversion as ``aknet convert-1d``."""
 
     backbone: str = "tsm_resnet50"
-    stage: int = 1
+    stage: int = ranged(1, ge=1, le=2, why="1 trains the backbone, 2 AK-Net")
     pretrained: str = ""
     init_from: str = ""
-    num_segments: int = 8
-    dropout: float = 0.5
+    num_segments: int = ranged(8, ge=1)
+    dropout: float = ranged(0.5, ge=0.0, lt=1.0, why="the probability of zeroing a feature")
     partial_bn: bool = False
     norm_eval: bool = False
     sync_bn: bool = False
-    calibrate_batches: int = 0
+    calibrate_batches: int = ranged(0, ge=0)
     aknet: dict = field(default_factory=dict)
 
 
@@ -57,16 +64,16 @@ class DataConfig:
     dataset: str = ""
     train_split: str = "train"
     val_split: str = "val"
-    resize: int = 256
-    crop: int = 224
+    resize: int = ranged(256, ge=1)
+    crop: int = ranged(224, ge=1)
     resize_mode: str = "short"
     flip: bool = False
     backend: str = "decord"
-    num_workers: int = 4
+    num_workers: int = ranged(4, ge=0)
     pin_memory: bool = True
     persistent_workers: bool = True
     on_error: str = "fail"
-    val_batch_size: int = 0
+    val_batch_size: int = ranged(0, ge=0, why="0 means optim.batch_size")
 
 
 @dataclass
@@ -74,38 +81,38 @@ class OptimConfig:
     """The paper's recipe by default: SGD, lr 0.01 at a global batch of 64, ×0.1 at 20 and 40."""
 
     name: str = "sgd"
-    lr: float = 0.01
-    base_batch_size: int = 64
-    batch_size: int = 64
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    lr: float = ranged(0.01, gt=0.0)
+    base_batch_size: int = ranged(64, ge=1)
+    batch_size: int = ranged(64, ge=1)
+    momentum: float = ranged(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = ranged(5e-4, ge=0.0, why="a negative decay pushes the weights away from zero")
     no_decay_bn_bias: bool = True
-    epochs: int = 50
+    epochs: int = ranged(50, ge=1)
     milestones: list[int] = field(default_factory=lambda: [20, 40])
-    gamma: float = 0.1
-    warmup_epochs: float = 0.0
-    clip_grad_norm: float = 20.0
-    fc_lr_mult: float = 5.0
-    fc_bias_lr_mult: float = 10.0
+    gamma: float = ranged(0.1, gt=0.0, le=1.0, why="the factor the lr is multiplied by at each milestone")
+    warmup_epochs: float = ranged(0.0, ge=0.0)
+    clip_grad_norm: float = ranged(20.0, ge=0.0, why="0 turns clipping off")
+    fc_lr_mult: float = ranged(5.0, gt=0.0)
+    fc_bias_lr_mult: float = ranged(10.0, gt=0.0)
 
 
 @dataclass
 class TrainConfig:
     """Run settings."""
 
-    seed: int = 0
+    seed: int = ranged(0, ge=0, lt=2**32, why="NumPy's generator takes 32-bit seeds")
     device: str = "auto"
     amp: bool = True
     channels_last: bool = True
-    eval_every: int = 1
-    log_every: int = 10
+    eval_every: int = ranged(1, ge=1)
+    log_every: int = ranged(10, ge=1)
 
 
 @dataclass
 class CkptConfig:
     """Checkpoint cadence: ``last.pt`` every epoch, and every ``every_steps`` steps if > 0."""
 
-    every_steps: int = 0
+    every_steps: int = ranged(0, ge=0, why="0 writes last.pt at epoch ends only")
 
 
 @dataclass
@@ -263,47 +270,49 @@ def _check_type(value: Any, hint: Any, key: str, source: str) -> Any:
 
 
 def _check_values(cfg: RunConfig, source: str) -> None:
+    """Ranges (declared on the fields), choices, and the rules that tie keys together."""
+    try:
+        for name in _SECTIONS:
+            check_fields(getattr(cfg, name), prefix=f"{name}.")
+        for milestone in cfg.optim.milestones:
+            check_number(milestone, "'optim.milestones'", integer=True, bounds={"ge": 0})
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     for key, choices in _CHOICES.items():
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)
         if value not in choices:
             raise ConfigError(f"{source}: '{key}' must be one of {', '.join(choices)}, got {value!r}")
-    positive = {
-        "model.num_segments": cfg.model.num_segments, "optim.batch_size": cfg.optim.batch_size,
-        "optim.base_batch_size": cfg.optim.base_batch_size, "optim.epochs": cfg.optim.epochs,
-        "data.resize": cfg.data.resize, "data.crop": cfg.data.crop, "train.eval_every": cfg.train.eval_every,
-        "train.log_every": cfg.train.log_every,
-    }
-    for key, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"{source}: '{key}' must be >= 1, got {value}")
-    if cfg.optim.lr <= 0:
-        raise ConfigError(f"{source}: 'optim.lr' must be > 0, got {cfg.optim.lr}")
     if cfg.model.stage not in (1, 2):
         raise ConfigError(f"{source}: 'model.stage' must be 1 (backbone) or 2 (AK-Net), got {cfg.model.stage}")
     if cfg.model.stage == 2 and not cfg.model.init_from:
         raise ConfigError(f"{source}: stage 2 needs 'model.init_from', the stage-1 checkpoint to convert")
     if cfg.model.stage == 1 and cfg.model.aknet:
         raise ConfigError(f"{source}: [model.aknet] switches need 'model.stage = 2'")
-    if isinstance(cfg.model.aknet.get("transform_rank"), str):
-        # TOML has no null: "none" asks for the paper's full (C+3)² transform net.
-        from ..models.aknet import parse_rank
-
-        try:
-            cfg.model.aknet["transform_rank"] = parse_rank(cfg.model.aknet["transform_rank"])
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: 'model.aknet.transform_rank': {exc}") from None
     if cfg.model.aknet:
-        from ..models.aknet import AKNetConfig
-
-        known = set(AKNetConfig.__dataclass_fields__)
-        unknown = sorted(set(cfg.model.aknet) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown key 'model.aknet.{unknown[0]}'; known: {', '.join(sorted(known))}")
+        _check_aknet_switches(cfg.model.aknet, source)
     if cfg.data.crop > cfg.data.resize:
         raise ConfigError(f"{source}: 'data.crop' ({cfg.data.crop}) must not exceed 'data.resize' ({cfg.data.resize})")
     if any(b <= a for a, b in zip(cfg.optim.milestones, cfg.optim.milestones[1:])):
         raise ConfigError(f"{source}: 'optim.milestones' must increase, got {cfg.optim.milestones}")
+
+
+def _check_aknet_switches(switches: dict[str, Any], source: str) -> None:
+    """``[model.aknet]`` holds :class:`~aknet_cli.models.aknet.AKNetConfig` keys, checked by its
+    own ``validate``; TOML has no null, so ``transform_rank = "none"`` asks for the paper's
+    full (C+3)² transform net and is stored as ``None``."""
+    from ..models.aknet import AKNetConfig, parse_rank
+
+    known = set(AKNetConfig.__dataclass_fields__)
+    unknown = sorted(set(switches) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key 'model.aknet.{unknown[0]}'; known: {', '.join(sorted(known))}")
+    try:
+        if isinstance(switches.get("transform_rank"), str):
+            switches["transform_rank"] = parse_rank(switches["transform_rank"])
+        AKNetConfig(**switches).validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: 'model.aknet': {exc}") from None
 
 
 def check_paths_exist(cfg: RunConfig, *, source: str) -> None:

@@ -40,8 +40,13 @@ def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
 def pick_device(requested: str) -> torch.device:
     """``auto`` is CUDA when present, else CPU; ``cuda`` without a GPU is a user error."""
+    if requested not in DEVICES:
+        raise ConfigError(f"--device {requested!r} is not a device aknet runs on; choose one of {', '.join(DEVICES)}")
     if requested == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for, but no CUDA GPU is visible; use --device cpu")
     if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .._atomic import atomic_output
+from .._atomic import atomic_output, check_output_dir
 from ..data import load_manifest
 from ..exceptions import CheckpointError, ConfigError
 from .config import DataConfig
@@ -234,11 +234,12 @@ def evaluate(
     clips, crops = parse_views(views)
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+    out = Path(out) if out else Path(checkpoint).parent / f"eval_{split}_{clips}x{crops}"
+    check_output_dir(out, option="--out")
     ctx = setup(device)
     manifest = load_manifest(Path(data))
     data_cfg = DataConfig(dataset=str(data), backend=backend, num_workers=num_workers, pin_memory=True)
     paths = [Path(checkpoint)] + ([Path(compare)] if compare else [])
-    out = Path(out) if out else Path(checkpoint).parent / f"eval_{split}_{clips}x{crops}"
     results, per_class, names = [], {}, []
     for path in paths:
         scored = _score_model(path, manifest, data_cfg, ctx, split=split, clips=clips, crops=crops,

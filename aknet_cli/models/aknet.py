@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .._registry import create_backbone
+from .._validate import check_fields, ranged
 from ..exceptions import ConfigError
 from .backbone import SPLIT_STAGES, VideoBackbone, check_stage
 from .convert import STRIDE_MODES, ConversionRecord, Converter
@@ -77,24 +78,23 @@ class AKNetConfig:
     :func:`resolve_tau` and :func:`resolve_transform_rank`)."""
 
     split: str = "res4"
-    alpha: float = 0.3
+    alpha: float = ranged(0.3, gt=0.0, le=1.0, why="the share of positions kept as keypoints")
     tau: float | str = "auto"
     ranking: bool = True
     position: str = "transform"
     transform_rank: int | str | None = "auto"
     sparsity_reg: bool = True
     heat_norm: str = "threshold"
-    heat_scale: float = 0.1
+    heat_scale: float = ranged(0.1, gt=0.0)
     concat_gap: bool = True
     stride_mode: str = "area"
-    reduction: int = 16
-    dropout: float = 0.5
-    max_input_size: int = 320
+    reduction: int = ranged(16, ge=1)
+    dropout: float = ranged(0.5, ge=0.0, lt=1.0)
+    max_input_size: int = ranged(320, ge=32)
 
     def validate(self) -> "AKNetConfig":
+        check_fields(self)  # types and the ranges declared above
         check_stage(self.split, SPLIT_STAGES)
-        if not (0.0 < float(self.alpha) <= 1.0):
-            raise ConfigError(f"alpha must be in (0, 1], got {self.alpha}")
         check_tau(self.tau)
         if self.position not in POSITION_MODES:
             raise ConfigError(f"position must be one of {', '.join(POSITION_MODES)}, got {self.position!r}")
@@ -105,12 +105,8 @@ class AKNetConfig:
                               f"matrix), got {self.transform_rank!r}")
         if self.heat_norm not in HEAT_NORMS:
             raise ConfigError(f"heat_norm must be one of {', '.join(HEAT_NORMS)}, got {self.heat_norm!r}")
-        if not (float(self.heat_scale) > 0 and math.isfinite(float(self.heat_scale))):
-            raise ConfigError(f"heat_scale must be a number > 0, got {self.heat_scale}")
         if self.stride_mode not in STRIDE_MODES:
             raise ConfigError(f"stride_mode must be one of {', '.join(STRIDE_MODES)}, got {self.stride_mode!r}")
-        if not (0.0 <= self.dropout < 1.0):
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         return self
 
 
