@@ -109,7 +109,7 @@ def main() -> None:
     args = ap.parse_args()
 
     torch.manual_seed(0)
-    model = flops.build_model(args.backbone, split=args.split, alpha=0.3, frames=args.frames, num_classes=174,
+    model = flops.build_counted_model(args.backbone, split=args.split, alpha=0.3, frames=args.frames, num_classes=174,
                               options={"transform_rank": parse_rank(args.transform_rank)}).eval()
     if args.fuse:
         model = fuse_for_inference(model)
@@ -130,7 +130,7 @@ def main() -> None:
         for name, ms, calls in ops[: args.top]:
             print(f"  {name:<32s} {ms:8.2f} ms  {calls:4d}x")
         if not args.no_kernels:
-            plain = flops.build_model(args.backbone, split="none", alpha=0.3, frames=args.frames,
+            plain = flops.build_counted_model(args.backbone, split="none", alpha=0.3, frames=args.frames,
                                       num_classes=174).eval()
             if args.fuse:
                 plain = fuse_for_inference(plain)

@@ -97,7 +97,7 @@ def test_gflops_are_the_flop_counter_s(result):
 
 def test_floor_and_after_split_rates_follow_their_formulas(result):
     rows = {(r["split"], r["batch"]): r for r in result["rows"]}
-    backbone = flops.build_model("tsm_resnet18", split="none", alpha=0.3, frames=4, num_classes=10).eval()
+    backbone = flops.build_counted_model("tsm_resnet18", split="none", alpha=0.3, frames=4, num_classes=10).eval()
     x = flops.clip_input(backbone, 4, 64)
     for split in ("res2", "res4"):
         # F's GFLOPs counted independently: fvcore on the backbone's forward up to the split.
@@ -126,7 +126,7 @@ def test_breakdown_names_every_part_once(result):
 
 
 def test_breakdown_leaves_no_hooks_and_skips_absent_parts():
-    model = flops.build_model("tsm_resnet18", split="res3", alpha=0.3, frames=4, num_classes=10,
+    model = flops.build_counted_model("tsm_resnet18", split="res3", alpha=0.3, frames=4, num_classes=10,
                               options={"position": "none"}).eval()
     x = flops.clip_input(model, 4, 64)
     out = bench.part_breakdown(model, x, runs=1, warmup=0, device=torch.device("cpu"))

@@ -6,7 +6,8 @@ each split, ``F`` alone (the backbone's layers up to the split, shared by both m
 noise (other processes, frequency scaling) hits all of them alike; the first ``warmup`` rounds
 are dropped. Each forward is ``eval()`` under ``torch.inference_mode``; on CUDA the device is
 synchronised before the clock starts and before it stops, and ``amp`` runs under autocast
-(float16 on CUDA, bfloat16 on CPU).
+(training's policy, :mod:`aknet_cli.engine.precision`: bfloat16 where the GPU runs it natively, else
+float16; CUDA only).
 
 Derived numbers (see ``docs/bench.md``):
 
@@ -26,7 +27,7 @@ import math
 import platform
 import statistics
 import time
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
@@ -34,6 +35,7 @@ import torch
 from torch import nn
 
 from .._stderr import silenced_stderr
+from ..engine.precision import autocast, autocast_dtype
 from ..exceptions import ConfigError
 from . import flops as F
 
@@ -79,6 +81,9 @@ class BenchConfig:
             raise ConfigError(f"--device must be cpu or cuda, got {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ConfigError("--device cuda: no CUDA device is available to torch on this machine; use --device cpu")
+        if self.amp and self.device != "cuda" and self.runtime == "torch":
+            raise ConfigError("--amp times autocast on CUDA; on the CPU aknet trains and evaluates in float32, "
+                              "so bench does too: drop --amp or add --device cuda")
         if self.runtime not in RUNTIMES:
             raise ConfigError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
         if self.runtime == "onnxruntime":
@@ -110,9 +115,8 @@ def _sync(device: torch.device) -> None:
 
 
 def _autocast(device: torch.device, amp: bool):
-    if not amp:
-        return nullcontext()
-    return torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
+    """Training's and evaluation's autocast policy (:mod:`aknet_cli.engine.precision`)."""
+    return autocast(device, autocast_dtype(device, amp))
 
 
 def time_interleaved(fns: Mapping[str, Callable[[], Any]], *, runs: int, warmup: int, device: torch.device,
@@ -269,11 +273,15 @@ class _Until(nn.Module):
         return self.backbone.forward_until(x, self.split)
 
 
+def _dtype_name(dtype: torch.dtype | None) -> str | None:
+    return None if dtype is None else str(dtype).removeprefix("torch.")
+
+
 def environment(cfg: BenchConfig) -> dict[str, Any]:
     dev = torch.device(cfg.device)
     env = {"device": cfg.device, "threads": torch.get_num_threads(), "torch": torch.__version__,
            "python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
-           "amp": ("float16" if dev.type == "cuda" else "bfloat16") if cfg.amp else None, "fused": cfg.fuse,
+           "amp": _dtype_name(autocast_dtype(dev, cfg.amp)), "fused": cfg.fuse,
            "runtime": cfg.runtime}
     if dev.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(dev)
@@ -337,10 +345,10 @@ def run_bench(cfg: BenchConfig, *, progress: Callable[[str, int], None] | None =
     f_gf = {s: _f_gflops(counts["none"], s) for s in ak_splits}
 
     say("building models", 0)
-    models: dict[str, nn.Module] = {"none": F.build_model(cfg.backbone, split="none", alpha=cfg.alpha, frames=cfg.frames,
+    models: dict[str, nn.Module] = {"none": F.build_counted_model(cfg.backbone, split="none", alpha=cfg.alpha, frames=cfg.frames,
                                                           num_classes=cfg.num_classes)}
     for s in ak_splits:
-        models[s] = F.build_model(cfg.backbone, split=s, alpha=cfg.alpha, frames=cfg.frames,
+        models[s] = F.build_counted_model(cfg.backbone, split=s, alpha=cfg.alpha, frames=cfg.frames,
                                   num_classes=cfg.num_classes, options=cfg.options)
     models = {k: m.eval().to(dev) for k, m in models.items()}
     if cfg.fuse:  # the deployment path: every BatchNorm folded into its conv, backbone and AK-Net alike

@@ -1,350 +1,32 @@
-"""FLOP counting the way the paper's tables do, with fvcore.
-
-Convention (:data:`CONVENTION`): fvcore's, one fused multiply-add = one FLOP, so "GFLOPs" are
-GMACs as in Table II; per clip of ``T`` frames, one view (one crop, one clip), ``size²`` input
-(224² unless asked otherwise); counted in **eval mode** (BatchNorm costs 2 FLOPs per element
-there, 5 in train mode: ResNet-50 × 8 frames counts 32.88 G in eval mode, 33.16 G in train
-mode). Elementwise ops (add, mul, sigmoid, ...) and pooling of the 2-D backbones are not
-counted, as fvcore and the published TSM/TDN numbers do; they are listed as unsupported ops.
-
-fvcore silently ignores ``aten::gather`` and ``aten::max`` and only warns on ``topk``/``sort``/
-``softmax``, which would make keypoint selection look free. :func:`flop_analysis` registers
-:data:`EXTRA_HANDLES` for them (and takes them off fvcore's ignore list) with this cost model,
-one comparison or one moved element counted as one FLOP:
-
-* ``topk`` of ``k`` among ``n``: ``n·log2(k)`` (a size-``k`` heap over the ``n`` inputs);
-* ``sort``/``argsort`` along a dim of length ``L``: ``numel·log2(L)``;
-* ``gather``/``index_select``/``take_along_dim``/``index``: one per gathered output element;
-* ``softmax``/``log_softmax``: 3 per element (exp, sum, divide);
-* ``max``/``min``/``amax``/``amin``/``max_pool1d``/``adaptive_max_pool1d``: one comparison per
-  input element.
-
-Only AK-Net's own modules use these ops, so the plain backbones count exactly as in fvcore.
+"""FLOP tables the way the paper's tables do: plain backbones and AK-Net per split, Tables I
+and II, counted with :mod:`aknet_cli.models.flop_count` (the convention and the selection ops'
+cost model are stated there).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
 from ..exceptions import ConfigError
 from ..models import count_parameters
+from ..models.flop_count import (  # noqa: F401  (re-exported: the analysis API counts through these)
+    CONVENTION, COST_MODEL, EXTRA_HANDLES, FlopReport, Part, clip_input, count_model, flop_analysis,
+)
 from . import paper
 
-CONVENTION = (
-    "fvcore: 1 fused multiply-add = 1 FLOP (GFLOPs = GMACs, as in the paper's Table II); "
-    "per clip of {frames} frames, 1 view, {size}x{size}; eval mode (BatchNorm at 2 FLOPs/element); "
-    "elementwise ops not counted; selection ops counted with aknet's cost model"
-)
 SPLITS = ("none", "res2", "res3", "res4")
 MODES = ("inference", "train")
 
 #: Table II's rows that ``flops --table ii`` counts: method -> (backbone, split, paper GFLOPs).
 #: The numbers come from :mod:`aknet_cli.analysis.paper` (typed once, there).
 PAPER_TABLE_II: dict[str, tuple[str, str, float]] = paper.table_ii_counted()
-
-
-# --------------------------------------------------------------------------- op handles
-def _shape(value) -> list[int] | None:
-    t = value.type()
-    if not isinstance(t, torch._C.TensorType):
-        return None
-    sizes = t.sizes()
-    return None if sizes is None else [int(s) for s in sizes]
-
-
-def _numel(value) -> int:
-    shape = _shape(value)
-    return 0 if shape is None else math.prod(shape)
-
-
-def _const_int(value) -> int | None:
-    try:
-        v = value.toIValue()
-    except Exception:  # not a constant
-        return None
-    return v if type(v) is int else None
-
-
-def _dim_arg(inputs, rank: int, default: int = -1) -> int:
-    """First plain ``int`` constant among an op's arguments after ``self`` (its ``dim``)."""
-    for v in inputs[1:]:
-        d = _const_int(v)
-        if d is not None:
-            return d % rank if rank else 0
-    return default % rank if rank else 0
-
-
-def topk_flops(inputs, outputs) -> int:
-    """``n·log2(k)`` comparisons: a size-``k`` heap over ``n`` elements."""
-    shape = _shape(inputs[0]) or []
-    out = _shape(outputs[0]) or []
-    dim = _const_int(inputs[2]) if len(inputs) > 2 else -1
-    dim = (dim if dim is not None else -1) % max(len(out), 1)
-    k = out[dim] if out else 1
-    return int(round(math.prod(shape) * math.log2(max(k, 2))))
-
-
-def sort_flops(inputs, outputs) -> int:
-    """``numel·log2(L)`` comparisons for a sort along a dim of length ``L``."""
-    shape = _shape(inputs[0]) or []
-    if not shape:
-        return 0
-    length = shape[_dim_arg(inputs, len(shape))]
-    return int(round(math.prod(shape) * math.log2(max(length, 2))))
-
-
-def gathered_elements(inputs, outputs) -> int:
-    """One per gathered output element (a read and a write counted as one operation)."""
-    return _numel(outputs[0])
-
-
-def softmax_flops(inputs, outputs) -> int:
-    """Three per element: exp, the running sum, the divide."""
-    return 3 * _numel(inputs[0])
-
-
-def reduction_comparisons(inputs, outputs) -> int:
-    """One comparison per input element."""
-    return _numel(inputs[0])
-
-
-Handle = Callable[[list, list], int]
-EXTRA_HANDLES: dict[str, Handle] = {
-    "aten::topk": topk_flops,
-    "aten::sort": sort_flops,
-    "aten::argsort": sort_flops,
-    "aten::gather": gathered_elements,
-    "aten::index_select": gathered_elements,
-    "aten::take_along_dim": gathered_elements,
-    "aten::index": gathered_elements,
-    "aten::softmax": softmax_flops,
-    "aten::log_softmax": softmax_flops,
-    "aten::max": reduction_comparisons,
-    "aten::min": reduction_comparisons,
-    "aten::amax": reduction_comparisons,
-    "aten::amin": reduction_comparisons,
-    "aten::max_pool1d": reduction_comparisons,
-    "aten::adaptive_max_pool1d": reduction_comparisons,
-}
-
-COST_MODEL: dict[str, str] = {
-    "topk": "n*log2(k) comparisons",
-    "sort/argsort": "numel*log2(L) comparisons, L = length of the sorted dim",
-    "gather/index_select/take_along_dim/index": "1 per gathered element",
-    "softmax/log_softmax": "3 per element",
-    "max/min/amax/amin/max_pool1d": "1 comparison per input element",
-}
-
-
-def flop_analysis(model: nn.Module, inputs: tuple):
-    """A quiet ``FlopCountAnalysis`` with :data:`EXTRA_HANDLES` registered and un-ignored."""
-    from fvcore.nn import FlopCountAnalysis
-
-    fa = FlopCountAnalysis(model, inputs)
-    fa.set_op_handle(**EXTRA_HANDLES)
-    # fvcore checks its ignore list before its handles, so a handle alone never fires for
-    # gather/max/index: take them off the list.
-    ignored = getattr(fa, "_ignored_ops", None)
-    if isinstance(ignored, set):
-        ignored.difference_update(EXTRA_HANDLES)
-    fa.unsupported_ops_warnings(False)
-    fa.uncalled_modules_warnings(False)
-    fa.tracer_warnings("none")
-    return fa
-
-
-# ------------------------------------------------------------------------------ reports
-@dataclass
-class Part:
-    name: str
-    flops: int
-    params: int
-
-    def as_dict(self) -> dict[str, float]:
-        return {"gflops": self.flops / 1e9, "params_m": self.params / 1e6}
-
-
-@dataclass
-class FlopReport:
-    """One counted model: total, breakdown by part, what fvcore could not count."""
-
-    flops: int
-    params: int
-    params_all: int
-    parts: list[Part]
-    unsupported_ops: dict[str, int]
-    uncalled_modules: list[str]
-    config: dict[str, Any]
-    convention: str
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def gflops(self) -> float:
-        return self.flops / 1e9
-
-    def part(self, name: str) -> Part | None:
-        return next((p for p in self.parts if p.name == name), None)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "gflops": self.gflops,
-            "params_m": self.params / 1e6,
-            "params_all_m": self.params_all / 1e6,
-            "by_part": {p.name: p.as_dict() for p in self.parts},
-            "convention": self.convention,
-            "selection_cost_model": COST_MODEL,
-            "unsupported_ops": self.unsupported_ops,
-            "uncalled_modules": self.uncalled_modules,
-            "config": self.config,
-            "notes": self.notes,
-        }
-
-
-def _find_backbone(model: nn.Module):
-    from ..models.backbone import VideoBackbone
-
-    for m in model.modules():
-        if isinstance(m, VideoBackbone):
-            return m
-    raise ConfigError(f"{type(model).__name__} contains no VideoBackbone")
-
-
-def clip_input(model: nn.Module, frames: int, size: int, batch: int = 1) -> torch.Tensor:
-    """A random clip batch in the model's backbone layout (``frames_per_segment`` aware)."""
-    fps = _find_backbone(model).frames_per_segment
-    g = torch.Generator().manual_seed(0)
-    shape = (batch, frames, 3, size, size) if fps == 1 else (batch, frames, fps, 3, size, size)
-    return torch.randn(shape, generator=g)
-
-
-class _TrainForward(nn.Module):
-    """Runs AK-Net's training forward (aux head included) with every layer in eval mode, and
-    returns plain tensors so the JIT can trace it."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor):
-        out = self.model(x)
-        return out.logits, out.aux_logits
-
-
-def _part_paths(model: nn.Module, prefix: str = "") -> list[tuple[str, str]]:
-    """``(label, module path)`` of the parts to report, in pipeline order."""
-    from ..models.backbone import STAGE_NAMES
-
-    names = dict(model.named_modules())
-    out: list[tuple[str, str]] = []
-
-    def add(label: str, path: str) -> None:
-        mod = names.get(path)
-        if mod is not None and not isinstance(mod, nn.Identity):
-            out.append((label, path))
-
-    bb = "features.backbone" if "features.backbone" in names else ""
-    stages = f"{bb}.stages" if bb else "stages"
-    for st in STAGE_NAMES:
-        add(st, f"{stages}.{st}")
-    add("short-term TDM", f"{bb}.short_term" if bb else "short_term")
-    if not bb:
-        add("head", "fc")
-        return out
-    add("heatmap", "heatmap")
-    add("selection", "selector")
-    pos = names.get("position")
-    if pos is not None:
-        label = "transform net" if type(pos).__name__ == "TransformNet" else "position embedding"
-        add(label, "position")
-    for key in names:
-        if key.startswith("point_net.") and key.count(".") == 1:
-            add(f"{key.split('.')[1]} (1-D)", key)
-    add("head", "head")
-    add("aux head", "aux_head")
-    return out
-
-
-def count_model(model: nn.Module, x: torch.Tensor, *, train_forward: bool = False,
-                bn_mode: str = "eval", config: dict | None = None) -> FlopReport:
-    """Count one model on one input with fvcore and break it down by part.
-
-    Args:
-        model: a :class:`VideoBackbone` or an AK-Net.
-        x: one clip batch (batch 1 for per-clip numbers).
-        train_forward: AK-Net only: count the training forward (auxiliary head included),
-            still with every layer in eval mode.
-        bn_mode: ``"eval"`` (the convention) or ``"train"`` (BatchNorm counted with batch
-            statistics, as some papers do; for the TSM cross-check only).
-        config: echoed into the report.
-    """
-    frames, size = int(x.shape[1]), int(x.shape[-1])
-    was_training = model.training
-    model.train(bn_mode == "train")
-    target: nn.Module = model
-    prefix = ""
-    if train_forward:
-        model.training = True  # root flag only: AK-Net runs its aux head, layers stay in eval
-        target, prefix = _TrainForward(model), "model."
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fa = flop_analysis(target, (x,))
-            total = int(fa.total())
-            by_module = fa.by_module()
-            unsupported = dict(fa.unsupported_ops())
-            uncalled_all = {m.removeprefix(prefix) for m in fa.uncalled_modules()}
-    finally:
-        model.train(was_training)
-
-    names = dict(model.named_modules())
-    # Report the outermost uncalled modules that do something (not Identity placeholders).
-    uncalled = sorted(
-        m for m in uncalled_all
-        if not isinstance(names.get(m), nn.Identity)
-        and not any(m.startswith(p + ".") for p in uncalled_all)
-    )
-    parts: list[Part] = []
-    for label, path in _part_paths(model):
-        parts.append(Part(label, int(by_module.get(prefix + path, 0)), count_parameters(names[path])))
-    if "features" in names:
-        inside = sum(p.flops for p, (_, path) in zip(parts, _part_paths(model)) if path.startswith("features."))
-        rest = int(by_module.get(prefix + "features", 0)) - inside
-        if rest:
-            parts.append(Part("features (other)", rest, 0))
-    other = total - sum(p.flops for p in parts)
-    if other:
-        parts.append(Part("other (model forward)", other, 0))
-
-    # Parameters the counted forward uses: drop modules it never called (the aux head at
-    # inference; the backbone's own classifier inside AK-Net).
-    unused: set[int] = set()
-    for m in uncalled_all:
-        mod = names.get(m)
-        if mod is not None:
-            unused.update(id(p) for p in mod.parameters())
-    params_all = count_parameters(model)
-    params = sum(p.numel() for p in model.parameters() if id(p) not in unused)
-    notes = []
-    if bn_mode == "train":
-        notes.append("BatchNorm counted in train mode (5 FLOPs/element), not the convention")
-    return FlopReport(
-        flops=total,
-        params=params,
-        params_all=params_all,
-        parts=parts,
-        unsupported_ops=unsupported,
-        uncalled_modules=uncalled,
-        config=dict(config or {}),
-        convention=CONVENTION.format(frames=frames, size=size),
-        notes=notes,
-    )
 
 
 # ------------------------------------------------------------------------- entry point
@@ -372,7 +54,7 @@ def validate(*, split: str, alpha: float, frames: int, size: int, mode: str, num
         AKNetConfig(**options).validate()
 
 
-def build_model(backbone: str, *, split: str, alpha: float, frames: int, num_classes: int,
+def build_counted_model(backbone: str, *, split: str, alpha: float, frames: int, num_classes: int,
                 options: Mapping[str, Any] | None = None) -> nn.Module:
     """The plain backbone (``split == "none"``) or AK-Net on it, randomly initialised.
 
@@ -392,7 +74,7 @@ def build_model(backbone: str, *, split: str, alpha: float, frames: int, num_cla
 
 @lru_cache(maxsize=64)
 def _count_cached(backbone, split, alpha, frames, size, num_classes, mode, options: tuple) -> FlopReport:
-    model = build_model(backbone, split=split, alpha=alpha, frames=frames, num_classes=num_classes,
+    model = build_counted_model(backbone, split=split, alpha=alpha, frames=frames, num_classes=num_classes,
                         options=dict(options))
     config = {"backbone": backbone, "split": split, "alpha": alpha if split != "none" else None,
               "frames": frames, "size": size, "num_classes": num_classes, "mode": mode,

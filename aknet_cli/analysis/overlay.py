@@ -209,7 +209,7 @@ def load_model(checkpoint: str | Path | None, *, backbone: str, split: str | Non
         classes, trained = checkpoint_classes(ckpt), True
         data = dict((ckpt.get("config") or {}).get("data") or {})
     else:
-        from .flops import build_model, validate
+        from .flops import build_counted_model, validate
 
         split = split or "res4"
         alpha = 0.3 if alpha is None else alpha
@@ -217,7 +217,7 @@ def load_model(checkpoint: str | Path | None, *, backbone: str, split: str | Non
         validate(split=split, alpha=alpha, frames=frames, size=32, mode="inference", num_classes=num_classes)
         if split == "none":
             raise ConfigError("--split none has no keypoints; choose res2, res3 or res4")
-        model = build_model(backbone, split=split, alpha=alpha, frames=frames, num_classes=num_classes)
+        model = build_counted_model(backbone, split=split, alpha=alpha, frames=frames, num_classes=num_classes)
         classes, trained, data = None, False, {}
     bb = model.backbone
     return LoadedModel(model.eval(), model.config.split, int(bb.specs[model.config.split].stride),

@@ -6,32 +6,9 @@ import csv
 from pathlib import Path
 from typing import Any, Mapping
 
-from .._atomic import atomic_output
+from ..engine.reports import atomic_savefig, pyplot
 from ..exceptions import ConfigError, DataError
 from .flops import SPLITS, count
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def atomic_savefig(fig, path: Path, *, dpi: int = 120, option: str = "--plot") -> None:
-    """Save ``fig`` as a PNG at ``path`` atomically; the folder must exist.
-
-    ``option`` names the CLI option in the error a wrong file name raises.
-    """
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ConfigError(f"{option} expects a .png file name, got {path}")
-    if not path.parent.exists():
-        raise ConfigError(f"folder for the plot does not exist: {path.parent}")
-    with atomic_output(path, suffix=".png", make_parents=False) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:
@@ -69,7 +46,7 @@ def plot_splits(path: Path, backbones: list[str], *, alpha: float = 0.3, frames:
 
     Returns the plotted points.
     """
-    plt = _pyplot()
+    plt = pyplot()
 
     def gfl(backbone: str, split: str) -> float:
         return count(backbone, split=split, alpha=alpha, frames=frames, size=size, num_classes=num_classes,
@@ -121,7 +98,7 @@ def plot_splits(path: Path, backbones: list[str], *, alpha: float = 0.3, frames:
 def plot_bench(path: Path, result: dict[str, Any]) -> None:
     """``aknet bench --plot``: per split, AK-Net's latency ratio beside F's (the floor) and the
     FLOPs ratio, one panel per batch size."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = [r for r in result["rows"] if r["split"] != "none"]
     batches = sorted({r["batch"] for r in rows})
     if not rows:
@@ -159,7 +136,7 @@ def plot_ablation(path: Path, table: str, rows: list[Mapping[str, Any]], *, titl
     on Something-Something V2 at ResNet-50; ours on the data the rows were trained on, so
     compare the shapes (which row helps, where the curve peaks), not the levels.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     if table == "vi":
         for variant, marker in (("baseline", "o"), ("ours", "s")):

@@ -28,7 +28,7 @@ def bench_command(
     size: int = typer.Option(224, help="Input height and width in pixels."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch (default: torch's choice, printed)."),
-    amp: bool = typer.Option(False, "--amp", help="Autocast: float16 on CUDA, bfloat16 on CPU."),
+    amp: bool = typer.Option(False, "--amp", help="Autocast on CUDA, as training and evaluation use it: bfloat16 where the GPU runs it natively, else float16."),
     runs: int = typer.Option(7, help="Timed rounds (each round runs every model once)."),
     warmup: int = typer.Option(2, help="Rounds run first and discarded."),
     num_classes: int = typer.Option(174, help="Classifier size."),

@@ -20,7 +20,6 @@ word is a string. Relative paths in a config (``data.dataset``, ``model.init_fro
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 import typing
 from dataclasses import asdict, dataclass, field
@@ -267,6 +266,13 @@ def _check_type(value: Any, hint: Any, key: str, source: str) -> Any:
     if hint is int and isinstance(value, bool) or not isinstance(value, hint):
         raise ConfigError(f"{source}: '{key}' must be {hint.__name__}, got {value!r} ({type(value).__name__})")
     return value
+
+
+def check_config(cfg: RunConfig, *, source: str = "config") -> RunConfig:
+    """Every check :func:`load_config` applies to a file, for a :class:`RunConfig` built in
+    Python (``train()`` calls it, so the API cannot skip what the CLI refuses)."""
+    _check_values(cfg, source)
+    return cfg
 
 
 def _check_values(cfg: RunConfig, source: str) -> None:

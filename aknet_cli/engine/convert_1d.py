@@ -147,6 +147,11 @@ def convert_checkpoint(
 def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the model (backbone or AK-Net) a checkpoint describes and load its weights."""
     ckpt = load_checkpoint(path)
+    return model_from_loaded(ckpt, path), ckpt
+
+
+def model_from_loaded(ckpt: dict[str, Any], path: str | Path) -> torch.nn.Module:
+    """:func:`model_from_checkpoint` for a checkpoint already read (``load_checkpoint``)."""
     cfg = ckpt["config"]
     if ckpt["kind"] not in ("backbone", "aknet"):
         raise CheckpointError(f"{path} has no model description; it is a plain state dict")
@@ -156,4 +161,4 @@ def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, 
     )
     model = net if ckpt["kind"] == "backbone" else AKNet(net, AKNetConfig(**cfg["aknet"]))
     load_state_strict(model, ckpt["state_dict"], str(path))
-    return model, ckpt
+    return model

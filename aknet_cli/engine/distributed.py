@@ -84,6 +84,12 @@ def all_reduce_sum(values: list[float], ctx: DistContext) -> list[float]:
     return tensor.tolist()
 
 
+def agree(ok: bool, ctx: DistContext) -> bool:
+    """Whether ``ok`` holds on every process: a decision all ranks take together, so that none
+    raises alone while the others wait for it in the next collective."""
+    return all_reduce_sum([1.0 if ok else 0.0], ctx)[0] == ctx.world_size
+
+
 def all_gather_objects(obj, ctx: DistContext) -> list:
     """Every process's ``obj``, in rank order (for predictions gathered at evaluation)."""
     if not ctx.distributed:
@@ -91,6 +97,19 @@ def all_gather_objects(obj, ctx: DistContext) -> list:
     out: list = [None] * ctx.world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+def average_batchnorm_buffers(model: torch.nn.Module, ctx: DistContext) -> None:
+    """Average every BatchNorm's running mean and variance over the processes (timm's
+    ``distribute_bn``): each rank's statistics describe only the clips it saw."""
+    if not ctx.distributed:
+        return
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+            for buffer in (module.running_mean, module.running_var):
+                if buffer is not None:
+                    dist.all_reduce(buffer)
+                    buffer.div_(ctx.world_size)
 
 
 def barrier(ctx: DistContext) -> None:

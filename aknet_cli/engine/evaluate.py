@@ -26,8 +26,9 @@ from .._atomic import atomic_output, check_output_dir
 from ..data import load_manifest
 from ..exceptions import CheckpointError, ConfigError
 from .config import DataConfig
-from .distributed import DistContext, all_gather_objects, setup
-from .progress import StepProgress
+from .distributed import all_gather_objects, setup
+from .scoring import accuracy_counts, collect_scores
+from .precision import autocast_dtype
 from .reports import write_confusion_plot, write_csv, write_per_class_plot
 
 _VIEWS = re.compile(r"^(\d+)x([13])$")
@@ -39,54 +40,6 @@ def parse_views(text: str) -> tuple[int, int]:
     if not match or int(match.group(1)) < 1:
         raise ConfigError(f"--views {text!r}: expected CLIPSxCROPS with crops 1 or 3, e.g. 1x1 or 2x3")
     return int(match.group(1)), int(match.group(2))
-
-
-# --------------------------------------------------------------------------- scoring
-@torch.no_grad()
-def collect_scores(model: nn.Module, loader, ctx: DistContext, *, amp_dtype: torch.dtype | None = None,
-                   progress: bool = False, description: str = "evaluating") -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax scores averaged over views, for this process's share of the loader.
-
-    Batches are ``(B, T, ...)`` or, with several views, ``(B, V, T, ...)``.
-
-    Returns:
-        ``scores (n, K)`` float32 on the CPU and ``labels (n,)``.
-    """
-    was_training = model.training
-    model.eval()
-    rank = getattr(getattr(model, "backbone", model), "frames_per_segment", 1)
-    clip_rank = 5 if rank == 1 else 6
-    scores, labels = [], []
-    with StepProgress(description, len(loader), enabled=progress) as bar:
-        for clips, target in loader:
-            clips = clips.to(ctx.device, non_blocking=True)
-            views = 1
-            if clips.dim() == clip_rank + 1:
-                views = clips.shape[1]
-                clips = clips.flatten(0, 1)
-            with torch.autocast(ctx.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                logits = model(clips)
-            prob = logits.float().softmax(dim=1).reshape(-1, views, logits.shape[1]).mean(dim=1)
-            scores.append(prob.cpu())
-            labels.append(torch.as_tensor(target))
-            bar.update()
-    model.train(was_training)
-    if not scores:
-        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
-    return torch.cat(scores), torch.cat(labels)
-
-
-def accuracy_counts(scores: torch.Tensor, labels: torch.Tensor) -> tuple[float, float, float]:
-    """``(top-1 hits, top-5 hits, clips)`` over labelled clips (label ≥ 0)."""
-    keep = labels >= 0
-    scores, labels = scores[keep], labels[keep]
-    if len(labels) == 0:
-        return 0.0, 0.0, 0.0
-    k = min(5, scores.shape[1])
-    top = scores.topk(k, dim=1).indices
-    hit1 = (top[:, 0] == labels).sum().item()
-    hit5 = (top == labels[:, None]).any(dim=1).sum().item()
-    return float(hit1), float(hit5), float(len(labels))
 
 
 # --------------------------------------------------------------------------- loading
@@ -133,7 +86,7 @@ def check_fits(description: dict[str, Any], manifest, path: str | Path) -> None:
 
 
 def _gflops(model: nn.Module, frames: int, size: int) -> float:
-    from ..analysis.flops import clip_input, count_model
+    from ..models.flop_count import clip_input, count_model
 
     return count_model(model, clip_input(model, frames, size)).gflops
 
@@ -158,13 +111,12 @@ def _score_model(path, manifest, data_cfg: DataConfig, ctx, *, split, clips, cro
     fps = getattr(getattr(model, "backbone", model), "frames_per_segment", 1)
     segments = int(description["num_segments"])
     from .loaders import build_eval_loader
-    from .trainer import autocast_dtype
 
     loader = build_eval_loader(cfg, ctx, split=split, frames_per_segment=fps, num_segments=segments,
                                batch_size=batch_size, num_clips=clips, three_crop=crops == 3, crop=crop,
                                persistent=False)
     model.to(ctx.device).eval()
-    scores, labels = collect_scores(model, loader, ctx, amp_dtype=autocast_dtype(ctx, amp), progress=progress,
+    scores, labels = collect_scores(model, loader, ctx, amp_dtype=autocast_dtype(ctx.device, amp), progress=progress,
                                     description=f"{Path(path).name} ({clips}x{crops})")
     indices = torch.as_tensor(loader.sampler.indices, dtype=torch.long)
     gathered = all_gather_objects((indices, scores, labels), ctx)

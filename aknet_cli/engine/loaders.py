@@ -44,7 +44,9 @@ class SeededClips(Dataset):
     def __getitem__(self, key: tuple[int, int]):
         index, seed = key
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            # The CPU generator only: torch.manual_seed would also reseed every CUDA generator,
+            # which fork_rng(devices=[]) does not restore, shifting the GPU's dropout stream.
+            torch.default_generator.manual_seed(seed)
             return self.dataset[index]
 
 

@@ -30,8 +30,12 @@ class StepProgress:
     def __exit__(self, *exc) -> None:
         self._progress.__exit__(*exc)
 
-    def update(self, **stats: float) -> None:
+    def update(self, advance: int = 1, **stats: float) -> None:
+        """Advance; with stats, show them (without, the last ones shown stay)."""
+        if not stats:
+            self._progress.update(self._task, advance=advance)
+            return
         labels = {"loss": ("loss", "{:.3f}"), "top1": ("top-1", "{:.1f}%"), "rate": ("", "{:.1f} clips/s"),
                   "wait": ("data wait", "{:.0%}")}
         text = "  ".join(f"{labels[k][0]} {labels[k][1].format(v)}".strip() for k, v in stats.items() if k in labels)
-        self._progress.update(self._task, advance=1, stats=text)
+        self._progress.update(self._task, advance=advance, stats=text)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_output
+from ..exceptions import ConfigError
 
 METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_cls", "train_aux", "train_sparsity", "train_top1",
                   "val_top1", "val_top5", "clips_per_s", "data_wait", "seconds")
@@ -24,21 +25,37 @@ def write_metrics(history: list[dict[str, Any]], path: Path) -> None:
     write_csv(pd.DataFrame(history, columns=list(METRIC_COLUMNS)), path)
 
 
-def _subplots(*args, **kwargs):
-    from ..analysis.plots import _pyplot
+def pyplot():
+    """matplotlib's pyplot on the Agg backend: plots are files, no display is needed."""
+    import matplotlib
 
-    plt = _pyplot()
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def atomic_savefig(fig, path: Path, *, dpi: int = 120, option: str = "--plot") -> None:
+    """Save ``fig`` as a PNG at ``path`` atomically (the one writer of every plot we make).
+
+    ``option`` names the CLI option in the error a wrong file name raises.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ConfigError(f"{option} expects a .png file name, got {path}")
+    with atomic_output(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+
+
+def _subplots(*args, **kwargs):
+    plt = pyplot()
     return plt, plt.subplots(*args, **kwargs)
 
 
 def save_figure(fig, path: Path) -> None:
-    """PNG, written atomically (the one writer the analysis plots use too)."""
-    import matplotlib.pyplot as plt
-
-    from ..analysis.plots import atomic_savefig
-
+    """PNG at the reports' resolution, written atomically; the figure is closed."""
     atomic_savefig(fig, path, dpi=110)
-    plt.close(fig)
+    pyplot().close(fig)
 
 
 def write_curves(history: list[dict[str, Any]], path: Path, *, title: str = "") -> None:

@@ -2,43 +2,46 @@
 
 Stage 1 trains the 2-D backbone (TSN/TSM/TDN) with cross-entropy. Stage 2 converts a
 stage-1 checkpoint into AK-Net with the code of ``aknet convert-1d`` and fine-tunes every
-module with eq. 16. Both write, in the work directory: ``config.toml`` (the resolved
-config), ``metrics.csv`` and ``curves.png`` (rewritten every epoch), ``last.pt`` (every epoch,
-and every ``ckpt.every_steps`` steps) and ``best.pt`` (by validation top-1), atomically.
+module with eq. 16. Both write, in the work directory: ``config.toml`` (the config running),
+``metrics.csv`` and ``curves.png`` (rewritten every epoch), ``last.pt`` (every epoch, and every
+``ckpt.every_steps`` steps) and ``best.pt`` (by validation top-1), atomically.
 
-``last.pt`` carries everything an exact resume needs, so a run killed at a step boundary and
-resumed ends with bit-identical weights to one that never stopped (on CPU; cuDNN kernels
-may not be deterministic).
+The run is laid out as timm's and mmengine's are: :func:`prepare_run` builds everything (and
+restores a checkpoint), :func:`~aknet_cli.engine.loop.train_one_epoch` runs the steps,
+:func:`finish_epoch` validates, checkpoints (:mod:`~aknet_cli.engine.checkpointing`) and
+reports. ``last.pt`` carries everything an exact resume needs, so a run killed at a step
+boundary and resumed ends with bit-identical weights to one that never stopped (on CPU; cuDNN
+kernels may not be deterministic), on the same number of processes.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import torch
 from torch import nn
 
 from .._atomic import atomic_output
 from ..data import load_manifest
-from ..exceptions import AKNetError, CheckpointError, ConfigError
-from .checkpoint import load_checkpoint, load_state_strict, save_checkpoint
-from .config import RunConfig, to_toml
-from .distributed import DistContext, all_reduce_sum, barrier, setup
-from .evaluate import accuracy_counts, collect_scores
-from .loaders import build_eval_loader, build_train_loader
-from .optim import apply_partial_bn, build_optimizer, build_scheduler
-from .progress import StepProgress
-from .reports import write_curves, write_metrics
+from ..exceptions import AKNetError, CheckpointError, ConfigError, OutputError
 from . import rng
+from .checkpoint import load_checkpoint, load_state_strict
+from .checkpointing import save
+from .config import RunConfig, check_config, to_toml
+from .distributed import DistContext, agree, barrier, setup
+from .loaders import build_eval_loader, build_train_loader
+from .loop import StepCallback, epoch_row, set_train_mode, train_one_epoch, validate
+from .optim import build_optimizer, build_scheduler
+from .precision import autocast_dtype, grad_scaler, restore_scaler
+from .reports import write_curves, write_metrics
+from .resume import apply_schedule, check_resumable, read_train_state, restore_meters, resume_source
+from .state import Position, Run, TrainingDiverged
+from .workdir import claim
 
-
-class TrainingDiverged(AKNetError, FloatingPointError):
-    """The loss became NaN or infinite."""
+__all__ = ["TrainResult", "TrainingDiverged", "run_finished", "train"]
 
 
 @dataclass
@@ -59,11 +62,64 @@ class TrainResult:
         return self.work_dir / "last.pt"
 
 
-StepCallback = Callable[[int], None]
+def train(
+    cfg: RunConfig,
+    *,
+    work_dir: str | Path,
+    resume: str | None = None,
+    progress: bool = True,
+    on_step_end: Iterable[StepCallback] = (),
+) -> TrainResult:
+    """Train one config.
+
+    Args:
+        cfg: a :class:`RunConfig` (see :func:`~aknet_cli.engine.config.load_config`); it is
+            checked again here, so a config built in Python gets the same checks as a file.
+        work_dir: where checkpoints, metrics and plots go (created, and locked for the run).
+        resume: ``None`` (fresh start; under a torchrun restart, resumes by itself), ``"auto"``
+            (the work dir's ``last.pt``) or a checkpoint path (see
+            :mod:`~aknet_cli.engine.resume` for which config changes a resume accepts).
+        progress: show Rich progress bars and epoch lines (rank 0 only).
+        on_step_end: callables receiving the global step after each optimizer step.
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    check_config(cfg)
+    work_dir = Path(work_dir)
+    ctx = setup(cfg.train.device)
+    lock = _claim_work_dir(work_dir, ctx, progress)
+    try:
+        run, position = prepare_run(cfg, ctx, work_dir, resume, progress=progress)
+        for epoch in range(position.epoch, cfg.optim.epochs):
+            timing = train_one_epoch(run, position, epoch, on_step_end)
+            finish_epoch(run, position, epoch, timing)
+    finally:
+        if lock is not None:
+            lock.release()
+    return TrainResult(work_dir=work_dir, best_top1=position.best, epochs=cfg.optim.epochs, history=position.history)
+
+
+def _claim_work_dir(work_dir: Path, ctx: DistContext, progress: bool):
+    """Rank 0 creates and locks the work dir; every rank learns whether it could."""
+    lock, error = None, None
+    if ctx.is_main:
+        try:
+            lock, removed = claim(work_dir)
+        except AKNetError as exc:
+            error = exc
+        else:
+            if removed and progress:
+                print(f"removed {len(removed)} temporary file(s) a killed run left in {work_dir}: "
+                      f"{', '.join(p.name for p in removed[:3])}", flush=True)
+    if not agree(error is None, ctx):
+        raise error or OutputError(f"rank 0 could not open the work dir {work_dir}; see its error")
+    return lock
 
 
 # --------------------------------------------------------------------------- building
-def _model_description(cfg: RunConfig, manifest, model: nn.Module) -> dict[str, Any]:
+def model_description(cfg: RunConfig, manifest, model: nn.Module) -> dict[str, Any]:
+    """What a checkpoint records so that the model can be rebuilt without the config."""
     from ..models.aknet import AKNet
 
     description = {
@@ -97,15 +153,20 @@ def _check_stage1_checkpoint(cfg: RunConfig, manifest) -> None:
                                   f"use a stage-1 checkpoint trained on this dataset with this backbone")
 
 
-def build_model(cfg: RunConfig, manifest, work_dir: Path, ctx: DistContext) -> nn.Module:
-    """Stage 1: a fresh (or pretrained) backbone. Stage 2: AK-Net converted from ``init_from``."""
+def build_training_model(cfg: RunConfig, manifest, work_dir: Path, ctx: DistContext,
+                         resumed: dict[str, Any] | None, source: Path | None) -> nn.Module:
+    """Stage 1: a fresh (or pretrained) backbone. Stage 2: AK-Net converted from ``init_from``
+    (by rank 0, into ``WORK/converted.pt``, which every rank then reads), or, when resuming,
+    rebuilt from the checkpoint that records its architecture."""
     from .._registry import create_backbone
-    from .convert_1d import convert_checkpoint, model_from_checkpoint
+    from .convert_1d import convert_checkpoint, model_from_checkpoint, model_from_loaded
 
     if cfg.model.stage == 1:
         return create_backbone(cfg.model.backbone, num_classes=manifest.num_classes,
                                num_segments=cfg.model.num_segments, pretrained=cfg.model.pretrained or False,
                                dropout=cfg.model.dropout)
+    if resumed is not None:
+        return model_from_loaded(resumed, source)
     _check_stage1_checkpoint(cfg, manifest)
     converted = work_dir / "converted.pt"
     switches = dict(cfg.model.aknet)
@@ -114,101 +175,66 @@ def build_model(cfg: RunConfig, manifest, work_dir: Path, ctx: DistContext) -> n
         convert_checkpoint(cfg.model.init_from, converted, overwrite=True, backbone=cfg.model.backbone,
                            num_classes=manifest.num_classes, num_segments=cfg.model.num_segments, **switches)
     barrier(ctx)
+    _require_everywhere(converted, ctx, "the stage-1 model converted by rank 0")
     model, _ = model_from_checkpoint(converted)
     return model
 
 
-def set_train_mode(model: nn.Module, cfg: RunConfig) -> None:
-    """``train()``, then TSM's partial BN or mmaction2's ``norm_eval`` (every BN on running stats)."""
-    model.train()
-    if cfg.model.norm_eval:
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
-    elif cfg.model.partial_bn:
-        apply_partial_bn(model)
+def _require_everywhere(path: Path, ctx: DistContext, what: str) -> None:
+    """Multi-node runs read rank 0's files: refuse in one line when a node cannot see them."""
+    if not agree(path.is_file(), ctx):
+        raise CheckpointError(f"{path} ({what}) is not visible to every process: with several nodes the work dir "
+                              f"must be on a filesystem all nodes share (see docs/training.md, many machines)")
 
 
-def autocast_dtype(ctx: DistContext, amp: bool) -> torch.dtype | None:
-    """bf16 where the GPU supports it, else fp16 (with a GradScaler); no autocast on CPU."""
-    if not amp or ctx.device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+def _wrap(model: nn.Module, cfg: RunConfig, ctx: DistContext) -> tuple[nn.Module, nn.Module]:
+    """``(model, what the steps call)``: SyncBN, then DDP, in timm's order, under torchrun."""
+    if not ctx.distributed:
+        return model, model
+    if cfg.model.sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    ddp = nn.parallel.DistributedDataParallel(model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None)
+    return model, ddp
 
 
-# --------------------------------------------------------------------------- the loop
-def _loss_terms(out, target: torch.Tensor) -> dict[str, torch.Tensor]:
-    if isinstance(out, torch.Tensor):
-        loss = nn.functional.cross_entropy(out, target)
-        return {"loss": loss, "cls": loss, "logits": out}
-    terms = dict(out.loss_terms(target))
-    terms["logits"] = out.logits
-    return terms
-
-
-def _resume_path(resume: str | None, work_dir: Path) -> Path | None:
-    if resume is None:
-        # Under torchrun's restart-on-failure, a restarted worker picks up where the job died.
-        if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0 and (work_dir / "last.pt").is_file():
-            return work_dir / "last.pt"
-        return None
-    path = work_dir / "last.pt" if resume == "auto" else Path(resume)
-    if not path.is_file():
-        raise CheckpointError(f"nothing to resume: {path} does not exist"
-                              + (" (no epoch of this work dir has finished yet)" if resume == "auto" else ""))
-    return path
-
-
-def train(
-    cfg: RunConfig,
-    *,
-    work_dir: str | Path,
-    resume: str | None = None,
-    progress: bool = True,
-    on_step_end: Iterable[StepCallback] = (),
-) -> TrainResult:
-    """Train one config.
-
-    Args:
-        cfg: a validated :class:`RunConfig` (see :func:`~aknet_cli.engine.config.load_config`).
-        work_dir: where checkpoints, metrics and plots go (created).
-        resume: ``None`` (fresh start; under a torchrun restart, resumes by itself), ``"auto"``
-            (the work dir's ``last.pt``) or a checkpoint path.
-        progress: show Rich progress bars and epoch lines (rank 0 only).
-        on_step_end: callables receiving the global step after each optimizer step.
-
-    Returns:
-        A :class:`TrainResult`.
-    """
-    work_dir = Path(work_dir)
-    ctx = setup(cfg.train.device)
+def prepare_run(cfg: RunConfig, ctx: DistContext, work_dir: Path, resume: str | None, *,
+                progress: bool) -> tuple[Run, Position]:
+    """Build the model, loaders and optimizer of a run, and restore a checkpoint if resuming."""
     manifest = load_manifest(Path(cfg.data.dataset))
     if cfg.optim.batch_size % ctx.world_size:
         raise ConfigError(f"optim.batch_size {cfg.optim.batch_size} (global) is not divisible by the "
                           f"{ctx.world_size} processes")
-    batch = cfg.optim.batch_size // ctx.world_size
+    if cfg.model.sync_bn and ctx.device.type != "cuda":
+        raise ConfigError("model.sync_bn = true needs CUDA GPUs (SyncBatchNorm has no CPU implementation); "
+                          "set model.sync_bn = false for this run")
+    source = resume_source(resume, work_dir)
+    ckpt = None
+    if source is not None:
+        _require_everywhere(source, ctx, "the checkpoint to resume from")
+        ckpt = load_checkpoint(source)
+    schedule = check_resumable(cfg, (ckpt or {}).get("meta", {}).get("train_config"), source) if ckpt else {}
+    rng.seed_everything(cfg.train.seed, ctx.rank)
+    model = build_training_model(cfg, manifest, work_dir, ctx, ckpt, source)
+    run = _assemble(cfg, ctx, work_dir, manifest, model, fresh=ckpt is None, progress=progress)
+    position = restore_position(run, ckpt, source, schedule) if ckpt else Position()
     if ctx.is_main:
-        work_dir.mkdir(parents=True, exist_ok=True)
         with atomic_output(work_dir / "config.toml") as tmp:
             tmp.write_text(to_toml(cfg), encoding="utf-8")
-    resume_from = _resume_path(resume, work_dir)
+    return run, position
 
-    rng.seed_everything(cfg.train.seed)
-    resumed = None  # the resume checkpoint, read once
-    if resume_from is not None and cfg.model.stage == 2:
-        from .convert_1d import model_from_checkpoint
 
-        model, resumed = model_from_checkpoint(resume_from)  # AK-Net's architecture is in the file
-    else:
-        model = build_model(cfg, manifest, work_dir, ctx)
-    description = _model_description(cfg, manifest, model)
-    backbone = getattr(model, "backbone", model)
-    fps = backbone.frames_per_segment
+def _assemble(cfg: RunConfig, ctx: DistContext, work_dir: Path, manifest, model: nn.Module, *, fresh: bool,
+              progress: bool) -> Run:
+    """Device, layout, loaders, BN recalibration (a fresh stage 2), DDP, optimizer, precision."""
+    batch = cfg.optim.batch_size // ctx.world_size
+    description = model_description(cfg, manifest, model)
+    fps = getattr(model, "backbone", model).frames_per_segment
     model.to(ctx.device)
-    if ctx.device.type == "cuda" and cfg.train.channels_last:
-        model.to(memory_format=torch.channels_last)
+    if ctx.device.type == "cuda":
+        torch.backends.cudnn.benchmark = not torch.backends.cudnn.deterministic
+        if cfg.train.channels_last:
+            model.to(memory_format=torch.channels_last)
     set_train_mode(model, cfg)
-
     train_loader, sampler = build_train_loader(cfg.data, ctx, frames_per_segment=fps,
                                                num_segments=cfg.model.num_segments, batch_size=batch,
                                                seed=cfg.train.seed)
@@ -218,158 +244,82 @@ def train(
     steps_per_epoch = len(sampler) // batch
     if steps_per_epoch < 1:
         raise ConfigError(f"one epoch of {cfg.data.dataset} is shorter than one batch of {batch} per process")
-
-    if (cfg.model.stage == 2 and resume_from is None and cfg.model.calibrate_batches > 0):
-        from .calibrate import recalibrate_bn
-
-        report = recalibrate_bn(model, (x.to(ctx.device) for x, _ in train_loader),
-                                num_batches=cfg.model.calibrate_batches)
-        set_train_mode(model, cfg)
-        if ctx.is_main and progress:
-            print(f"recalibrated the 1-D subnet's BatchNorm statistics on {cfg.model.calibrate_batches} batches: "
-                  f"{report}")
-
-    ddp_model = model
-    if ctx.distributed:
-        if cfg.model.sync_bn:
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        ddp_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None)
+    if cfg.model.stage == 2 and fresh and cfg.model.calibrate_batches > 0:
+        _recalibrate(model, train_loader, cfg, ctx, show=progress and ctx.is_main)
+    model, ddp_model = _wrap(model, cfg, ctx)
     optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, steps_per_epoch, cfg)
-    amp_dtype = autocast_dtype(ctx, cfg.train.amp)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    amp_dtype = autocast_dtype(ctx.device, cfg.train.amp)
+    return Run(cfg=cfg, ctx=ctx, work_dir=work_dir, model=model, ddp_model=ddp_model, optimizer=optimizer,
+               scheduler=build_scheduler(optimizer, steps_per_epoch, cfg), scaler=grad_scaler(ctx.device, amp_dtype),
+               amp_dtype=amp_dtype, train_loader=train_loader, sampler=sampler, val_loader=val_loader,
+               steps_per_epoch=steps_per_epoch, batch=batch, description=description, show=progress and ctx.is_main)
 
-    start_epoch, start_step, history, best = 0, 0, [], -1.0
-    meters: dict[str, float] = {}
-    if resume_from is not None:
-        ckpt = resumed or load_checkpoint(resume_from)
-        state = ckpt.get("train_state")
-        if not state:
-            raise CheckpointError(f"{resume_from} holds weights only, no training state; resume from a last.pt")
-        if resumed is None:  # stage 2 loaded its weights while rebuilding the model
-            load_state_strict(model, ckpt["state_dict"], str(resume_from))
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch, start_step = int(state["epoch"]), int(state["step_in_epoch"])
-        history, best, meters = list(state["history"]), float(state["best_top1"]), dict(state["meters"])
-        rng.restore(state["rng"])
-        if start_step >= steps_per_epoch:
-            start_epoch, start_step, meters = start_epoch + 1, 0, {}
 
-    def save(name: str, epoch: int, step_in_epoch: int, with_state: bool) -> None:
-        if not ctx.is_main:
-            return
-        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
-            # Never overwrite the last good checkpoint with diverged weights.
-            raise TrainingDiverged(f"the weights became NaN/inf at epoch {epoch + 1}, step {step_in_epoch}; "
-                                   f"{work_dir / name} keeps the last good state; lower optim.lr")
-        state = None
-        if with_state:
-            state = {
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(), "epoch": epoch, "step_in_epoch": step_in_epoch,
-                "sampler": {"seed": sampler.seed, "epoch": epoch}, "history": history, "best_top1": best,
-                "meters": meters, "rng": rng.capture(),
-            }
-        save_checkpoint(work_dir / name, kind="aknet" if cfg.model.stage == 2 else "backbone", config=description,
-                        state_dict=model.state_dict(),
-                        meta={"epoch": epoch, "step_in_epoch": step_in_epoch, "best_top1": best,
-                              "train_config": cfg.to_dict(), "dataset": str(cfg.data.dataset)},
-                        train_state=state)
+def _recalibrate(model: nn.Module, loader, cfg: RunConfig, ctx: DistContext, *, show: bool) -> None:
+    from .calibrate import recalibrate_bn
 
-    show = progress and ctx.is_main
-    for epoch in range(start_epoch, cfg.optim.epochs):
-        sampler.set_epoch(epoch)
-        step0 = start_step if epoch == start_epoch else 0
-        sampler.set_start(step0 * batch)
-        if step0 == 0:
-            meters = {}
-        set_train_mode(model, cfg)
-        bar = StepProgress(f"epoch {epoch + 1}/{cfg.optim.epochs}", steps_per_epoch, enabled=show, done=step0)
-        group = optimizer.param_groups[0]
-        epoch_lr = group["lr"] / group.get("lr_mult", 1.0)  # the base lr this epoch runs at (after warm-up)
-        tic = last = time.perf_counter()
-        wait = 0.0
-        step = step0
-        with bar:
-            for clips, target in train_loader:
-                now = time.perf_counter()
-                wait += now - last
-                clips = clips.to(ctx.device, non_blocking=True)
-                target = target.to(ctx.device, non_blocking=True)
-                with torch.autocast(ctx.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                    terms = _loss_terms(ddp_model(clips), target)
-                loss = terms["loss"]
-                finite = all_reduce_sum([float(torch.isfinite(loss).item())], ctx)[0] == ctx.world_size
-                if not finite:
-                    parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items() if k != "logits")
-                    raise TrainingDiverged(
-                        f"loss is not finite at epoch {epoch + 1}, step {epoch * steps_per_epoch + step + 1} ({parts}); "
-                        f"{work_dir / 'last.pt'} holds the last good state; lower optim.lr or check the data")
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if cfg.optim.clip_grad_norm > 0:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                step += 1
-                correct = (terms["logits"].argmax(1) == target).sum().item()
-                for key, value in terms.items():
-                    if key != "logits":
-                        meters[key] = meters.get(key, 0.0) + float(value.detach()) * len(target)
-                meters["correct"] = meters.get("correct", 0.0) + correct
-                meters["seen"] = meters.get("seen", 0.0) + len(target)
-                global_step = epoch * steps_per_epoch + step
-                last = time.perf_counter()
-                elapsed = last - tic
-                bar.update(loss=meters["loss"] / meters["seen"], top1=100 * meters["correct"] / meters["seen"],
-                           rate=(step - step0) * batch * ctx.world_size / max(elapsed, 1e-9),
-                           wait=wait / max(elapsed, 1e-9))
-                if cfg.ckpt.every_steps and global_step % cfg.ckpt.every_steps == 0 and step < steps_per_epoch:
-                    save("last.pt", epoch, step, with_state=True)
-                for callback in on_step_end:
-                    callback(global_step)
-        seconds = time.perf_counter() - tic
-        totals = all_reduce_sum([meters.get(k, 0.0) for k in ("loss", "cls", "aux", "sparsity", "correct", "seen")], ctx)
-        seen = max(totals[5], 1.0)
-        row: dict[str, Any] = {
-            "epoch": epoch + 1, "lr": epoch_lr,
-            "train_loss": totals[0] / seen, "train_cls": totals[1] / seen,
-            "train_aux": totals[2] / seen if cfg.model.stage == 2 else math.nan,
-            "train_sparsity": totals[3] / seen if cfg.model.stage == 2 else math.nan,
-            "train_top1": 100 * totals[4] / seen,
-            "clips_per_s": (steps_per_epoch - step0) * batch * ctx.world_size / seconds,
-            "data_wait": wait / seconds, "seconds": seconds,
-        }
-        if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.optim.epochs:
-            model.eval()
-            scores, labels = collect_scores(model, val_loader, ctx, amp_dtype=amp_dtype,
-                                            progress=show, description="validating")
-            top1, top5, n = accuracy_counts(scores, labels)
-            top1, top5, n = all_reduce_sum([top1, top5, n], ctx)
-            row["val_top1"], row["val_top5"] = 100 * top1 / n, 100 * top5 / n
-        else:
-            row["val_top1"] = row["val_top5"] = math.nan
-        history.append(row)
-        improved = not math.isnan(row["val_top1"]) and row["val_top1"] > best
-        if improved:
-            best = row["val_top1"]
-        meters = {}
-        save("last.pt", epoch, steps_per_epoch, with_state=True)
-        if improved:
-            save("best.pt", epoch, steps_per_epoch, with_state=False)
-        if ctx.is_main:
-            write_metrics(history, work_dir / "metrics.csv")
-            write_curves(history, work_dir / "curves.png", title=cfg.name)
-            _tensorboard(work_dir, row)
-            if progress:
-                print(_epoch_line(row, cfg.optim.epochs), flush=True)
-        barrier(ctx)
-    return TrainResult(work_dir=work_dir, best_top1=best, epochs=cfg.optim.epochs, history=history)
+    report = recalibrate_bn(model, (x.to(ctx.device) for x, _ in loader), num_batches=cfg.model.calibrate_batches)
+    set_train_mode(model, cfg)
+    if show:
+        print(f"recalibrated the 1-D subnet's BatchNorm statistics on {cfg.model.calibrate_batches} batches: "
+              f"{report}")
+
+
+# --------------------------------------------------------------------------- resuming
+def restore_position(run: Run, ckpt: dict[str, Any], source: Path, schedule: dict[str, tuple]) -> Position:
+    """Load a ``last.pt``'s weights (stage 1), optimizer, scheduler, scaler and RNG streams.
+
+    ``schedule`` holds the lr-schedule keys this config changes (:func:`check_resumable`);
+    they take effect from the step resumed at, and are said.
+    """
+    cfg, ctx = run.cfg, run.ctx
+    state = read_train_state(ckpt, source)
+    if cfg.model.stage == 1:  # stage 2 rebuilt its model from this very checkpoint
+        load_state_strict(run.model, ckpt["state_dict"], str(source))
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    notes = [restore_scaler(run.scaler, state["scaler"]), rng.restore_rank(state["rng"], ctx, seed=cfg.train.seed)]
+    if schedule:
+        apply_schedule(run.optimizer, run.scheduler, cfg, run.steps_per_epoch)
+        notes.append("the lr schedule follows this config from the resumed step on: "
+                     + ", ".join(f"{k} {then!r} → {now!r}" for k, (then, now) in schedule.items()))
+    position = Position(epoch=int(state["epoch"]), step=int(state["step_in_epoch"]), history=list(state["history"]),
+                        best=float(state["best_top1"]), meters=restore_meters(state["meters"], ctx))
+    if position.step >= run.steps_per_epoch:
+        position.epoch, position.step, position.meters = position.epoch + 1, 0, {}
+    if position.epoch > cfg.optim.epochs:
+        raise ConfigError(f"--resume {source}: optim.epochs is {cfg.optim.epochs} but the run being resumed "
+                          f"has finished {position.epoch} epochs; set optim.epochs >= {position.epoch}")
+    for note in filter(None, notes):
+        if run.show:
+            print(f"note: {note}", flush=True)
+    return position
+
+
+# --------------------------------------------------------------------------- epoch end
+def finish_epoch(run: Run, position: Position, epoch: int, timing: dict[str, Any]) -> None:
+    """Validate (when due), record the epoch, write ``last.pt``/``best.pt`` and the reports."""
+    cfg = run.cfg
+    row = epoch_row(run, epoch, timing)
+    if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.optim.epochs:
+        row["val_top1"], row["val_top5"] = validate(run)
+    else:
+        row["val_top1"] = row["val_top5"] = math.nan
+    position.history.append(row)
+    improved = not math.isnan(row["val_top1"]) and row["val_top1"] > position.best
+    if improved:
+        position.best = row["val_top1"]
+    position.epoch, position.step, position.meters = epoch + 1, 0, {}
+    save(run, "last.pt", position, epoch=epoch, step=run.steps_per_epoch, with_state=True)
+    if improved:
+        save(run, "best.pt", position, epoch=epoch, step=run.steps_per_epoch, with_state=False)
+    if run.ctx.is_main:
+        write_metrics(position.history, run.work_dir / "metrics.csv")
+        write_curves(position.history, run.work_dir / "curves.png", title=cfg.name)
+        _tensorboard(run.work_dir, row)
+        if run.show:
+            print(_epoch_line(row, cfg.optim.epochs), flush=True)
+    barrier(run.ctx)
 
 
 def run_finished(work_dir: str | Path, epochs: int) -> bool:

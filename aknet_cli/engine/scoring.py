@@ -1,0 +1,76 @@
+"""Scores of a model over a loader, and the hit counts accuracy is computed from.
+
+Shared by validation during training and by :func:`~aknet_cli.engine.evaluate.evaluate`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .distributed import DistContext
+from .precision import autocast
+from .progress import StepProgress
+
+
+def to_device(clips: torch.Tensor, device: torch.device, *, channels_last: bool = False) -> torch.Tensor:
+    """Move a clip batch ``(..., 3, H, W)`` to ``device``; with ``channels_last``, lay each
+    frame out as NHWC, the layout cuDNN's fastest convolution kernels read.
+
+    The leading dimensions are folded into one batch dimension for the conversion and unfolded
+    again, so the backbone's own ``reshape`` to ``(B·T, 3, H, W)`` keeps the NHWC strides.
+    """
+    clips = clips.to(device, non_blocking=True)
+    if not channels_last or device.type != "cuda":
+        return clips
+    lead = clips.shape[:-3]
+    frames = clips.reshape(-1, *clips.shape[-3:]).contiguous(memory_format=torch.channels_last)
+    return frames.unflatten(0, lead)
+
+
+@torch.no_grad()
+def collect_scores(model: nn.Module, loader, ctx: DistContext, *, amp_dtype: torch.dtype | None = None,
+                   channels_last: bool = False, progress: bool = False,
+                   description: str = "evaluating") -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax scores averaged over views, for this process's share of the loader.
+
+    Batches are ``(B, T, ...)`` or, with several views, ``(B, V, T, ...)``.
+
+    Returns:
+        ``scores (n, K)`` float32 on the CPU and ``labels (n,)``.
+    """
+    was_training = model.training
+    model.eval()
+    fps = getattr(getattr(model, "backbone", model), "frames_per_segment", 1)
+    clip_rank = 5 if fps == 1 else 6
+    scores, labels = [], []
+    with StepProgress(description, len(loader), enabled=progress) as bar:
+        for clips, target in loader:
+            views = 1
+            if clips.dim() == clip_rank + 1:
+                views = clips.shape[1]
+                clips = clips.flatten(0, 1)
+            clips = to_device(clips, ctx.device, channels_last=channels_last)
+            with autocast(ctx.device, amp_dtype):
+                logits = model(clips)
+            prob = logits.float().softmax(dim=1).reshape(-1, views, logits.shape[1]).mean(dim=1)
+            scores.append(prob.cpu())
+            labels.append(torch.as_tensor(target))
+            bar.update()
+    model.train(was_training)
+    if not scores:
+        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
+    return torch.cat(scores), torch.cat(labels)
+
+
+def accuracy_counts(scores: torch.Tensor, labels: torch.Tensor) -> tuple[float, float, float]:
+    """``(top-1 hits, top-5 hits, clips)`` over labelled clips (label ≥ 0)."""
+    keep = labels >= 0
+    scores, labels = scores[keep], labels[keep]
+    if len(labels) == 0:
+        return 0.0, 0.0, 0.0
+    k = min(5, scores.shape[1])
+    top = scores.topk(k, dim=1).indices
+    hit1 = (top[:, 0] == labels).sum().item()
+    hit5 = (top == labels[:, None]).any(dim=1).sum().item()
+    return float(hit1), float(hit5), float(len(labels))
