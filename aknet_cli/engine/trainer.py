@@ -183,6 +183,7 @@ def train(
     work_dir = Path(work_dir)
     ctx = setup(cfg.train.device)
     manifest = load_manifest(Path(cfg.data.dataset))
+    manifest.check_for_training(cfg.data.train_split, cfg.data.val_split)  # before any work
     if cfg.optim.batch_size % ctx.world_size:
         raise ConfigError(f"optim.batch_size {cfg.optim.batch_size} (global) is not divisible by the "
                           f"{ctx.world_size} processes")
