@@ -9,11 +9,13 @@ once, by mechanism:
   as a skip, with two labels it is an error naming the id, both labels and the file;
 * a clip in two splits (by id or by media path): on an official release a warning with the
   count (the release is what it is; the user should know val is optimistic); on a user's own
-  data an error, since the user can fix it.
+  data an error, since the user can fix it. A user's video *copied* into two splits (same
+  bytes, two names) is an error too: files of equal size in different splits are hashed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from dataclasses import dataclass, field
 
@@ -47,6 +49,8 @@ def check_release(release: Release) -> CheckedRelease:
     for split, entries in release.splits.items():
         checked.splits[split] = _drop_repeats(release, split, entries, checked.skipped)
     _check_cross_split(release, checked)
+    if release.user_data and release.media == "video":
+        _check_copies(release, checked)
     return checked
 
 
@@ -95,3 +99,35 @@ def _check_cross_split(release: Release, checked: CheckedRelease) -> None:
     noun = "clip is" if len(leaks) == 1 else "clips are"
     checked.warnings.append(f"{len(leaks)} {noun} listed in more than one split (e.g. {entry.id} in {a} and {b}); "
                             f"kept as the release lists them, but accuracy on {b} is optimistic")
+
+
+def _check_copies(release: Release, checked: CheckedRelease) -> None:
+    """Refuse a video whose bytes appear in two splits. Only files sharing a size with a file
+    of another split are read, so a normal dataset costs one ``stat`` per clip."""
+    by_size: dict[int, list[tuple[str, Entry]]] = {}
+    for split, entries in checked.splits.items():
+        for entry in entries:
+            try:
+                size = (release.media_root / entry.path).stat().st_size
+            except OSError:
+                continue  # missing: prepare skips it with its reason
+            if size:  # zero-byte files are all "equal"; prepare skips them as zero-byte
+                by_size.setdefault(size, []).append((split, entry))
+    for group in by_size.values():
+        if len({split for split, _ in group}) < 2:
+            continue
+        first: dict[str, tuple[str, Entry]] = {}
+        for split, entry in group:
+            digest = _sha256(release.media_root / entry.path)
+            seen = first.setdefault(digest, (split, entry))
+            if seen[0] != split:
+                raise DataError(f"{seen[1].path} ({seen[0]}) and {entry.path} ({split}) are the same video; "
+                                "a clip must be in one split only, or val measures memory: remove one copy")
+
+
+def _sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
