@@ -49,7 +49,7 @@ def infer_frame_naming(folder: Path) -> tuple[str, int] | None:
     if len(widths) == 1:
         width = widths.pop()
         field = "{:d}" if width == 1 else f"{{:0{width}d}}"
-    elif any(d.startswith("0") for d in digits):
+    elif any(len(d) > 1 and d.startswith("0") for d in digits):
         return None  # zero-padded to varying widths: no single template reads them
     else:
         field = "{:d}"
