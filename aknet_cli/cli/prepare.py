@@ -182,7 +182,7 @@ def synthetic_command(
 @app.command("folder")
 @domain_errors
 def folder_command(
-    root: Path = typer.Option(..., "--root", help="Folder of class sub-folders (read only): ROOT/<class>/<clip>.mp4, or ROOT/<class>/<clip>/<frames>.", show_default=False),
+    root: Path = typer.Option(..., "--root", help="Folder of class sub-folders (read only): `ROOT/<class>/<clip>.mp4`, or `ROOT/<class>/<clip>/<frames>`.", show_default=False),
     out: Path = OUT,
     val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help="Share of each class's clips that go to val (stratified, seeded) [default: 0.2].", show_default=False),
     val_root: Optional[Path] = typer.Option(None, "--val-root", help="A second class-per-folder tree holding the val clips, instead of --val-fraction.", show_default=False),
@@ -215,7 +215,7 @@ def list_command(
     test: Optional[Path] = typer.Option(None, "--test", help="Test list, same format (optional).", show_default=False),
     media_root: Path = typer.Option(..., "--media-root", help="Folder the list paths are relative to (read only).", show_default=False),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Class names of label 0, 1, ...: one a line, a JSON list, or JSON {name: index} [default: the numbers].", show_default=False),
-    out: Path = OUT,
+    out: Path = typer.Option(..., "--out", help="Output dataset folder (must not be inside --media-root).", show_default=False),
     frame_template: Optional[str] = FRAME_TEMPLATE, start_index: Optional[int] = START_INDEX,
     flip_map: Optional[Path] = FLIP_MAP, workers: Optional[int] = WORKERS, strict: bool = STRICT, force: bool = FORCE,
     backend: str = BACKEND, json_out: bool = JSON,
