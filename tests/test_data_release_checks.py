@@ -62,6 +62,8 @@ def test_id_listed_twice_with_the_same_label_is_kept_once_and_reported(tmp_path)
     summary = prepare_release(read_sthv1(root, frames_dir="frames"), out=tmp_path / "ds")
     assert pd.read_csv(tmp_path / "ds" / "train.csv")["id"].astype(str).tolist() == ["1", "2", "3"]
     assert [(r["split"], r["id"], r["kind"]) for r in summary.skipped] == [("train", "2", "duplicate id")]
+    with pytest.raises(DataError, match="--strict: train clip 2: duplicate id"):
+        prepare_release(read_sthv1(root, frames_dir="frames"), out=tmp_path / "ds2", strict=True)
 
 
 # ------------------------------------------------------------------ clips in two splits
