@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from cli_helpers import assert_one_line_error
 from data_fixtures import make_diving48, make_sthv1
 from typer.testing import CliRunner
@@ -69,7 +71,8 @@ WIDE = {"COLUMNS": "240"}  # no wrapping, so a word missing from the help was dr
 
 def test_help_has_examples():
     """Each subcommand's --help shows its example line, `aknet prepare <sub> --root ...`."""
-    for sub, first in (("sthv1", "--root"), ("sthv2", "--root"), ("diving48", "--root"), ("synthetic", "--out")):
+    for sub, first in (("sthv1", "--root"), ("sthv2", "--root"), ("diving48", "--root"), ("synthetic", "--out"),
+                       ("folder", "--root"), ("list", "--train")):
         result = runner.invoke(app, ["prepare", sub, "--help"], env=WIDE)
         assert result.exit_code == 0 and "aknet prepare" in result.output
         examples = [line.strip(" │") for line in result.output.splitlines() if line.strip(" │").startswith("aknet prepare")]
@@ -182,3 +185,75 @@ def test_forgotten_frames_dir_names_the_dominant_reason_and_writes_skipped_csv(t
     result = runner.invoke(app, ["prepare", "sthv1", "--root", str(root), "--frames-dir", "frames", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["skipped_reasons"] == {"unknown label": 1}
+
+
+# ------------------------------------------------------------------- users' own data (issue 22)
+def test_prepare_folder_prints_the_per_class_split_table(tmp_path):
+    from user_data_fixtures import make_video_tree
+
+    root = make_video_tree(tmp_path / "clips", per_class=(5, 4, 3))
+    result = runner.invoke(app, ["prepare", "folder", "--root", str(root), "--out", str(tmp_path / "ds"),
+                                 "--val-fraction", "0.25", "--workers", "1"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    rows = [" ".join(line.replace("│", " ").split()) for line in result.stdout.splitlines()]
+    assert "0 Clap 2 1" in rows and "1 jump 3 1" in rows and "2 wave 4 1" in rows and "total 9 3" in rows
+    result = runner.invoke(app, ["prepare", "folder", "--root", str(root), "--out", str(tmp_path / "ds"),
+                                 "--val-fraction", "0.25", "--json"])
+    payload = json.loads(result.stdout)
+    assert payload["splits"] == {"train": 9, "val": 3}
+    assert payload["per_class"]["val"] == {"Clap": 1, "jump": 1, "wave": 1}
+
+
+def test_prepare_list_says_which_format_it_read(tmp_path):
+    from user_data_fixtures import make_frame_tree, write_list
+
+    media = make_frame_tree(tmp_path / "rawframes", per_class=(2, 2, 2))
+    train = write_list(tmp_path / "train.txt", ["wave/wave_0 4 0", "jump/jump_0 4 1", "Clap/Clap_0 4 2"])
+    val = write_list(tmp_path / "val.txt", ["wave/wave_1 5 0"])
+    result = runner.invoke(app, ["prepare", "list", "--train", str(train), "--val", str(val),
+                                 "--media-root", str(media), "--out", str(tmp_path / "ds")], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "frame list (frame_dir total_frames label), 3 clips" in result.stdout
+    assert "img_{:05d}.jpg" in result.stdout
+
+
+def _folder_with(tmp_path, mistake):
+    from user_data_fixtures import make_video_tree
+
+    root = make_video_tree(tmp_path / "clips", per_class=(2, 2, 2))
+    if mistake == "empty class":
+        (root / "dance").mkdir()
+    elif mistake == "unreadable class":
+        for clip in (root / "jump").iterdir():
+            clip.write_bytes(f"not a video: {clip.name}".encode())
+    return ["prepare", "folder", "--root", str(root), "--out", str(tmp_path / "ds"), "--json"]  # no progress bar
+
+
+def _lists_with(tmp_path, line):
+    from user_data_fixtures import make_video_tree, write_list
+
+    media = make_video_tree(tmp_path / "videos", per_class=(2, 2, 2))
+    train = write_list(tmp_path / "train.txt", ["wave/wave_0.mp4 0", line])
+    val = write_list(tmp_path / "val.txt", ["jump/jump_0.mp4 1"])
+    labels = write_list(tmp_path / "labels.txt", ["wave", "jump", "Clap"])
+    return ["prepare", "list", "--train", str(train), "--val", str(val), "--media-root", str(media),
+            "--labels", str(labels), "--out", str(tmp_path / "ds"), "--json"]
+
+
+@pytest.mark.parametrize("make, arg, fragment", [
+    (_folder_with, "empty class", "dance is empty"),
+    (_folder_with, "unreadable class", "class 'jump' has no readable clip"),
+    (_lists_with, "wave/wave_1.mp4", "line 2 has 1 field(s)"),
+    (_lists_with, "wave/wave_1.mp4 5", "unknown label index 5"),
+    (_lists_with, "../../etc/x.mp4 0", "is outside --media-root"),
+    (_lists_with, "jump/jump_0.mp4 1", "is in both train"),
+])
+def test_bad_own_data_is_one_line(tmp_path, make, arg, fragment):
+    from user_data_fixtures import tree_digest
+
+    args = make(tmp_path, arg)
+    media = tmp_path / ("clips" if make is _folder_with else "videos")
+    before = tree_digest(media)
+    result = runner.invoke(app, args)
+    assert_one_line_error(result, fragment)
+    assert tree_digest(media) == before

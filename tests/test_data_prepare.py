@@ -57,10 +57,10 @@ def test_sthv1_skips_are_counted_and_strict_fails(tmp_path):
     for f in (root / "frames" / "3").iterdir():
         f.unlink()
     with open(root / "something-something-v1-validation.csv", "a") as handle:
-        handle.write("4;Juggling something\n")
+        handle.write("5;Juggling something\n")
     summary = prepare_release(read_sthv1(root, frames_dir="frames"), out=tmp_path / "ds")
     kinds = {(r["id"], r["kind"]) for r in summary.skipped}
-    assert kinds == {("2", "missing frame folder"), ("3", "empty frame folder"), ("4", "unknown label")}
+    assert kinds == {("2", "missing frame folder"), ("3", "empty frame folder"), ("5", "unknown label")}
     skipped = pd.read_csv(tmp_path / "ds" / "skipped.csv", dtype=str)
     assert {"split", "id", "reason"} <= set(skipped.columns) and len(skipped) == 3
     with pytest.raises(DataError, match="--strict"):
@@ -143,8 +143,8 @@ def test_frame_numbering_gap_is_skipped(tmp_path):
 def test_duplicate_v1_class_is_an_error(tmp_path):
     root = make_sthv1(tmp_path / "raw")
     (root / "something-something-v1-labels.csv").write_text("".join(n + "\n" for n in V1_NAMES + [V1_NAMES[1]]))
-    with pytest.raises(DataError, match="something-something-v1-labels.csv lists a class name twice"):
-        read_sthv1(root, frames_dir="frames")
+    with pytest.raises(DataError, match=f"something-something-v1-labels.csv lists the class '{V1_NAMES[1]}' twice"):
+        prepare_release(read_sthv1(root, frames_dir="frames"), out=tmp_path / "ds")
 
 
 @pytest.mark.parametrize("indices", [["0", "2"], ["1", "2"], ["0", "0"], ["0", "x"]])
@@ -152,7 +152,7 @@ def test_v2_label_indices_must_be_0_to_n(tmp_path, indices):
     root = make_sthv2(tmp_path / "raw", frames=4)
     names = ["Moving something up", "Putting something onto something"]
     (root / "something-something-v2-labels.json").write_text(json.dumps(dict(zip(names, indices))))
-    with pytest.raises(DataError, match=r"something-something-v2-labels\.json (class indices are not 0\.\.1|has a non-integer)"):
+    with pytest.raises(DataError, match=r"something-something-v2-labels\.json (class indices are not 0\.\.1|entry .*'x' is not an integer)"):
         read_sthv2(root)
 
 

@@ -145,3 +145,45 @@ def test_bad_options():
         SynthConfig(classes=99).check()
     with pytest.raises(ConfigError, match="--format"):
         SynthConfig(format="kinetics").check()
+
+
+class _Interrupt(KeyboardInterrupt):
+    """Ctrl-C, raised from the progress callback after a few clips."""
+
+
+def _interrupt_after(clips):
+    calls = []
+
+    def progress():
+        calls.append(1)
+        if len(calls) == clips:
+            raise _Interrupt
+
+    return progress
+
+
+def test_interrupted_generation_is_recognised_and_regenerated(tmp_path):
+    config = SynthConfig(**TINY)
+    raw = tmp_path / "s" / "raw"
+    with pytest.raises(_Interrupt):
+        synthetic.generate_raw(config, raw, progress=_interrupt_after(5))
+    assert len([p for p in raw.iterdir() if p.is_dir()]) == 5  # half-written: 5 of 20 clips
+    # A plain re-run, and one with --force, both regenerate what the generator left.
+    summary, _ = prepare_synthetic(config, out=tmp_path / "s")
+    assert summary.splits == {"train": 12, "val": 8} and not summary.skipped
+    with pytest.raises(_Interrupt):
+        synthetic.generate_raw(config, raw, progress=_interrupt_after(3))
+    summary, _ = prepare_synthetic(config, out=tmp_path / "s", force=True)
+    assert summary.splits == {"train": 12, "val": 8}
+    prepare_synthetic(config, out=tmp_path / "clean")
+    assert _files(raw) == _files(tmp_path / "clean" / "raw")  # the same bytes as an uninterrupted run
+
+
+def test_a_raw_folder_the_generator_did_not_write_is_never_replaced(tmp_path):
+    raw = tmp_path / "mine"
+    raw.mkdir()
+    (raw / "notes.txt").write_text("my own files")
+    for force in (False, True):
+        with pytest.raises(DataError, match="not written by the generator"):
+            prepare_synthetic(SynthConfig(**TINY), out=tmp_path / "s", raw=raw, force=force)
+    assert (raw / "notes.txt").read_text() == "my own files"

@@ -143,22 +143,15 @@ def open_source(path: str | Path, *, backend: str = "pyav") -> Source:
 
 # --------------------------------------------------------------------------------- model
 def load_labels(path: str | Path) -> list[str]:
-    """Class names: one per line, a JSON list, or a JSON ``{name: index}`` (Sth-Sth V2 labels)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"labels file not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".json":
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path} is not valid JSON: {exc}") from None
-        if isinstance(obj, list):
-            return [str(v) for v in obj]
-        if isinstance(obj, dict):
-            return [name for name, _ in sorted(obj.items(), key=lambda kv: int(kv[1]))]
-        raise DataError(f"{path}: expected a JSON list of names or a {{name: index}} object")
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    """Class names: one per line, a JSON list, or a JSON ``{name: index}`` (Sth-Sth V2 labels).
+
+    Raises:
+        DataError: missing file, not UTF-8, bad JSON, an empty or repeated name, or an index
+            that is not an integer of 0..N-1 (one line naming the file).
+    """
+    from ..data.formats import read_label_names
+
+    return read_label_names(Path(path))
 
 
 def checkpoint_classes(ckpt: dict[str, Any]) -> list[str] | None:

@@ -61,11 +61,11 @@ class VideoDataset(Dataset):
             raise ConfigError(f"unknown on_error policy {on_error!r}; choose one of {', '.join(ON_ERROR)}")
         self.manifest = load_manifest(Path(dataset_dir))
         self.backend = check_backend(backend)
-        table = self.manifest.split_table(split)
+        table = self.manifest.check_split(split, need_labels=train)
         self.split = split
         self.paths = table["path"].tolist()
-        self.num_frames = table["num_frames"].astype(int).to_numpy()
-        self.labels = table["label"].astype(int).to_numpy()
+        self.num_frames = table["num_frames"].to_numpy()
+        self.labels = table["label"].to_numpy()
         self.num_segments = num_segments
         self.frames_per_segment = frames_per_segment
         self.train = train

@@ -122,18 +122,80 @@ class Manifest:
         return int(self.data.get("start_index", 1))
 
     def split_table(self, split: str) -> "pd.DataFrame":
-        """The split list as a DataFrame with at least :data:`SPLIT_COLUMNS`."""
+        """The split list as a DataFrame with at least :data:`SPLIT_COLUMNS` (not validated;
+        :meth:`check_split` is what consumers call)."""
         import pandas as pd
 
         path = self.folder / f"{split}.csv"
         if not path.is_file():
             available = ", ".join(sorted(self.data.get("splits", {}))) or "none"
             raise DataError(f"{self.folder} has no split {split!r} ({path} missing); available: {available}")
-        table = pd.read_csv(path, dtype={"id": str, "path": str}, keep_default_na=False)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
         missing = [c for c in SPLIT_COLUMNS if c not in table.columns]
         if missing:
             raise DataError(f"{path} lacks columns {missing}; re-run `aknet prepare`")
         return table
+
+    def check_split(self, split: str, *, need_labels: bool) -> "pd.DataFrame":
+        """Read ``split``'s CSV once and refuse what would fail later, in the middle of work.
+
+        Args:
+            split: ``train``, ``val`` or ``test``.
+            need_labels: the consumer trains (or otherwise needs every clip's class): ``-1``
+                (unlabelled) is refused too.
+
+        Returns:
+            The table, with ``num_frames`` and ``label`` as integers, ``id`` and ``path`` as str.
+
+        Raises:
+            DataError: a missing or empty split, a ``num_frames`` that is not a positive
+                integer, a label that is not an integer in ``[-1, num_classes)`` (``[0, ...)``
+                with ``need_labels``), or an id listed twice: one line naming the CSV, the
+                row (as a text editor numbers it, header = 1) and the value.
+        """
+        table = self.split_table(split)
+        path = self.folder / f"{split}.csv"
+        if table.empty:
+            raise DataError(f"split {split!r} of {self.folder} is empty ({path} lists no clips); "
+                            "re-run `aknet prepare` with clips for it, or choose another split")
+        table["num_frames"] = self._integers(table, "num_frames", path, low=1, what="a positive integer")
+        low = 0 if need_labels else -1
+        table["label"] = self._integers(table, "label", path, low=low, high=self.num_classes,
+                                        what=f"within {low}..{self.num_classes - 1}")
+        repeated = table["id"].duplicated(keep=False)
+        if repeated.any():
+            vid = table["id"][repeated].iloc[0]
+            rows = [i + 2 for i in table.index[table["id"] == vid][:2]]
+            raise DataError(f"{path} lists id {vid} twice (rows {rows[0]} and {rows[1]}); re-run `aknet prepare`")
+        return table
+
+    def _integers(self, table: "pd.DataFrame", column: str, path: Path, *, low: int, high: int | None = None,
+                  what: str) -> "pd.Series":
+        import pandas as pd
+
+        text = table[column].astype(str).str.strip()
+        whole = text.str.fullmatch(r"[+-]?\d+")
+        values = pd.to_numeric(text.where(whole), errors="coerce")
+        bad = ~whole | (values < low) | (values >= high if high is not None else False)
+        if not bad.any():
+            return values.astype(int)
+        i = int(bad.to_numpy().nonzero()[0][0])
+        where = f"{path} row {i + 2} (id {table['id'].iloc[i]})"
+        raw = table[column].iloc[i]
+        if column == "num_frames":
+            problem = f"num_frames {raw!r} is not a positive integer"
+        elif not whole.iloc[i]:
+            problem = f"label {raw!r} is not an integer"
+        elif int(values.iloc[i]) == -1:
+            problem = "label -1 (unlabelled), but this use needs labels (training)"
+        else:
+            problem = f"label {int(values.iloc[i])} is outside {low}..{high - 1} ({self.num_classes} classes)"
+        raise DataError(f"{where}: {problem}; re-run `aknet prepare`")
+
+    def check_for_training(self, train_split: str, val_split: str) -> None:
+        """Check both splits a training run reads, before any work (see :meth:`check_split`)."""
+        for split in (train_split, val_split):
+            self.check_split(split, need_labels=True)
 
 
 def load_manifest(dataset_dir: Path) -> Manifest:

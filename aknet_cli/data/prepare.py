@@ -1,6 +1,7 @@
 """Turn a :class:`~aknet_cli.data.formats.Release` into a prepared dataset folder.
 
-One code path for every release (and the synthetic one): resolve labels in the chosen
+One code path for every release (official, synthetic, a user's folder or lists): validate
+the listing (:mod:`~aknet_cli.data.release_checks`), resolve labels in the chosen
 order, count each clip's frames (in a pool of processes, with a progress bar in this one),
 record every skipped clip with its reason, then write ``dataset.json``, the split CSVs and
 ``skipped.csv`` atomically. The raw release is only read.
@@ -19,6 +20,7 @@ from ..exceptions import ConfigError, DataError, VideoDecodeError
 from . import atomic
 from .formats import Entry, Release
 from .manifest import MANIFEST, SPLIT_COLUMNS, flip_map, order_classes
+from .release_checks import check_release
 from .video_io import check_backend, count_frame_files, count_video_frames
 
 SKIPPED = "skipped.csv"
@@ -51,6 +53,15 @@ class PrepareSummary:
     splits: dict[str, int]
     skipped: list[dict[str, str]] = field(default_factory=list)
     num_classes: int = 0
+    #: class names in label order, and clips per class for each split (label order).
+    classes: list[str] = field(default_factory=list)
+    per_class: dict[str, list[int]] = field(default_factory=dict)
+    #: things the user should know that did not stop the run (e.g. clips in two splits).
+    warnings: list[str] = field(default_factory=list)
+    #: how the input was read (detected list format, frame naming).
+    notes: list[str] = field(default_factory=list)
+    #: clips an official release lists in more than one split.
+    cross_split: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +70,10 @@ class PrepareSummary:
             "num_classes": self.num_classes,
             "skipped": len(self.skipped),
             "skipped_reasons": _reason_counts(self.skipped),
+            "cross_split": self.cross_split,
+            "warnings": self.warnings,
+            "notes": self.notes,
+            "per_class": {split: dict(zip(self.classes, counts)) for split, counts in self.per_class.items()},
         }
 
 
@@ -139,7 +154,9 @@ def prepare_release(
         A :class:`PrepareSummary`.
 
     Raises:
-        DataError: unusable inputs (no usable clip at all), or a skip under ``strict``.
+        DataError: unusable inputs (wrong annotations, no usable clip at all; on user data a
+            class left without a usable clip or an empty train/val split), or a skip under
+            ``strict``.
         ConfigError: bad option values.
     """
     workers = default_workers() if workers is None else workers
@@ -149,13 +166,18 @@ def prepare_release(
     out = Path(out)
     label_order = label_order or release.default_label_order
     classes = order_classes(release.class_names, label_order)
+    checked = check_release(release)  # before anything is written or decoded
     identity = {"source_format": release.name, "root": str(release.root.resolve()), "info": release.info}
+    for folder in release.raw_folders:
+        check_output_folder(out=out, root=folder, identity=identity, force=force)
     check_output_folder(out=out, root=release.root, identity=identity, force=force)
 
     label_index = {name: i for i, name in enumerate(classes)}
-    skipped: list[dict[str, str]] = []
+    skipped = list(checked.skipped)
+    if strict and skipped:  # a repeated listing is a skip like any other
+        raise DataError(f"--strict: {skipped[0]['split']} clip {skipped[0]['id']}: {skipped[0]['reason']}")
     jobs: list[tuple[str, Entry]] = []
-    for split, entries in release.splits.items():
+    for split, entries in checked.splits.items():
         for entry in entries:
             if entry.label is not None and entry.label not in label_index:
                 skipped.append(_skip(split, entry, "unknown label", f"unknown label {entry.label!r}"))
@@ -171,25 +193,85 @@ def prepare_release(
 
     counts = count_all(release, [entry for _, entry in jobs], workers=workers, backend=backend, console=console,
                        on_error=on_error)
-    rows: dict[str, list[dict[str, Any]]] = {split: [] for split in release.splits}
-    for (split, entry), result in zip(jobs, counts):
-        if isinstance(result, VideoDecodeError):
-            skipped.append(_skip(split, entry, _kind(str(result)), str(result)))
-            continue
-        row = {"id": entry.id, "path": entry.path, "num_frames": result,
-               "label": -1 if entry.label is None else label_index[entry.label]}
-        row.update(dict(entry.extra))
-        rows[split].append(row)
+    rows, mismatched = _split_rows(release, jobs, counts, label_index, skipped)
     if not any(rows.values()):
         if not skipped:
             raise DataError(f"the annotation files under {release.root} list no clips")
         raise DataError(_no_usable_clips(release, out, skipped))
+    if release.user_data:
+        _check_user_splits(release, out, classes, jobs, rows, skipped)
+    warnings = list(checked.warnings)
+    if mismatched:
+        warnings.append(f"{len(mismatched)} frame folder(s) hold another number of frames than their list says "
+                        f"(e.g. {mismatched[0]}); the counted number is used")
+    manifest = _manifest(release, classes, label_order, rows, skipped)
+    _write_dataset(out, rows, skipped, manifest)
+    return PrepareSummary(out=out, splits=manifest["splits"], skipped=skipped, num_classes=len(classes),
+                          classes=classes, per_class=_per_class(rows, len(classes)), warnings=warnings,
+                          notes=list(release.notes), cross_split=checked.cross_split)
 
-    splits = {split: len(r) for split, r in rows.items()}
+
+def _split_rows(release: Release, jobs: list[tuple[str, Entry]], counts: list, label_index: dict[str, int],
+                skipped: list[dict[str, str]]) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """The split CSV rows of the counted clips (failures appended to ``skipped``), and the
+    clips whose counted frames differ from the number their annotation lists."""
+    rows: dict[str, list[dict[str, Any]]] = {split: [] for split in release.splits}
+    mismatched = []
+    for (split, entry), result in zip(jobs, counts):
+        if isinstance(result, VideoDecodeError):
+            skipped.append(_skip(split, entry, _kind(str(result)), str(result)))
+            continue
+        if entry.listed_frames is not None and entry.listed_frames != result:
+            mismatched.append(f"{entry.path}: listed {entry.listed_frames}, counted {result}")
+        row = {"id": entry.id, "path": entry.path, "num_frames": result,
+               "label": -1 if entry.label is None else label_index[entry.label]}
+        row.update(dict(entry.extra))
+        rows[split].append(row)
+    return rows, mismatched
+
+
+def _check_user_splits(release: Release, out: Path, classes: list[str], jobs: list[tuple[str, Entry]],
+                       rows: dict[str, list[dict[str, Any]]], skipped: list[dict[str, str]]) -> None:
+    """A user's own data must be trainable as prepared: every class that has clips keeps at
+    least one, and train and val are not empty.
+
+    Raises:
+        DataError: naming the class (or split) and the most common skip reason.
+    """
+    listed = {entry.label for _, entry in jobs}
+    kept = {classes[row["label"]] for split_rows in rows.values() for row in split_rows if row["label"] >= 0}
+    for name in sorted(listed - kept - {None}):
+        reasons = [r["reason"] for r in skipped if r["id"] in {e.id for _, e in jobs if e.label == name}]
+        where = _write_reasons(out, skipped)
+        raise DataError(f"class {name!r} has no readable clip ({len(reasons)} skipped, e.g. {reasons[0]}); "
+                        f"fix or remove its clips; {where}")
+    for split in ("train", "val"):
+        if split in rows and not rows[split]:
+            raise DataError(f"the {split} split has no usable clip ({release.source(split)}); "
+                            f"{_write_reasons(out, skipped)}")
+
+
+def _per_class(rows: dict[str, list[dict[str, Any]]], num_classes: int) -> dict[str, list[int]]:
+    counts = {}
+    for split, split_rows in rows.items():
+        counts[split] = [0] * num_classes
+        for row in split_rows:
+            if row["label"] >= 0:
+                counts[split][row["label"]] += 1
+    return counts
+
+
+def _manifest(release: Release, classes: list[str], label_order: str, rows: dict[str, list[dict[str, Any]]],
+              skipped: list[dict[str, str]]) -> dict[str, Any]:
     known = set(classes)
     for pair in release.reversed_pairs:  # a bug in a generator, not a user mistake
         assert len(pair) == 2 and set(pair) <= known, f"reversed pair {pair} names an unknown class"
-    manifest = {
+    if release.flip_pairs is None:
+        flips = flip_map(classes)
+    else:  # pairs the user gave, by name (the reader checked the names)
+        index = {name: i for i, name in enumerate(classes)}
+        flips = {index[a]: index[b] for pair in release.flip_pairs for a, b in (pair, pair[::-1])}
+    return {
         "name": release.info.get("name", release.name),
         "source_format": release.name,
         "media": release.media,
@@ -199,13 +281,17 @@ def prepare_release(
         "start_index": release.start_index if release.media == "frames" else None,
         "classes": classes,
         "label_order": label_order,
-        "flip_map": {str(k): v for k, v in sorted(flip_map(classes).items())},
+        "flip_map": {str(k): v for k, v in sorted(flips.items())},
         "reversed_pairs": [list(pair) for pair in release.reversed_pairs],
-        "splits": splits,
+        "splits": {split: len(r) for split, r in rows.items()},
         "skipped": len(skipped),
         "info": release.info,
         "aknet_version": __version__,
     }
+
+
+def _write_dataset(out: Path, rows: dict[str, list[dict[str, Any]]], skipped: list[dict[str, str]],
+                   manifest: dict[str, Any]) -> None:
     import pandas as pd
 
     out.mkdir(parents=True, exist_ok=True)
@@ -217,7 +303,6 @@ def prepare_release(
     _write_skipped(out, skipped)
     # The manifest goes last: its presence marks a complete dataset.
     atomic.write_json(out / MANIFEST, manifest)
-    return PrepareSummary(out=out, splits=splits, skipped=skipped, num_classes=len(classes))
 
 
 def _write_skipped(out: Path, skipped: list[dict[str, str]]) -> None:
@@ -242,13 +327,19 @@ def _no_usable_clips(release: Release, out: Path, skipped: list[dict[str, str]])
     counts = _reason_counts(skipped)
     kind = max(counts, key=lambda k: (counts[k], k == "unknown label"))  # ties: media problems first
     example = next(r["reason"] for r in skipped if r["kind"] == kind)
-    where = "left the dataset already in --out untouched"
-    if not (out / MANIFEST).is_file():
-        _write_skipped(out, skipped)
-        where = f"all reasons in {out / SKIPPED}"
+    where = _write_reasons(out, skipped)
     hint = _HINTS.get(kind, "see the reasons")
     return (f"no usable clips under {release.media_root}: {counts[kind]} of {len(skipped)} skipped as {kind} "
             f"(e.g. {example}); {hint}; {where}")
+
+
+def _write_reasons(out: Path, skipped: list[dict[str, str]]) -> str:
+    """Write ``skipped.csv`` for a refused run (unless ``out`` holds an earlier complete dataset,
+    which is left as it was) and say where the reasons are."""
+    if (out / MANIFEST).is_file():
+        return "left the dataset already in --out untouched"
+    _write_skipped(out, skipped)
+    return f"all reasons in {out / SKIPPED}"
 
 
 def _skip(split: str, entry: Entry, kind: str, reason: str) -> dict[str, str]:

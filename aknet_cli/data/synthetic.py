@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ..exceptions import ConfigError, DataError
+from . import atomic
 
 MARKER = "synth-sth.json"
 FORMATS = ("sthv1", "sthv2", "diving48")
@@ -277,8 +278,11 @@ def generate_raw(config: SynthConfig, raw: Path, *, progress: Callable[[], None]
     if raw.exists() and any(raw.iterdir()):
         if not (raw / MARKER).is_file():
             raise DataError(f"--raw {raw} is not empty and was not written by the generator; choose another --raw")
-        shutil.rmtree(raw)  # ours (marker present): regenerate from scratch
+        shutil.rmtree(raw)  # ours (marker present, complete or not): regenerate from scratch
     raw.mkdir(parents=True, exist_ok=True)
+    # The marker goes first, so a run interrupted half-way (Ctrl-C) leaves a folder the next
+    # run recognises as its own; "complete" turns true only once every file is written.
+    _write_marker(raw, config, complete=False)
     names = list(CLASS_NAMES[: config.classes])
     clips = _clip_list(config)
     codec, ext, note = ("", "", None) if config.format == "sthv1" else _video_codec(config.format)
@@ -294,8 +298,12 @@ def generate_raw(config: SynthConfig, raw: Path, *, progress: Callable[[], None]
             progress()
     by_split = {s: sorted((c for c in clips if c[0] == s), key=lambda c: int(c[3])) for s in ("train", "val")}
     _write_annotations(config.format, raw, names, by_split, config.frames)
-    (raw / MARKER).write_text(json.dumps(asdict(config), indent=2, sort_keys=True) + "\n")
+    _write_marker(raw, config, complete=True)
     return {"extension": ext, "note": note}
+
+
+def _write_marker(raw: Path, config: SynthConfig, *, complete: bool) -> None:
+    atomic.write_json(raw / MARKER, {**asdict(config), "complete": complete})
 
 
 def _write_annotations(fmt: str, raw: Path, names: list[str], by_split: dict[str, list], frames: int) -> None:

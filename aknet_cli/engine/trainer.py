@@ -201,6 +201,7 @@ def prepare_run(cfg: RunConfig, ctx: DistContext, work_dir: Path, resume: str | 
                 progress: bool) -> tuple[Run, Position]:
     """Build the model, loaders and optimizer of a run, and restore a checkpoint if resuming."""
     manifest = load_manifest(Path(cfg.data.dataset))
+    manifest.check_for_training(cfg.data.train_split, cfg.data.val_split)  # before any work
     if cfg.optim.batch_size % ctx.world_size:
         raise ConfigError(f"optim.batch_size {cfg.optim.batch_size} (global) is not divisible by the "
                           f"{ctx.world_size} processes")

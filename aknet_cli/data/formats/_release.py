@@ -1,8 +1,9 @@
-"""What every official-format reader returns: a :class:`Release` listing its clips.
+"""What every reader returns: a :class:`Release` listing its clips.
 
-Readers only parse annotation files; they never open media. Counting frames, resolving
-labels and deciding what to skip happens once, in :mod:`aknet_cli.data.prepare`, so the
-three official releases and the synthetic dataset share one code path.
+Readers only parse annotation files (or list folders); they never open media. Validating the
+listing, counting frames, resolving labels and deciding what to skip happens once, in
+:mod:`aknet_cli.data.prepare`, so the official releases, the synthetic dataset and users' own
+folders and lists share one code path.
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ class Entry:
         label: the class *name*, or ``None`` for unlabelled test clips. A name absent from
             :attr:`Release.class_names` is skipped as an unknown label.
         extra: columns copied verbatim into the split list (e.g. Diving48 ``start_frame``).
+        listed_frames: the frame count the annotation claims (mmaction2 frame lists), or
+            ``None``; prepare counts the frames itself and reports a disagreement.
     """
 
     id: str
     path: str
     label: str | None
     extra: tuple[tuple[str, Any], ...] = ()
+    listed_frames: int | None = None
 
 
 @dataclass
@@ -51,6 +55,15 @@ class Release:
         info: extra manifest keys (e.g. the synthetic generator's parameters).
         reversed_pairs: class-name pairs whose clips are time-reversals of each other
             (synth-sth); empty for the real releases.
+        sources: the file each part was read from (``"classes"`` and each split name), so a
+            problem found later names the right file; missing keys fall back to ``root``.
+        user_data: a user's own folder or lists rather than an official release: a clip in
+            two splits, or a class left without a usable clip, is then an error, not a warning.
+        flip_pairs: class-name pairs a horizontal flip swaps; ``None`` derives them from the
+            names (``left``/``right``, as on Sth-Sth).
+        raw_folders: more read-only input folders besides ``root`` (e.g. ``--val-root``);
+            ``--out`` may be inside none of them.
+        notes: how the input was read (a detected list format, frame naming), for the summary.
     """
 
     name: str
@@ -64,6 +77,15 @@ class Release:
     default_label_order: Literal["file", "sorted"] = "file"
     info: dict[str, Any] = field(default_factory=dict)
     reversed_pairs: list[tuple[str, str]] = field(default_factory=list)
+    sources: dict[str, Path] = field(default_factory=dict)
+    user_data: bool = False
+    flip_pairs: list[tuple[str, str]] | None = None
+    raw_folders: tuple[Path, ...] = ()
+    notes: list[str] = field(default_factory=list)
+
+    def source(self, part: str) -> Path:
+        """The file ``part`` (``"classes"`` or a split name) was read from."""
+        return self.sources.get(part, self.root)
 
 
 def require_file(path: Path, what: str) -> Path:
@@ -84,12 +106,3 @@ def require_dir(path: Path, what: str) -> Path:
     if not path.is_dir():
         raise DataError(f"{what} folder {path} does not exist; check --root and the media-folder option")
     return path
-
-
-def load_json(path: Path) -> Any:
-    import json
-
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path} is not valid JSON ({exc}); re-download the annotation file") from None

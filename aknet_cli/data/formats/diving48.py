@@ -15,7 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...exceptions import DataError
-from ._release import Entry, Release, load_json, require_dir, require_file
+from ._release import Entry, Release, require_dir, require_file
+from ._text import load_json, parse_index
 
 VOCAB = "Diving48_vocab.json"
 SPLIT_FILES = {"train": "Diving48_V2_train.json", "val": "Diving48_V2_test.json"}
@@ -37,13 +38,10 @@ def read_split(path: Path, *, class_names: list[str], extension: str) -> list[En
     for number, record in enumerate(records):
         if not isinstance(record, dict) or "vid_name" not in record or "label" not in record:
             raise DataError(f"{path} record {number} lacks 'vid_name' or 'label'; re-download the annotation file")
-        raw = record["label"]
-        # Some re-exports write the index as a string ("0"); bool is an int subclass, not a label.
-        if isinstance(raw, str) and raw.strip().isdigit():
-            raw = int(raw.strip())
+        # Some re-exports write the index as a string ("0"); a float would be truncated, so it is refused.
+        raw = parse_index(record["label"], where=f"{path} record {number}")
         # An out-of-range index keeps its number as the "name": prepare skips it as unknown.
-        valid = isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw < len(class_names)
-        label = class_names[raw] if valid else str(raw)
+        label = class_names[raw] if 0 <= raw < len(class_names) else str(raw)
         extra = (("start_frame", record.get("start_frame", -1)), ("end_frame", record.get("end_frame", -1)))
         name = str(record["vid_name"])
         entries.append(Entry(id=name, path=name + extension, label=label, extra=extra))
@@ -65,7 +63,8 @@ def read_diving48(root: Path, *, videos_dir: str | Path = "rgb") -> Release:
         for split, fname in SPLIT_FILES.items()
     }
     media_root = require_dir(root / videos_dir, "videos")
+    sources = {"classes": root / VOCAB} | {split: root / fname for split, fname in SPLIT_FILES.items()}
     return Release(
         name="diving48", root=root, media_root=media_root, media="video", class_names=names, splits=splits,
-        default_label_order="file",
+        default_label_order="file", sources=sources,
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ...exceptions import DataError
 from ._release import Entry, Release, require_dir, require_file
+from ._text import read_text, text_names
 
 LABELS = "something-something-v1-labels.csv"
 SPLIT_FILES = {"train": "something-something-v1-train.csv", "val": "something-something-v1-validation.csv"}
@@ -22,12 +23,10 @@ START_INDEX = 1
 
 
 def read_class_names(path: Path) -> list[str]:
-    """One class name a line; blank lines (a trailing newline) are ignored."""
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """One class name a line; trailing blank lines are ignored (names are checked in prepare)."""
+    names = text_names(path, hint="re-download the labels file")
     if not names:
         raise DataError(f"{path} lists no class names; re-download the labels file")
-    if len(set(names)) != len(names):
-        raise DataError(f"{path} lists a class name twice; re-download the labels file")
     return names
 
 
@@ -38,10 +37,7 @@ def read_split(path: Path) -> list[Entry]:
         DataError: a line without exactly one ``;`` (e.g. a comma-separated list) or with an
             empty id or label, naming the file and the line.
     """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise DataError(f"{path} is not a UTF-8 text file of 'id;label' lines; re-download the annotation file") from None
+    lines = read_text(path, hint="re-save it as UTF-8 or re-download the annotation file").splitlines()
     entries = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -68,7 +64,8 @@ def read_sthv1(root: Path, *, frames_dir: str | Path | None = None) -> Release:
     names = read_class_names(require_file(root / LABELS, "class names"))
     splits = {split: read_split(require_file(root / fname, f"{split} split")) for split, fname in SPLIT_FILES.items()}
     media_root = require_dir(root / frames_dir if frames_dir else root, "frames")
+    sources = {"classes": root / LABELS} | {split: root / fname for split, fname in SPLIT_FILES.items()}
     return Release(
         name="sthv1", root=root, media_root=media_root, media="frames", class_names=names, splits=splits,
-        frame_template=FRAME_TEMPLATE, start_index=START_INDEX, default_label_order="sorted",
+        frame_template=FRAME_TEMPLATE, start_index=START_INDEX, default_label_order="sorted", sources=sources,
     )

@@ -19,7 +19,8 @@ import re
 from pathlib import Path
 
 from ...exceptions import DataError
-from ._release import Entry, Release, load_json, require_dir, require_file
+from ._release import Entry, Release, require_dir, require_file
+from ._text import index_map_names, load_json
 
 LABELS = "something-something-v2-labels.json"
 SPLIT_FILES = {
@@ -36,17 +37,11 @@ def template_to_class(template: str) -> str:
 
 
 def read_class_names(path: Path) -> list[str]:
-    """Class names ordered by the index the labels file gives them."""
+    """Class names ordered by the index the labels file gives them (integers, 0..N-1)."""
     mapping = load_json(path)
     if not isinstance(mapping, dict) or not mapping:
         raise DataError(f"{path} is not a JSON object of class name -> index; re-download it")
-    try:
-        ordered = sorted(mapping.items(), key=lambda item: int(item[1]))
-    except (TypeError, ValueError):
-        raise DataError(f"{path} has a non-integer class index; re-download it") from None
-    if [int(i) for _, i in ordered] != list(range(len(ordered))):
-        raise DataError(f"{path} class indices are not 0..{len(ordered) - 1}; re-download it")
-    return [name for name, _ in ordered]
+    return index_map_names(mapping, path=path)
 
 
 def read_split(path: Path, *, labelled: bool, extension: str) -> list[Entry]:
@@ -77,13 +72,15 @@ def read_sthv2(root: Path, *, videos_dir: str | Path | None = None, extension: s
     require_dir(root, "--root")
     names = read_class_names(require_file(root / LABELS, "class names"))
     splits = {}
+    sources = {"classes": root / LABELS}
     for split, fname in SPLIT_FILES.items():
         path = root / fname
         if split == "test" and not path.exists():
             continue  # the test list is optional: it carries no labels
         splits[split] = read_split(require_file(path, f"{split} split"), labelled=split != "test", extension=extension)
+        sources[split] = path
     media_root = require_dir(root / videos_dir if videos_dir else root, "videos")
     return Release(
         name="sthv2", root=root, media_root=media_root, media="video", class_names=names, splits=splits,
-        default_label_order="sorted",
+        default_label_order="sorted", sources=sources,
     )
