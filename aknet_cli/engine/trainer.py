@@ -88,9 +88,11 @@ def train(
     check_config(cfg)
     work_dir = Path(work_dir)
     ctx = setup(cfg.train.device)
+    manifest = load_manifest(Path(cfg.data.dataset))
+    manifest.check_for_training(cfg.data.train_split, cfg.data.val_split)  # before anything is written
     lock = _claim_work_dir(work_dir, ctx, progress)
     try:
-        run, position = prepare_run(cfg, ctx, work_dir, resume, progress=progress)
+        run, position = prepare_run(cfg, ctx, manifest, work_dir, resume, progress=progress)
         for epoch in range(position.epoch, cfg.optim.epochs):
             timing = train_one_epoch(run, position, epoch, on_step_end)
             finish_epoch(run, position, epoch, timing)
@@ -197,11 +199,9 @@ def _wrap(model: nn.Module, cfg: RunConfig, ctx: DistContext) -> tuple[nn.Module
     return model, ddp
 
 
-def prepare_run(cfg: RunConfig, ctx: DistContext, work_dir: Path, resume: str | None, *,
+def prepare_run(cfg: RunConfig, ctx: DistContext, manifest, work_dir: Path, resume: str | None, *,
                 progress: bool) -> tuple[Run, Position]:
     """Build the model, loaders and optimizer of a run, and restore a checkpoint if resuming."""
-    manifest = load_manifest(Path(cfg.data.dataset))
-    manifest.check_for_training(cfg.data.train_split, cfg.data.val_split)  # before any work
     if cfg.optim.batch_size % ctx.world_size:
         raise ConfigError(f"optim.batch_size {cfg.optim.batch_size} (global) is not divisible by the "
                           f"{ctx.world_size} processes")
