@@ -76,6 +76,14 @@ def recalibrate_bn(model: nn.Module, clips: Iterable[Any], *, num_batches: int) 
     if not layers:
         raise ConfigError("the 1-D subnet has no BatchNorm layer to recalibrate")
     before = {name: (bn.running_mean.clone(), bn.running_var.clone()) for name, bn in layers}
+    used, seen = _run_cumulative(model, layers, before, clips, num_batches)
+    return _movement_report(layers, before, used, seen)
+
+
+def _run_cumulative(model: nn.Module, layers, before, clips: Iterable[Any], num_batches: int) -> tuple[int, int]:
+    """Forward up to ``num_batches`` batches with only ``layers`` in training mode, averaging
+    their statistics cumulatively; on failure the old statistics are put back. Returns
+    ``(batches, clips)`` used."""
     modes = {m: m.training for m in model.modules()}
     momenta = {name: bn.momentum for name, bn in layers}
     device = next(model.parameters()).device
@@ -106,7 +114,11 @@ def recalibrate_bn(model: nn.Module, clips: Iterable[Any], *, num_batches: int) 
             bn.momentum = momenta[name]
         for m, flag in modes.items():
             m.training = flag
+    return used, seen
 
+
+def _movement_report(layers, before, used: int, seen: int) -> dict[str, Any]:
+    """How far each layer's statistics moved (see :func:`recalibrate_bn`'s return value)."""
     report: dict[str, Any] = {"batches": used, "clips": seen, "layers": {}}
     ratios = []
     for name, bn in layers:

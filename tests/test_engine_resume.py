@@ -1,0 +1,127 @@
+"""Resuming and work dirs: what a resumed config may change (and what it then does), what it
+may not, incomplete checkpoints, torchrun restarts, the work-dir lock and a killed writer's
+debris."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from aknet_cli.engine.config import load_config
+from aknet_cli.engine.resume import resume_source
+from aknet_cli.engine.trainer import train
+from aknet_cli.engine.workdir import LOCK_NAME, WorkDirInUse
+from aknet_cli.exceptions import CheckpointError, ConfigError
+from train_fixtures import Killed, kill_at, make_synth, write_config
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory) -> Path:
+    """resnet18, 4 classes × 4 clips at 32², batch 4: 4 steps an epoch, 2 epochs, ×0.1 after epoch 1."""
+    root = tmp_path_factory.mktemp("resume")
+    return write_config(root / "run.toml", make_synth(root))
+
+
+@pytest.fixture
+def killed(config, tmp_path) -> Path:
+    """A work dir whose run was killed after step 5 (epoch 2, step 1; last.pt written at step 4)."""
+    work = tmp_path / "killed"
+    with pytest.raises(Killed):
+        train(load_config(config, ["ckpt.every_steps=2"]), work_dir=work, progress=False, on_step_end=[kill_at(5)])
+    return work
+
+
+def test_a_resume_with_a_new_lr_runs_at_it_and_records_it(config, killed, capsys):
+    train(load_config(config, ["ckpt.every_steps=2", "optim.lr=0.01"]), work_dir=killed, resume="auto")
+    metrics = pd.read_csv(killed / "metrics.csv")
+    # Epoch 2 runs after the milestone: the new lr × 0.1, not the recorded lr × 0.1 (1e-4).
+    assert metrics["lr"].tolist() == pytest.approx([1e-3, 1e-3])
+    assert "optim.lr 0.001 → 0.01" in capsys.readouterr().out
+    assert load_config(killed / "config.toml", check_paths=False).optim.lr == 0.01  # what ran is what is recorded
+
+
+@pytest.mark.parametrize("override,key", [
+    ("optim.batch_size=8", "optim.batch_size"), ("optim.name=sgd", "optim.name"), ("train.seed=1", "train.seed"),
+    ("model.dropout=0.2", "model.dropout"), ("data.crop=28", "data.crop"),
+])
+def test_a_resume_that_would_train_something_else_is_refused_naming_both_values(config, killed, override, key):
+    before = (killed / "last.pt").stat().st_mtime_ns, (killed / "metrics.csv").read_text()
+    with pytest.raises(ConfigError, match=rf"{key} is .* in this config but .* in the run being resumed"):
+        train(load_config(config, ["ckpt.every_steps=2", override]), work_dir=killed, resume="auto", progress=False)
+    assert ((killed / "last.pt").stat().st_mtime_ns, (killed / "metrics.csv").read_text()) == before
+    assert load_config(killed / "config.toml", check_paths=False).optim.batch_size == 4  # still the running one
+
+
+def test_fewer_epochs_than_already_finished_is_refused(config, tmp_path):
+    train(load_config(config), work_dir=tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="finished 2 epochs"):
+        train(load_config(config, ["optim.epochs=1"]), work_dir=tmp_path, resume="auto", progress=False)
+
+
+def test_a_checkpoint_without_rng_state_is_refused_in_one_line(config, killed):
+    ckpt = torch.load(killed / "last.pt", map_location="cpu", weights_only=True)
+    del ckpt["train_state"]["rng"]
+    torch.save(ckpt, killed / "edited.pt")
+    with pytest.raises(CheckpointError, match="lacks rng"):
+        train(load_config(config, ["ckpt.every_steps=2"]), work_dir=killed, resume=str(killed / "edited.pt"),
+              progress=False)
+
+
+def test_a_torchrun_restart_continues_from_the_work_dirs_newer_last_pt(killed, tmp_path, monkeypatch):
+    older = tmp_path / "started_from.pt"
+    ckpt = torch.load(killed / "last.pt", map_location="cpu", weights_only=True)
+    ckpt["train_state"]["epoch"], ckpt["train_state"]["step_in_epoch"] = 0, 2
+    torch.save(ckpt, older)
+    assert resume_source(str(older), killed) == older
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    assert resume_source(str(older), killed) == killed / "last.pt"  # not back to where the job first started
+    assert resume_source(None, killed) == killed / "last.pt"
+
+
+def _hold_lock(work: Path) -> subprocess.Popen:
+    code = ("import sys, time; from aknet_cli.engine.workdir import WorkDirLock; "
+            "lock = WorkDirLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(120)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(work)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_second_run_in_a_locked_work_dir_is_refused_naming_the_holder(config, tmp_path):
+    work = tmp_path / "w"
+    work.mkdir()
+    holder = _hold_lock(work)
+    try:
+        with pytest.raises(WorkDirInUse, match=rf"in use by another training run \(pid {holder.pid} on "):
+            train(load_config(config, ["optim.epochs=1"]), work_dir=work, progress=False)
+        assert sorted(p.name for p in work.iterdir()) == [LOCK_NAME]  # nothing written
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    # The lock died with its holder: the next run takes it.
+    train(load_config(config, ["optim.epochs=1"]), work_dir=work, progress=False)
+    assert (work / "best.pt").is_file()
+
+
+def test_the_temporaries_of_a_killed_writer_are_removed_when_the_next_run_starts(config, killed, capsys):
+    debris = [killed / ".last.pt.ab12cd34.tmp", killed / ".metrics.csv.x9y8z7w6.aknet-partial.csv"]
+    for path in debris:
+        path.write_bytes(b"\0" * 1024)
+    (killed / ".keep").write_text("the user's")
+    train(load_config(config, ["ckpt.every_steps=2"]), work_dir=killed, resume="auto")
+    assert not any(p.exists() for p in debris)
+    assert (killed / ".keep").exists()
+    assert "removed 2 temporary file(s)" in capsys.readouterr().out
+
+
+def test_the_lock_is_released_when_a_run_fails(config, tmp_path):
+    with pytest.raises(Killed):
+        train(load_config(config), work_dir=tmp_path, progress=False, on_step_end=[kill_at(1)])
+    from aknet_cli.engine.workdir import WorkDirLock
+
+    WorkDirLock(tmp_path).acquire().release()  # would raise WorkDirInUse if the failed run still held it
