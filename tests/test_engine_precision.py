@@ -127,3 +127,25 @@ def test_a_clips_seed_leaves_the_cuda_generators_alone(monkeypatch, tmp_path):
     a, b = SeededClips(One())[(0, 123)], SeededClips(One())[(0, 123)]
     assert torch.equal(a, b)  # the clip's draws are its seed's
     assert reseeded == []  # torch.manual_seed would have reseeded every GPU's generator
+
+
+@pytest.mark.parametrize("backbone", ["tsm_resnet18", "tdn_resnet18"])
+def test_channels_last_clips_reach_the_first_conv_as_nhwc_and_change_nothing(backbone):
+    from aknet_cli import create_backbone
+    from aknet_cli.engine.scoring import channels_last_frames
+
+    net = create_backbone(backbone, num_classes=3, num_segments=2).eval()
+    fps = net.frames_per_segment
+    x = torch.randn((1, 2, 3, 32, 32) if fps == 1 else (1, 2, fps, 3, 32, 32))
+    laid = channels_last_frames(x)
+    assert torch.equal(laid, x) and laid.shape == x.shape
+    seen = []
+    stem_conv = net.stages["stem"][0]  # the RGB path's first conv (TDN's difference path stacks frames)
+    hook = stem_conv.register_forward_pre_hook(
+        lambda module, args: seen.append(args[0].stride(1) == 1 and args[0].stride(3) == args[0].shape[1]))
+    with torch.no_grad():
+        out = net(laid)
+    hook.remove()
+    assert seen == [True]  # NHWC strides (channels fastest): the backbone's reshape kept the layout
+    with torch.no_grad():
+        assert torch.allclose(out, net(x), atol=1e-5)

@@ -13,19 +13,22 @@ from .precision import autocast
 from .progress import StepProgress
 
 
-def to_device(clips: torch.Tensor, device: torch.device, *, channels_last: bool = False) -> torch.Tensor:
-    """Move a clip batch ``(..., 3, H, W)`` to ``device``; with ``channels_last``, lay each
-    frame out as NHWC, the layout cuDNN's fastest convolution kernels read.
+def channels_last_frames(clips: torch.Tensor) -> torch.Tensor:
+    """The same clip batch ``(..., 3, H, W)`` with every frame laid out as NHWC, the layout
+    cuDNN's fastest convolution kernels read.
 
     The leading dimensions are folded into one batch dimension for the conversion and unfolded
-    again, so the backbone's own ``reshape`` to ``(B·T, 3, H, W)`` keeps the NHWC strides.
+    again, so the backbone's own ``reshape`` to ``(B·T, 3, H, W)`` is a view with NHWC strides.
     """
-    clips = clips.to(device, non_blocking=True)
-    if not channels_last or device.type != "cuda":
-        return clips
     lead = clips.shape[:-3]
     frames = clips.reshape(-1, *clips.shape[-3:]).contiguous(memory_format=torch.channels_last)
     return frames.unflatten(0, lead)
+
+
+def to_device(clips: torch.Tensor, device: torch.device, *, channels_last: bool = False) -> torch.Tensor:
+    """Move a clip batch to ``device``; on CUDA with ``channels_last``, in NHWC frames."""
+    clips = clips.to(device, non_blocking=True)
+    return channels_last_frames(clips) if channels_last and device.type == "cuda" else clips
 
 
 @torch.no_grad()
