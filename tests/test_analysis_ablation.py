@@ -44,7 +44,7 @@ STAGE2 = STAGE1.replace('name = "s1"', 'name = "s2"').replace(
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("ablate")
     result = runner.invoke(app, ["prepare", "synthetic", "--out", str(root / "synth"), "--classes", "3",
-                                 "--train-per-class", "4", "--val-per-class", "1", "--size", "32", "--frames", "8"])
+                                 "--train-per-class", "4", "--val-per-class", "1", "--test-per-class", "2", "--size", "32", "--frames", "8"])
     assert result.exit_code == 0, result.output
     (root / "s1.toml").write_text(STAGE1)
     (root / "s2.toml").write_text(STAGE2)

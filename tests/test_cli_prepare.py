@@ -59,9 +59,9 @@ def test_out_inside_root_and_bad_option(tmp_path):
 
 def test_synthetic_command(tmp_path):
     result = runner.invoke(app, ["prepare", "synthetic", "--out", str(tmp_path / "s"), "--classes", "2",
-                                 "--train-per-class", "2", "--val-per-class", "1", "--size", "32", "--frames", "8", "--json"])
+                                 "--train-per-class", "2", "--val-per-class", "1", "--test-per-class", "2", "--size", "32", "--frames", "8", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["splits"] == {"train": 4, "val": 2}
+    assert json.loads(result.stdout)["splits"] == {"train": 4, "val": 2, "test": 4}
     result = runner.invoke(app, ["prepare", "synthetic", "--out", str(tmp_path / "x"), "--classes", "99"])
     assert_one_line_error(result, "--classes")
 

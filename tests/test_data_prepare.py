@@ -199,7 +199,7 @@ def test_progress_bar_fits_80_columns():
 
 
 def test_synth_reversed_pairs_follow_the_label_order(tmp_path):
-    config = SynthConfig(classes=12, train_per_class=1, val_per_class=1, size=32, frames=4)
+    config = SynthConfig(classes=12, train_per_class=1, val_per_class=1, test_per_class=1, size=32, frames=4)
     prepare_synthetic(config, out=tmp_path / "s")
     manifest = load_manifest(tmp_path / "s")
     expected = {(CLASS_NAMES[a], CLASS_NAMES[b]) for a, b in REVERSED_PAIRS}  # the generator's own pairs
@@ -210,7 +210,7 @@ def test_synth_reversed_pairs_follow_the_label_order(tmp_path):
     # Sorted label order moves them off 0-9 (issue 7): hand-checked against the sorted names.
     assert sorted(tuple(sorted(p)) for p in pairs) == [(0, 1), (2, 6), (3, 7), (4, 5), (10, 11)]
     # A pair is only recorded when both classes exist, and real releases have none.
-    prepare_synthetic(SynthConfig(classes=5, train_per_class=1, val_per_class=1, size=32, frames=4), out=tmp_path / "five")
+    prepare_synthetic(SynthConfig(classes=5, train_per_class=1, val_per_class=1, test_per_class=1, size=32, frames=4), out=tmp_path / "five")
     assert {tuple(sorted(load_manifest(tmp_path / "five").classes[i] for i in p))
             for p in load_manifest(tmp_path / "five").reversed_pairs} == {tuple(sorted(CLASS_NAMES[i] for i in p))
                                                                          for p in REVERSED_PAIRS[:2]}

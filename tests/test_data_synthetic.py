@@ -9,7 +9,7 @@ from aknet_cli.data import synthetic
 from aknet_cli.data.synthetic import CLASS_NAMES, REVERSED_PAIRS, SynthConfig, _track, prepare_synthetic, render_clip
 from aknet_cli.exceptions import ConfigError, DataError
 
-TINY = dict(classes=4, train_per_class=3, val_per_class=2, size=32, frames=8)
+TINY = dict(classes=4, train_per_class=3, val_per_class=2, test_per_class=2, size=32, frames=8)
 
 
 def _files(folder):
@@ -27,17 +27,33 @@ def test_same_seed_same_bytes_different_seed_differs(tmp_path):
 
 def test_balanced_and_prepared_through_sthv1_reader(tmp_path):
     summary, note = prepare_synthetic(SynthConfig(**TINY), out=tmp_path / "s")
-    assert summary.splits == {"train": 12, "val": 8} and not summary.skipped and note is None
+    assert summary.splits == {"train": 12, "val": 8, "test": 8} and not summary.skipped and note is None
     manifest = load_manifest(tmp_path / "s")
     assert manifest.data["source_format"] == "sthv1" and manifest.data["name"] == "synth-sth"
     assert manifest.classes == sorted(CLASS_NAMES[:4])
     assert (tmp_path / "s" / "raw" / "something-something-v1-train.csv").is_file()
     counts = pd.read_csv(tmp_path / "s" / "train.csv")["label"].value_counts()
     assert counts.tolist() == [3, 3, 3, 3]
+    assert pd.read_csv(tmp_path / "s" / "test.csv")["label"].value_counts().tolist() == [2, 2, 2, 2]
+    assert "never used for selection" in manifest.data["split_roles"]["test"]
     # The same inputs again: accepted (idempotent); another seed needs --force.
     prepare_synthetic(SynthConfig(**TINY), out=tmp_path / "s")
     with pytest.raises(DataError, match="different dataset"):
         prepare_synthetic(SynthConfig(**TINY, seed=9), out=tmp_path / "s")
+
+
+def test_the_held_out_split_is_new_clips_and_leaves_train_and_val_unchanged(tmp_path):
+    prepare_synthetic(SynthConfig(**{**TINY, "test_per_class": 0}), out=tmp_path / "without")
+    prepare_synthetic(SynthConfig(**TINY), out=tmp_path / "with")
+    without, with_test = _files(tmp_path / "without" / "raw"), _files(tmp_path / "with" / "raw")
+    for name in ("train.csv", "val.csv"):
+        assert (tmp_path / "without" / name).read_bytes() == (tmp_path / "with" / name).read_bytes()
+    shared = {k: v for k, v in with_test.items() if k.endswith(".jpg") and k in without}
+    assert len(shared) == (12 + 8) * 8 and all(without[k] == v for k, v in shared.items())
+    test = pd.read_csv(tmp_path / "with" / "test.csv", dtype={"id": str})
+    assert set(test["id"]).isdisjoint(pd.read_csv(tmp_path / "with" / "train.csv", dtype={"id": str})["id"])
+    frames = {k: v for k, v in with_test.items() if k.split("/")[0] in set(test["id"]) and k.endswith(".jpg")}
+    assert len(frames) == 8 * 8 and not set(frames.values()) & set(shared.values())  # no clip reused
 
 
 def _object_x(clip):
@@ -131,12 +147,13 @@ def test_growing_vs_shrinking_object(monkeypatch):
 
 
 def test_video_formats(tmp_path):
-    small = dict(classes=2, train_per_class=1, val_per_class=1, size=32, frames=8)
+    small = dict(classes=2, train_per_class=1, val_per_class=1, test_per_class=1, size=32, frames=8)
     summary, _ = prepare_synthetic(SynthConfig(**small, format="sthv2"), out=tmp_path / "v2")
-    assert summary.splits == {"train": 2, "val": 2} and not summary.skipped
+    assert summary.splits == {"train": 2, "val": 2, "test": 2} and not summary.skipped
     assert pd.read_csv(tmp_path / "v2" / "train.csv")["num_frames"].tolist() == [8, 8]
+    assert sorted(pd.read_csv(tmp_path / "v2" / "test.csv")["label"]) == [0, 1]  # labelled, unlike the official
     summary, _ = prepare_synthetic(SynthConfig(**small, format="diving48"), out=tmp_path / "d48")
-    assert summary.splits == {"train": 2, "val": 2} and not summary.skipped
+    assert summary.splits == {"train": 2, "val": 2, "test": 2} and not summary.skipped
     assert load_manifest(tmp_path / "d48").classes == list(CLASS_NAMES[:2])
 
 
@@ -167,14 +184,14 @@ def test_interrupted_generation_is_recognised_and_regenerated(tmp_path):
     raw = tmp_path / "s" / "raw"
     with pytest.raises(_Interrupt):
         synthetic.generate_raw(config, raw, progress=_interrupt_after(5))
-    assert len([p for p in raw.iterdir() if p.is_dir()]) == 5  # half-written: 5 of 20 clips
+    assert len([p for p in raw.iterdir() if p.is_dir()]) == 5  # half-written: 5 of 28 clips
     # A plain re-run, and one with --force, both regenerate what the generator left.
     summary, _ = prepare_synthetic(config, out=tmp_path / "s")
-    assert summary.splits == {"train": 12, "val": 8} and not summary.skipped
+    assert summary.splits == {"train": 12, "val": 8, "test": 8} and not summary.skipped
     with pytest.raises(_Interrupt):
         synthetic.generate_raw(config, raw, progress=_interrupt_after(3))
     summary, _ = prepare_synthetic(config, out=tmp_path / "s", force=True)
-    assert summary.splits == {"train": 12, "val": 8}
+    assert summary.splits == {"train": 12, "val": 8, "test": 8}
     prepare_synthetic(config, out=tmp_path / "clean")
     assert _files(raw) == _files(tmp_path / "clean" / "raw")  # the same bytes as an uninterrupted run
 

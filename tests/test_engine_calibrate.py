@@ -120,7 +120,7 @@ def test_convert_1d_calibrate_from_the_command_line(tmp_path):
     runner = CliRunner()
     data = tmp_path / "synth"
     prep = runner.invoke(app, ["prepare", "synthetic", "--out", str(data), "--classes", "2", "--train-per-class", "4",
-                               "--val-per-class", "1", "--size", "32", "--frames", "8", "--workers", "1"])
+                               "--val-per-class", "1", "--test-per-class", "2", "--size", "32", "--frames", "8", "--workers", "1"])
     assert prep.exit_code == 0, prep.output
     torch.manual_seed(0)
     net = create_backbone("tsm_resnet18", num_classes=2, num_segments=4)

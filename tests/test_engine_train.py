@@ -49,7 +49,7 @@ def tiny(tmp_path_factory) -> Path:
     """4 classes × 4 training clips (2 val) of 32² synth-sth, 8 frames: 4 steps an epoch at batch 4."""
     root = tmp_path_factory.mktemp("tiny")
     result = runner.invoke(app, ["prepare", "synthetic", "--out", str(root / "synth"), "--classes", "4",
-                                 "--train-per-class", "4", "--val-per-class", "2", "--size", "32", "--frames", "8"])
+                                 "--train-per-class", "4", "--val-per-class", "2", "--test-per-class", "2", "--size", "32", "--frames", "8"])
     assert result.exit_code == 0, result.output
     config = root / "tiny.toml"
     config.write_text(TINY.format(dataset=root / "synth"))
@@ -97,7 +97,7 @@ def test_stage2_converts_the_stage1_checkpoint_and_trains_with_eq16(stage1, tiny
 def test_stage2_refuses_a_stage1_checkpoint_of_another_dataset(stage1, tiny, tmp_path):
     other = tmp_path / "other"
     result = runner.invoke(app, ["prepare", "synthetic", "--out", str(other), "--classes", "3",
-                                 "--train-per-class", "2", "--val-per-class", "1", "--size", "32", "--frames", "8"])
+                                 "--train-per-class", "2", "--val-per-class", "1", "--test-per-class", "2", "--size", "32", "--frames", "8"])
     assert result.exit_code == 0, result.output
     cfg = load_config(tiny, ["model.stage=2", f"model.init_from={stage1.best_checkpoint}", f"data.dataset={other}"])
     with pytest.raises(CheckpointError, match="num_classes 4"):
@@ -173,7 +173,7 @@ def test_eval_in_1x1_and_2x3_views(stage1, tiny, tmp_path):
 def test_eval_mismatch_and_bad_views_are_one_line(stage1, tmp_path):
     other = tmp_path / "other"
     runner.invoke(app, ["prepare", "synthetic", "--out", str(other), "--classes", "3", "--train-per-class", "1",
-                        "--val-per-class", "1", "--size", "32", "--frames", "8"])
+                        "--val-per-class", "1", "--test-per-class", "2", "--size", "32", "--frames", "8"])
     ckpt = str(stage1.best_checkpoint)
     assert_one_line_error(runner.invoke(app, ["eval", ckpt, "--data", str(other)]), "4 classes", "has 3")
     assert_one_line_error(runner.invoke(app, ["eval", ckpt, "--data", str(other), "--views", "2x2"]), "--views")

@@ -31,12 +31,13 @@ amp = false
 """
 
 
-def make_synth(root: Path, *, classes: int = 4, train: int = 4, val: int = 2, size: int = 32) -> Path:
+def make_synth(root: Path, *, classes: int = 4, train: int = 4, val: int = 2, test: int = 2, size: int = 32) -> Path:
     """A prepared synth-sth under ``root/synth`` (``classes × train`` training clips)."""
     from aknet_cli.data.synthetic import SynthConfig, prepare_synthetic
 
     out = root / "synth"
-    prepare_synthetic(SynthConfig(classes=classes, train_per_class=train, val_per_class=val, size=size, frames=8),
+    prepare_synthetic(SynthConfig(classes=classes, train_per_class=train, val_per_class=val, test_per_class=test, size=size,
+                                 frames=8),
                       out=out, workers=1)
     return out
 

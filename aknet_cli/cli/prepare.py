@@ -160,7 +160,8 @@ def synthetic_command(
     fmt: str = typer.Option("sthv1", "--format", help="Raw layout: sthv1 (JPEG), sthv2 (WebM) or diving48 (MP4)."),
     classes: int = typer.Option(12, "--classes", help="Number of classes (2-14)."),
     train_per_class: int = typer.Option(40, "--train-per-class", help="Training clips per class."),
-    val_per_class: int = typer.Option(10, "--val-per-class", help="Validation clips per class."),
+    val_per_class: int = typer.Option(10, "--val-per-class", help="Validation clips per class (training selects best.pt on them)."),
+    test_per_class: int = typer.Option(50, "--test-per-class", help="Held-out test clips per class, labelled, for reported numbers (0: none)."),
     size: int = typer.Option(112, "--size", help="Frame side in pixels."),
     frames: int = typer.Option(16, "--frames", help="Frames per clip."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives identical files."),
@@ -179,6 +180,7 @@ def synthetic_command(
     if raw is not None:
         check_output_dir(raw, option="--raw")
     config = SynthConfig(classes=classes, train_per_class=train_per_class, val_per_class=val_per_class,
+                         test_per_class=test_per_class,
                          size=size, frames=frames, seed=seed, format=fmt)
     summary, note = prepare_synthetic(config, out=out, raw=raw, force=force, workers=workers,
                                       console=None if json_out else err_console)

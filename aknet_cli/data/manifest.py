@@ -8,7 +8,9 @@
     label index, as strings -> ints, for horizontal-flip augmentation), ``splits``
     (clips per split), ``skipped``, ``aknet_version``, ``info`` (extra, e.g. synthetic
     generation parameters), and ``reversed_pairs`` (``[[name_a, name_b], ...]``: classes whose
-    clips are time-reversals of each other, by name; synth-sth only, ``[]`` for real releases).
+    clips are time-reversals of each other, by name; synth-sth only, ``[]`` for real releases),
+    and ``split_roles`` (what each split is for: ``val`` selects ``best.pt``, a labelled
+    ``test`` split is held out for reported numbers; absent in datasets prepared before it).
 
 Split CSVs: ``id,path,num_frames,label`` (+ release extras); ``path`` is relative to
 ``media_root``; ``label`` is ``-1`` for unlabelled test clips.

@@ -261,6 +261,23 @@ def _per_class(rows: dict[str, list[dict[str, Any]]], num_classes: int) -> dict[
     return counts
 
 
+#: What each split is for. Training selects ``best.pt`` on ``val``; a labelled ``test`` split
+#: is held out: numbers reported on it were selected on nothing.
+SPLIT_ROLES = {
+    "train": "training",
+    "val": "model selection: best.pt is the epoch with the best val top-1",
+    "test": "held out: reported numbers only, never used for selection",
+}
+
+
+def split_roles(rows: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    """``dataset.json``'s ``split_roles``; an unlabelled test split is for predictions only."""
+    roles = {split: SPLIT_ROLES.get(split, "") for split in rows}
+    if "test" in rows and rows["test"] and all(r["label"] == -1 for r in rows["test"]):
+        roles["test"] = "unlabelled: predictions only"
+    return roles
+
+
 def _manifest(release: Release, classes: list[str], label_order: str, rows: dict[str, list[dict[str, Any]]],
               skipped: list[dict[str, str]]) -> dict[str, Any]:
     known = set(classes)
@@ -284,6 +301,7 @@ def _manifest(release: Release, classes: list[str], label_order: str, rows: dict
         "flip_map": {str(k): v for k, v in sorted(flips.items())},
         "reversed_pairs": [list(pair) for pair in release.reversed_pairs],
         "splits": {split: len(r) for split, r in rows.items()},
+        "split_roles": split_roles(rows),
         "skipped": len(skipped),
         "info": release.info,
         "aknet_version": __version__,

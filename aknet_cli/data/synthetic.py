@@ -10,7 +10,9 @@ The informative content (the object) covers ~2% of each frame.
 
 Per clip, start/end positions, speeds, colours, sizes, background texture and drift, and
 distractor placement are random; everything derives from ``(seed, class, split, number)``,
-so the output is byte-identical for a given seed.
+so the output is byte-identical for a given seed. Three splits: ``train``, ``val`` (what
+training selects ``best.pt`` on) and a labelled, held-out ``test`` split drawn from its own
+stream (50 clips a class by default), on which results are reported.
 
 The raw data is written in an official layout (Sth-Sth V1 JPEG folders by default, or
 Sth-Sth V2 WebM / Diving48 MP4) and prepared through the same readers as the real releases.
@@ -69,6 +71,8 @@ class SynthConfig:
     classes: int = 12
     train_per_class: int = 40
     val_per_class: int = 10
+    #: A labelled held-out split: val selects best.pt, test is what results are reported on.
+    test_per_class: int = 50
     size: int = 112
     frames: int = 16
     seed: int = 0
@@ -80,6 +84,8 @@ class SynthConfig:
             raise ConfigError(f"--classes must be between 2 and {len(CLASS_NAMES)}, got {self.classes}")
         if self.train_per_class < 1 or self.val_per_class < 1:
             raise ConfigError("--train-per-class and --val-per-class must be >= 1")
+        if self.test_per_class < 0:
+            raise ConfigError(f"--test-per-class must be >= 0 (0: no test split), got {self.test_per_class}")
         if not 32 <= self.size <= 1024:
             raise ConfigError(f"--size must be between 32 and 1024 pixels, got {self.size}")
         if not 4 <= self.frames <= 512:
@@ -169,13 +175,19 @@ def _colour(rng: np.random.Generator) -> np.ndarray:
     return 40 + 200 * np.clip(rgb, 0, 1)
 
 
+#: Each split draws its clips from its own stream of the seed, so the test clips are new clips,
+#: not copies of training or validation ones, and adding them changes no other clip.
+SPLIT_STREAMS = {"train": 0, "val": 1, "test": 2}
+SPLITS = tuple(SPLIT_STREAMS)
+
+
 def render_clip(*, cls: int, seed: int, split: str, number: int, size: int, frames: int) -> np.ndarray:
     """One clip of class ``cls`` (label-file index).
 
     Returns:
         ``uint8`` array ``(frames, size, size, 3)``.
     """
-    rng = np.random.default_rng([seed, cls, {"train": 0, "val": 1}[split], number])
+    rng = np.random.default_rng([seed, cls, SPLIT_STREAMS[split], number])
     pad = frames // 2 + 2
     texture = _background(rng, size + 2 * pad)
     drift = rng.uniform(0.15, 0.5) * np.array([math.cos(a := rng.uniform(0, 2 * math.pi)), math.sin(a)])
@@ -218,11 +230,18 @@ def render_clip(*, cls: int, seed: int, split: str, number: int, size: int, fram
 
 # ---------------------------------------------------------------------------- writers
 def _clip_list(config: SynthConfig) -> list[tuple[str, int, int, str]]:
-    """``(split, class, number, id)`` for every clip; ids are a seeded permutation of 1..N."""
-    clips = [(split, cls, n) for split, per in (("train", config.train_per_class), ("val", config.val_per_class))
-             for cls in range(config.classes) for n in range(per)]
-    ids = np.random.default_rng([config.seed, 999]).permutation(len(clips)) + 1
-    return [(split, cls, n, str(int(i))) for (split, cls, n), i in zip(clips, ids)]
+    """``(split, class, number, id)`` for every clip.
+
+    Train and val ids are a seeded permutation of 1..N (as before the test split existed, so
+    those clips and their ids are unchanged); the test clips take the ids after them, in a
+    permutation of their own.
+    """
+    seen = [(split, cls, n) for split, per in (("train", config.train_per_class), ("val", config.val_per_class))
+            for cls in range(config.classes) for n in range(per)]
+    held_out = [("test", cls, n) for cls in range(config.classes) for n in range(config.test_per_class)]
+    ids = np.random.default_rng([config.seed, 999]).permutation(len(seen)) + 1
+    test_ids = np.random.default_rng([config.seed, 998]).permutation(len(held_out)) + len(seen) + 1
+    return [(split, cls, n, str(int(i))) for (split, cls, n), i in zip(seen + held_out, [*ids, *test_ids])]
 
 
 def _write_frames(folder: Path, clip: np.ndarray) -> None:
@@ -296,7 +315,7 @@ def generate_raw(config: SynthConfig, raw: Path, *, progress: Callable[[], None]
             write_video(media / f"{vid}{ext}", clip, fps=config.fps, codec=codec)
         if progress:
             progress()
-    by_split = {s: sorted((c for c in clips if c[0] == s), key=lambda c: int(c[3])) for s in ("train", "val")}
+    by_split = {s: sorted((c for c in clips if c[0] == s), key=lambda c: int(c[3])) for s in SPLITS}
     _write_annotations(config.format, raw, names, by_split, config.frames)
     _write_marker(raw, config, complete=True)
     return {"extension": ext, "note": note}
@@ -311,11 +330,13 @@ def _write_annotations(fmt: str, raw: Path, names: list[str], by_split: dict[str
 
     if fmt == "sthv1":
         (raw / sthv1.LABELS).write_text("".join(n + "\n" for n in names))
-        for split, fname in sthv1.SPLIT_FILES.items():
-            (raw / fname).write_text("".join(f"{vid};{names[cls]}\n" for _, cls, _, vid in by_split[split]))
+        files = {**sthv1.SPLIT_FILES, "test": sthv1.TEST_FILE}  # synth-sth's test list is labelled
+        for split, fname in files.items():
+            if by_split[split]:
+                (raw / fname).write_text("".join(f"{vid};{names[cls]}\n" for _, cls, _, vid in by_split[split]))
     elif fmt == "sthv2":
         (raw / sthv2.LABELS).write_text(json.dumps({n: str(i) for i, n in enumerate(names)}, indent=1))
-        for split in ("train", "val"):
+        for split in (s for s in SPLITS if by_split[s]):
             records = [{"id": vid, "label": names[cls].lower(), "template": names[cls].replace("something", "[something]"),
                         "placeholders": ["something"] * names[cls].count("something")}
                        for _, cls, _, vid in by_split[split]]
@@ -323,7 +344,8 @@ def _write_annotations(fmt: str, raw: Path, names: list[str], by_split: dict[str
     else:
         vocab = [[" ".join(p) for p in np.array_split(n.split(), 4)] for n in names]
         (raw / diving48.VOCAB).write_text(json.dumps(vocab))
-        for split, fname in diving48.SPLIT_FILES.items():
+        files = {**diving48.SPLIT_FILES, "test": diving48.HELDOUT_FILE}
+        for split, fname in ((s, f) for s, f in files.items() if by_split[s]):
             records = [{"vid_name": vid, "label": cls, "start_frame": 0, "end_frame": frames - 1}
                        for _, cls, _, vid in by_split[split]]
             (raw / fname).write_text(json.dumps(records, indent=1))
@@ -356,7 +378,7 @@ def prepare_synthetic(
     identity = {"source_format": config.format, "root": str(raw.resolve()), "info": info}
     # Checked before generating: regenerating must not clobber another dataset's raw data.
     check_output_folder(out=out, root=raw, identity=identity, force=force)
-    total = config.classes * (config.train_per_class + config.val_per_class)
+    total = config.classes * (config.train_per_class + config.val_per_class + config.test_per_class)
     with progress_bar(console) as bar:
         task = bar.add_task("synth-sth", total=total)
         written = generate_raw(config, raw, progress=lambda: bar.advance(task))

@@ -20,6 +20,8 @@ from ._text import load_json, parse_index
 
 VOCAB = "Diving48_vocab.json"
 SPLIT_FILES = {"train": "Diving48_V2_train.json", "val": "Diving48_V2_test.json"}
+#: Not in the official release (whose test list serves as val): synth-sth's held-out split.
+HELDOUT_FILE = "Diving48_V2_heldout.json"
 VIDEO_EXTENSION = ".mp4"
 
 
@@ -64,6 +66,9 @@ def read_diving48(root: Path, *, videos_dir: str | Path = "rgb") -> Release:
     }
     media_root = require_dir(root / videos_dir, "videos")
     sources = {"classes": root / VOCAB} | {split: root / fname for split, fname in SPLIT_FILES.items()}
+    if (root / HELDOUT_FILE).is_file():
+        splits["test"] = read_split(root / HELDOUT_FILE, class_names=names, extension=VIDEO_EXTENSION)
+        sources["test"] = root / HELDOUT_FILE
     return Release(
         name="diving48", root=root, media_root=media_root, media="video", class_names=names, splits=splits,
         default_label_order="file", sources=sources,

@@ -18,6 +18,8 @@ from ._text import read_text, text_names
 
 LABELS = "something-something-v1-labels.csv"
 SPLIT_FILES = {"train": "something-something-v1-train.csv", "val": "something-something-v1-validation.csv"}
+#: Optional: the official test list holds ids only (unlabelled); synth-sth's holds "id;label".
+TEST_FILE = "something-something-v1-test.csv"
 FRAME_TEMPLATE = "{:05d}.jpg"
 START_INDEX = 1
 
@@ -30,8 +32,9 @@ def read_class_names(path: Path) -> list[str]:
     return names
 
 
-def read_split(path: Path) -> list[Entry]:
-    """Parse ``id;label`` lines (no header; blank lines ignored).
+def read_split(path: Path, *, labelled: bool = True) -> list[Entry]:
+    """Parse ``id;label`` lines (no header; blank lines ignored); with ``labelled=False`` (the
+    test list) a line may be a bare ``id``, an unlabelled clip.
 
     Raises:
         DataError: a line without exactly one ``;`` (e.g. a comma-separated list) or with an
@@ -43,6 +46,9 @@ def read_split(path: Path) -> list[Entry]:
         if not line.strip():
             continue
         fields = line.split(";")
+        if not labelled and len(fields) == 1 and fields[0].strip():
+            entries.append(Entry(id=fields[0].strip(), path=fields[0].strip(), label=None))
+            continue
         if len(fields) != 2 or not fields[0].strip() or not fields[1].strip():
             raise DataError(f"{path} line {number} is not of the form 'id;label' (got {line.strip()[:80]!r}); "
                             "re-download the annotation file")
@@ -63,8 +69,10 @@ def read_sthv1(root: Path, *, frames_dir: str | Path | None = None) -> Release:
     require_dir(root, "--root")
     names = read_class_names(require_file(root / LABELS, "class names"))
     splits = {split: read_split(require_file(root / fname, f"{split} split")) for split, fname in SPLIT_FILES.items()}
-    media_root = require_dir(root / frames_dir if frames_dir else root, "frames")
     sources = {"classes": root / LABELS} | {split: root / fname for split, fname in SPLIT_FILES.items()}
+    if (root / TEST_FILE).is_file():
+        splits["test"], sources["test"] = read_split(root / TEST_FILE, labelled=False), root / TEST_FILE
+    media_root = require_dir(root / frames_dir if frames_dir else root, "frames")
     return Release(
         name="sthv1", root=root, media_root=media_root, media="frames", class_names=names, splits=splits,
         frame_template=FRAME_TEMPLATE, start_index=START_INDEX, default_label_order="sorted", sources=sources,

@@ -54,7 +54,7 @@ def read_split(path: Path, *, labelled: bool, extension: str) -> list[Entry]:
             need = "'id' and 'template'" if labelled else "'id'"
             raise DataError(f"{path} record {number} lacks {need}; re-download the annotation file")
         vid = str(record["id"])
-        label = template_to_class(str(record["template"])) if labelled else None
+        label = template_to_class(str(record["template"])) if "template" in record else None
         entries.append(Entry(id=vid, path=vid + extension, label=label))
     return entries
 
@@ -76,7 +76,7 @@ def read_sthv2(root: Path, *, videos_dir: str | Path | None = None, extension: s
     for split, fname in SPLIT_FILES.items():
         path = root / fname
         if split == "test" and not path.exists():
-            continue  # the test list is optional: it carries no labels
+            continue  # the test list is optional: officially unlabelled (synth-sth's carries templates)
         splits[split] = read_split(require_file(path, f"{split} split"), labelled=split != "test", extension=extension)
         sources[split] = path
     media_root = require_dir(root / videos_dir if videos_dir else root, "videos")
