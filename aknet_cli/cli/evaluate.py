@@ -51,13 +51,35 @@ def eval_command(
     if json_out:
         print_json(result)
         return
+    console.print(result_table(result, title=f"{data} / {split}, {result['views']} views "
+                                             f"({result['num_views']} per video)"))
+    if "paired" in result:
+        console.print(paired_line(result["paired"]), highlight=False)
+    console.print(f"{result['num_clips']} clips; top-1 intervals: {result['ci_method']}; files in {result['out']}",
+                  highlight=False, soft_wrap=True)
+
+
+def _fmt(value) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def result_table(result: dict, *, title: str) -> Table:
+    """The models of an evaluation, one row each, top-1 with its 95% interval."""
     rows = [result] + ([result["compare"]] if "compare" in result else [])
-    table = Table(title=f"{data} / {split}, {result['views']} views ({result['num_views']} per video)")
-    for col in ("checkpoint", "top-1", "top-5", "mean class", "reversed pairs", "GFLOPs/view", "GFLOPs"):
-        table.add_column(col, justify="left" if col == "checkpoint" else "right")
-    fmt = lambda v: "—" if v is None else f"{v:.2f}"  # noqa: E731
+    table = Table(title=title)
+    for col in ("model", "top-1", "95% CI", "top-5", "mean class", "reversed pairs", "GFLOPs/view", "GFLOPs"):
+        table.add_column(col, justify="left" if col == "model" else "right")
     for r in rows:
-        table.add_row(r["checkpoint"], fmt(r["top1"]), fmt(r["top5"]), fmt(r["mean_class_acc"]),
-                      fmt(r.get("reversed_pairs_top1")), f"{r['gflops_per_view']:.2f}", f"{r['gflops']:.2f}")
-    console.print(table)
-    console.print(f"{result['num_clips']} clips; files in {result['out']}", highlight=False)
+        ci = r.get("top1_ci")
+        table.add_row(r["name"], _fmt(r["top1"]), f"{ci[0]:.1f}–{ci[1]:.1f}" if ci else "—", _fmt(r["top5"]),
+                      _fmt(r["mean_class_acc"]), _fmt(r.get("reversed_pairs_top1")), f"{r['gflops_per_view']:.2f}",
+                      f"{r['gflops']:.2f}")
+    return table
+
+
+def paired_line(paired: dict) -> str:
+    """``a − b: +1.50 points (95% CI …, paired bootstrap over N clips); McNemar …``."""
+    low, high = paired["ci"]
+    return (f"{paired['a']} − {paired['b']}: {paired['difference']:+.2f} points (95% CI {low:+.2f} to {high:+.2f}, "
+            f"paired bootstrap over {paired['clips']} clips); McNemar exact p = {paired['mcnemar_p']:.3g} "
+            f"({paired['a_only']} clips right only for {paired['a']}, {paired['b_only']} only for {paired['b']})")

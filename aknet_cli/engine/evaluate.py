@@ -8,6 +8,11 @@ resize size, 256). The scores of a video's views are averaged **after softmax**.
 Writes, to the output folder: ``metrics.json``, ``per_class.csv``, ``per_class.png`` (Fig. 4
 style; with a second model, side by side per class), ``confusion.png`` and
 ``predictions.csv`` (clip id, label, top-5 classes and their scores).
+
+Every accuracy carries its uncertainty (:mod:`~aknet_cli.engine.statistics`): top-1 its 95%
+Wilson interval over clips, and with a second model the **paired** difference on the same clips
+with its 95% paired-bootstrap interval and McNemar's exact p-value. Models are named by their
+work dir (``runs/demo/tdn/best.pt`` is ``tdn``), accuracies are percentages rounded to 2 digits.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from ..exceptions import CheckpointError, ConfigError
 from .config import DataConfig
 from .distributed import all_gather_objects, setup
 from .scoring import accuracy_counts, collect_scores
+from .statistics import LEVEL, compare_paired, wilson_interval
 from .precision import autocast_dtype
 from .reports import write_confusion_plot, write_csv, write_per_class_plot
 
@@ -128,6 +134,33 @@ def _score_model(path, manifest, data_cfg: DataConfig, ctx, *, split, clips, cro
             "dataset": loader.dataset, "gflops_per_view": per_view, "crop": crop}
 
 
+def model_names(paths: list[Path]) -> list[str]:
+    """What to call each checkpoint in tables and plots: its work dir (``tdn`` for
+    ``runs/demo/tdn/best.pt``), with more of the path where two would read the same."""
+    def name(path: Path, depth: int) -> str:
+        parts = path.with_suffix("").parts
+        if path.stem in ("best", "last") and len(parts) > 1:
+            parts = parts[:-1] + ((path.stem,) if depth > 1 else ())
+        return "/".join(parts[-depth:]) or path.stem
+
+    for depth in range(1, 8):
+        names = [name(Path(p), depth) for p in paths]
+        if len(set(names)) == len(names):
+            return names
+    return [str(p) for p in paths]
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 2)
+
+
+def correct_per_clip(scored: dict[str, Any]) -> np.ndarray:
+    """1/0 top-1 correctness of every labelled clip, in the split's order."""
+    labels = scored["labels"]
+    keep = labels >= 0
+    return (scored["scores"].argmax(dim=1)[keep] == labels[keep]).numpy().astype(np.float64)
+
+
 def _summary(scored: dict[str, Any], manifest, clips: int, crops: int) -> tuple[dict[str, Any], pd.DataFrame]:
     scores, labels = scored["scores"], scored["labels"]
     hit1, hit5, n = accuracy_counts(scores, labels)
@@ -140,9 +173,11 @@ def _summary(scored: dict[str, Any], manifest, clips: int, crops: int) -> tuple[
         rows.append({"class_index": k, "class": name, "clips": count, "accuracy": acc})
     per_class = pd.DataFrame(rows)
     result: dict[str, Any] = {
-        "top1": 100 * hit1 / n if n else None,
-        "top5": 100 * hit5 / n if n else None,
-        "mean_class_acc": float(per_class["accuracy"].dropna().mean()) if n else None,
+        "top1": _pct(100 * hit1 / n) if n else None,
+        "top1_ci": [_pct(100 * v) for v in wilson_interval(int(hit1), int(n))] if n else None,
+        "ci_method": f"Wilson score interval over clips, {int(100 * LEVEL)}%",
+        "top5": _pct(100 * hit5 / n) if n else None,
+        "mean_class_acc": _pct(per_class["accuracy"].dropna().mean()) if n else None,
         "num_clips": int(len(labels)),
         "num_labelled": int(n),
         "views": f"{clips}x{crops}",
@@ -155,7 +190,9 @@ def _summary(scored: dict[str, Any], manifest, clips: int, crops: int) -> tuple[
     if pairs and n:
         members = torch.tensor(sorted({c for pair in pairs for c in pair}))
         mask = torch.isin(labels, members)
-        result["reversed_pairs_top1"] = 100.0 * float((pred[mask] == labels[mask]).float().mean())
+        hits = int((pred[mask] == labels[mask]).sum())
+        result["reversed_pairs_top1"] = _pct(100.0 * hits / int(mask.sum()))
+        result["reversed_pairs_top1_ci"] = [_pct(100 * v) for v in wilson_interval(hits, int(mask.sum()))]
     return result, per_class
 
 
@@ -192,33 +229,39 @@ def evaluate(
     manifest = load_manifest(Path(data))
     data_cfg = DataConfig(dataset=str(data), backend=backend, num_workers=num_workers, pin_memory=True)
     paths = [Path(checkpoint)] + ([Path(compare)] if compare else [])
-    results, per_class, names = [], {}, []
-    for path in paths:
+    results = []
+    for path, name in zip(paths, model_names(paths)):
         scored = _score_model(path, manifest, data_cfg, ctx, split=split, clips=clips, crops=crops,
                               batch_size=batch_size, progress=progress, backbone=backbone,
                               num_segments=num_segments, amp=amp, fuse=fuse)
         summary, table = _summary(scored, manifest, clips, crops)
-        summary["checkpoint"] = str(path)
-        name = path.stem if path.stem not in names else str(path)
-        names.append(name)
+        summary.update(name=name, checkpoint=str(path), split=split)
         results.append((summary, table, scored))
-        per_class[name] = table
-    if not ctx.is_main:
-        return results[0][0]
+    main = results[0][0]
+    if len(results) > 1:
+        main["compare"] = results[1][0]
+        if main["num_labelled"]:
+            paired = compare_paired(correct_per_clip(results[0][2]), correct_per_clip(results[1][2]))
+            main["paired"] = {"a": main["name"], "b": main["compare"]["name"], **paired.as_dict()}
+    if ctx.is_main:
+        _write_outputs(results, manifest, out)
+        main["out"] = str(out)
+    return main
+
+
+def _write_outputs(results: list[tuple[dict, pd.DataFrame, dict]], manifest, out: Path) -> None:
+    """Everything ``evaluate`` writes into ``out`` (see the module docstring)."""
     out.mkdir(parents=True, exist_ok=True)
     main, table, scored = results[0]
     write_csv(table, out / "per_class.csv")
     _write_predictions(scored, manifest, out / "predictions.csv")
     if main["num_labelled"]:
-        write_per_class_plot(per_class, out / "per_class.png")
+        write_per_class_plot({summary["name"]: t for summary, t, _ in results}, out / "per_class.png")
         write_confusion_plot(_confusion(scored, manifest.num_classes), manifest.classes, out / "confusion.png")
     if len(results) > 1:
-        main["compare"] = results[1][0]
         write_csv(results[1][1], out / "per_class_compare.csv")
-    main["out"] = str(out)
     with atomic_output(out / "metrics.json", suffix=".json") as tmp:
-        tmp.write_text(json.dumps(main, indent=2), encoding="utf-8")
-    return main
+        tmp.write_text(json.dumps({**main, "out": str(out)}, indent=2), encoding="utf-8")
 
 
 def _confusion(scored: dict[str, Any], num_classes: int) -> np.ndarray:
