@@ -23,7 +23,7 @@ def _resnet_weights(arch: str, pretrained: bool | str):
         if not path.is_file():
             raise CheckpointError(f"pretrained weights file not found: {path}")
         return None, path
-    enum_name = {"resnet18": "ResNet18_Weights", "resnet50": "ResNet50_Weights"}[arch]
+    enum_name = {"resnet18": "ResNet18_Weights", "resnet50": "ResNet50_Weights", "resnet101": "ResNet101_Weights"}[arch]
     try:
         return torchvision.models.get_weight(f"{enum_name}.{pretrained}"), None
     except (ValueError, KeyError, AttributeError):
