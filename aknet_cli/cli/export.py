@@ -11,7 +11,7 @@ from ._common import console, print_json
 
 
 def export_command(
-    checkpoint: Path = typer.Argument(..., help="An aknet checkpoint (backbone or AK-Net)."),
+    checkpoint: Path = typer.Argument(..., help="A checkpoint: aknet (backbone or AK-Net), official TSM/TDN or mmaction2 (see `aknet eval --help`)."),
     format: str = typer.Option(..., "--format", "-f", help="onnx or torch-export."),
     out: Path = typer.Option(..., "--out", "-o", help="File to write (.onnx, or .pt2 for torch-export)."),
     batch: str = typer.Option("1", help="Batch size baked into the graph, or 'dynamic' for any batch."),
@@ -30,10 +30,10 @@ def export_command(
 
         aknet export aknet.pt --format torch-export --out aknet.pt2 --batch dynamic
     """
-    from ..engine.convert_1d import model_from_checkpoint
+    from ..engine.loading import load_model_from_checkpoint
     from ..engine.export import export_model
 
-    model, _ = model_from_checkpoint(checkpoint)
+    model, _ = load_model_from_checkpoint(checkpoint)
     report = export_model(model, out, format=format, batch=batch, size=size, fuse=fuse, overwrite=force)
     if json_out:
         print_json(report.as_dict())

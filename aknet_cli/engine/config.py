@@ -41,6 +41,7 @@ class ModelConfig:
     stage: int = 1
     pretrained: str = ""
     init_from: str = ""
+    init_label_order: str = ""
     num_segments: int = 8
     dropout: float = 0.5
     partial_bn: bool = False
@@ -133,6 +134,7 @@ _SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "tr
 _CHOICES = {
     "optim.name": ("sgd", "adam", "adamw"),
     "data.resize_mode": ("short", "square"),
+    "model.init_label_order": ("", "file", "sorted"),
     "data.backend": ("decord", "pyav"),
     "data.on_error": ("fail", "skip"),
     "train.device": ("auto", "cpu", "cuda"),

@@ -100,7 +100,8 @@ def _check_stage1_checkpoint(cfg: RunConfig, manifest) -> None:
 def build_model(cfg: RunConfig, manifest, work_dir: Path, ctx: DistContext) -> nn.Module:
     """Stage 1: a fresh (or pretrained) backbone. Stage 2: AK-Net converted from ``init_from``."""
     from .._registry import create_backbone
-    from .convert_1d import convert_checkpoint, model_from_checkpoint
+    from .convert_1d import convert_checkpoint
+    from .loading import load_model_from_checkpoint
 
     if cfg.model.stage == 1:
         return create_backbone(cfg.model.backbone, num_classes=manifest.num_classes,
@@ -112,9 +113,10 @@ def build_model(cfg: RunConfig, manifest, work_dir: Path, ctx: DistContext) -> n
     switches.setdefault("dropout", cfg.model.dropout)
     if ctx.is_main:
         convert_checkpoint(cfg.model.init_from, converted, overwrite=True, backbone=cfg.model.backbone,
-                           num_classes=manifest.num_classes, num_segments=cfg.model.num_segments, **switches)
+                           num_classes=manifest.num_classes, num_segments=cfg.model.num_segments,
+                           label_order=cfg.model.init_label_order or None, dataset=manifest, **switches)
     barrier(ctx)
-    model, _ = model_from_checkpoint(converted)
+    model, _ = load_model_from_checkpoint(converted)
     return model
 
 
@@ -196,9 +198,10 @@ def train(
     rng.seed_everything(cfg.train.seed)
     resumed = None  # the resume checkpoint, read once
     if resume_from is not None and cfg.model.stage == 2:
-        from .convert_1d import model_from_checkpoint
+        from .loading import build_model, read_checkpoint
 
-        model, resumed = model_from_checkpoint(resume_from)  # AK-Net's architecture is in the file
+        resumed_ckpt = read_checkpoint(resume_from)  # AK-Net's architecture is in the file
+        model, resumed = build_model(resumed_ckpt), resumed_ckpt.raw
     else:
         model = build_model(cfg, manifest, work_dir, ctx)
     description = _model_description(cfg, manifest, model)
