@@ -289,3 +289,8 @@ def tdn_resnet18(*, num_classes: int, num_segments: int, pretrained: bool | str 
     """TDN with a ResNet-18 (basic blocks; the long-term TDM wraps each block's second conv):
     small, for tests and CPU demos."""
     return _tdn("resnet18", num_classes, num_segments, pretrained, **kw)
+
+
+def tdn_resnet101(*, num_classes: int, num_segments: int, pretrained: bool | str = False, **kw) -> TDNBackbone:
+    """TDN with a ResNet-101 (the long-term TDM in every block of res3-res5, as TDN's code)."""
+    return _tdn("resnet101", num_classes, num_segments, pretrained, **kw)
