@@ -198,10 +198,10 @@ def train(
     rng.seed_everything(cfg.train.seed)
     resumed = None  # the resume checkpoint, read once
     if resume_from is not None and cfg.model.stage == 2:
-        from .loading import build_model, read_checkpoint
+        from . import loading
 
-        resumed_ckpt = read_checkpoint(resume_from)  # AK-Net's architecture is in the file
-        model, resumed = build_model(resumed_ckpt), resumed_ckpt.raw
+        resumed_ckpt = loading.read_checkpoint(resume_from)  # AK-Net's architecture is in the file
+        model, resumed = loading.build_model(resumed_ckpt), resumed_ckpt.raw
     else:
         model = build_model(cfg, manifest, work_dir, ctx)
     description = _model_description(cfg, manifest, model)
