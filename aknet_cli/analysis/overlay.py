@@ -194,8 +194,9 @@ def run_model(loaded: LoadedModel, clip: torch.Tensor) -> tuple[torch.Tensor, to
     raw scores ``h`` (eq. 6) the selection ranked."""
     model = loaded.model
     with torch.inference_mode():
-        logits, heat, keypoints = model.after_split(model.features(clip.unsqueeze(0)))
-    return logits[0].float(), keypoints[0].long(), heat[0].float()
+        device = next(model.parameters()).device
+        logits, heat, keypoints = model.after_split(model.features(clip.unsqueeze(0).to(device)))
+    return logits[0].float().cpu(), keypoints[0].long().cpu(), heat[0].float().cpu()
 
 
 def visualize(source: Source, loaded: LoadedModel, *, resize: int, crop: int, resize_mode: str,

@@ -134,10 +134,11 @@ def is_frame_folder(path: Path) -> bool:
 
 
 def open_source(path: str | Path, *, backend: str = "pyav") -> Source:
-    """Inspect a video file or a frame folder.
+    """Inspect a video file or a frame folder, and decode its first frame to check its size.
 
     Raises:
-        VideoDecodeError: missing, empty, not a video, or truncated (one line naming it).
+        VideoDecodeError: missing, empty, not a video, truncated, or with frames too small for
+            a model (one line naming it).
     """
     from ..data.video_io import check_backend, count_frame_files, count_video_frames
 
@@ -148,12 +149,18 @@ def open_source(path: str | Path, *, backend: str = "pyav") -> Source:
         for template, start in FRAME_TEMPLATES:
             if template.format(start) in names:
                 n = count_frame_files(path, template=template, start_index=start)
-                return Source(path, "frames", n, template=template, start_index=start)
+                return _checked(Source(path, "frames", n, template=template, start_index=start), backend)
         files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
                        key=lambda p: [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", p.name)])
         if not files:
             raise VideoDecodeError(f"frame folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        return Source(path, "images", len(files), files=files)
+        return _checked(Source(path, "images", len(files), files=files), backend)
     if not path.exists():
         raise VideoDecodeError(f"missing video {path}")
-    return Source(path, "video", count_video_frames(path, backend=backend))
+    return _checked(Source(path, "video", count_video_frames(path, backend=backend)), backend)
+
+
+def _checked(source: Source, backend: str) -> Source:
+    """``source``, once its first frame shows that a model can read it (before any other work)."""
+    fit_frames(source.read([0], backend), source.path)
+    return source
