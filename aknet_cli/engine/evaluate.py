@@ -212,6 +212,7 @@ def evaluate(
         summary["checkpoint"] = str(path)
         summary["checkpoint_format"] = scored["description"]["format"]
         summary["checkpoint_notes"] = scored["description"]["notes"]
+        summary["checkpoint_verified"] = scored["description"]["verified"]
         name = path.stem if path.stem not in names else str(path)
         names.append(name)
         results.append((summary, table, scored))
