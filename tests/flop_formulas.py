@@ -16,7 +16,6 @@ All numbers are per frame; multiply by ``T`` for a clip.
 from __future__ import annotations
 
 
-
 def out_side(side: int, stride: int) -> int:
     """A 3×3 conv with padding 1 (or a 1×1 without) at this stride: ``⌈side / stride⌉``."""
     return (side - 1) // stride + 1
