@@ -22,7 +22,7 @@ def predict_command(
     label_order: Optional[str] = typer.Option(None, "--label-order", help="file or sorted: the class order of a foreign checkpoint [default: its code base's: mmaction2 file, TSM/TDN sorted]."),
     backbone: Optional[str] = typer.Option(None, "--backbone", help="Checked against the checkpoint (a foreign one is read from its weights)."),
     num_segments: Optional[int] = typer.Option(None, "--num-segments", help="Frames per clip T, for a checkpoint that records none."),
-    keypoints: Optional[Path] = typer.Option(None, "--keypoints", help="AK-Net only: write what `aknet visualize` draws for each video into DIR/<video name>/."),
+    keypoints: Optional[Path] = typer.Option(None, "--keypoints", help="AK-Net only: write what `aknet visualize` draws for each video into DIR/VIDEO_NAME/."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first unreadable video (default: skip and count it)."),
     backend: str = typer.Option("decord", "--backend", help="Video decoder: decord or pyav (use the one `aknet eval` uses to get its scores)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
