@@ -361,3 +361,13 @@ def datasets_classes(folder):
     from aknet_cli.data import load_manifest
 
     return load_manifest(folder).classes
+
+
+def test_a_bare_aknet_state_dict_is_explained(tmp_path):
+    from aknet_cli.models.aknet import build_aknet
+
+    model = build_aknet("tsm_resnet18", split="res3", num_classes=3, num_segments=2, transform_rank=4)
+    path = tmp_path / "weights_only.pt"
+    torch.save(model.state_dict(), path)
+    with pytest.raises(CheckpointError, match="weights_only.pt is a bare AK-Net state dict"):
+        read_checkpoint(path)

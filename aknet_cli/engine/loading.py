@@ -158,6 +158,9 @@ def _read_foreign(raw: dict[str, Any], path: Path, layout: Layout | None, *, bac
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     if layout is None:
+        if any(k.startswith("features.backbone.") for k in state):
+            raise CheckpointError(f"{path} is a bare AK-Net state dict, without the model description (split, α, "
+                                  f"switches) it needs; use the checkpoint convert-1d or training wrote")
         family = "tdn" if any(k.startswith("short_term.") for k in state) else (
             "tsm" if any(".conv1.net." in k for k in state) else "tsn")
         name, order = "a plain aknet state dict (no model description)", None
