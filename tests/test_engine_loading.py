@@ -371,3 +371,21 @@ def test_a_bare_aknet_state_dict_is_explained(tmp_path):
     torch.save(model.state_dict(), path)
     with pytest.raises(CheckpointError, match="weights_only.pt is a bare AK-Net state dict"):
         read_checkpoint(path)
+
+
+def test_eval_reads_an_official_tdn_checkpoint_as_it_is(datasets, tmp_path):
+    from aknet_cli import create_backbone
+    from test_foreign_tdn import _randomise, official_state_dict
+
+    sorted_data, _ = datasets
+    torch.manual_seed(4)
+    source = _randomise(create_backbone("tdn_resnet18", num_classes=CLASSES, num_segments=T), seed=5)
+    path = tmp_path / f"TDN_something_RGB_resnet18_avg_segment{T}_e60.pth.tar"
+    torch.save({"epoch": 60, "arch": "resnet18", "state_dict": official_state_dict(source)}, path)
+    metrics, predictions = _eval(path, sorted_data, tmp_path / "tdn")
+    assert metrics["checkpoint_format"] == "an official TDN checkpoint" and len(predictions) == 8
+    model, description = load_model_from_checkpoint(path)
+    assert description["backbone"] == "tdn_resnet18" and description["num_segments"] == T
+    x = torch.randn(1, T, 5, 3, 32, 32, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), source(x), rtol=1e-5, atol=1e-5)
