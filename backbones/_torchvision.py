@@ -1,9 +1,18 @@
-"""Turn a torchvision ResNet into a :class:`VideoBackbone` with named stages."""
+"""Turn a torchvision ResNet into a :class:`VideoBackbone` with named stages.
+
+ImageNet weights (``pretrained="IMAGENET1K_V1"``) are read from the torch hub cache
+(``$TORCH_HOME/hub/checkpoints``, by default ``~/.cache/torch/hub/checkpoints``) and downloaded
+only when absent; on a compute node without internet the error says where to put the file. A
+local file path works everywhere.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from urllib.parse import urlparse
 
+import torch
 import torchvision
 from torch import nn
 
@@ -23,7 +32,7 @@ def _resnet_weights(arch: str, pretrained: bool | str):
         if not path.is_file():
             raise CheckpointError(f"pretrained weights file not found: {path}")
         return None, path
-    enum_name = {"resnet18": "ResNet18_Weights", "resnet50": "ResNet50_Weights"}[arch]
+    enum_name = {"resnet18": "ResNet18_Weights", "resnet50": "ResNet50_Weights", "resnet101": "ResNet101_Weights"}[arch]
     try:
         return torchvision.models.get_weight(f"{enum_name}.{pretrained}"), None
     except (ValueError, KeyError, AttributeError):
@@ -33,10 +42,38 @@ def _resnet_weights(arch: str, pretrained: bool | str):
         ) from None
 
 
+def _hub_state_dict(arch: str, weights) -> dict:
+    """torchvision's weights from the torch hub cache, downloading them only when absent there.
+
+    Raises:
+        CheckpointError: absent and not downloadable (an offline compute node), in one line that
+            says where the file goes and what else works; or a download that arrived broken.
+    """
+    filename = os.path.basename(urlparse(weights.url).path)
+    cache = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    name = f"{type(weights).__name__}.{weights.name}"
+    try:
+        return weights.get_state_dict(progress=False, check_hash=True)
+    except OSError as exc:  # URLError, timeouts, refused connections, an unwritable cache
+        reason = getattr(exc, "reason", None) or exc
+        raise CheckpointError(
+            f"pretrained weights {name} for {arch} are not in the torch hub cache ({cache}) and cannot be "
+            f"downloaded ({reason}); on a machine without internet, copy {filename} to {cache.parent} (or set "
+            f"TORCH_HOME to a folder whose hub/checkpoints/ holds it), or set pretrained to a local file path"
+        ) from None
+    except RuntimeError as exc:
+        if "hash" not in str(exc):
+            raise
+        raise CheckpointError(f"the downloaded pretrained weights {filename} do not match their SHA-256 (a broken "
+                              f"download); run again, or copy the file to {cache.parent} by hand") from None
+
+
 def build_torchvision_resnet(arch: str, pretrained: bool | str) -> torchvision.models.ResNet:
     """Build ``torchvision.models.<arch>`` and load ImageNet or local weights (fc excluded)."""
     weights, path = _resnet_weights(arch, pretrained)
-    net = getattr(torchvision.models, arch)(weights=weights)
+    net = getattr(torchvision.models, arch)(weights=None)
+    if weights is not None:
+        net.load_state_dict(_hub_state_dict(arch, weights))
     if path is not None:
         state = {k: v for k, v in load_checkpoint(path)["state_dict"].items() if not k.startswith("fc.")}
         load_state_strict(net, state, f"pretrained weights {path}", allow_missing=("fc.",))

@@ -19,3 +19,10 @@ def resnet18(*, num_classes: int, num_segments: int, pretrained: bool | str = Fa
     return make_video_resnet(
         "resnet18", num_classes=num_classes, num_segments=num_segments, pretrained=pretrained, **kw
     )
+
+
+def resnet101(*, num_classes: int, num_segments: int, pretrained: bool | str = False, **kw) -> VideoBackbone:
+    """TSN with a ResNet-101."""
+    return make_video_resnet(
+        "resnet101", num_classes=num_classes, num_segments=num_segments, pretrained=pretrained, **kw
+    )

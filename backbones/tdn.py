@@ -23,8 +23,9 @@ Architecture (what differs from a frame-wise ResNet)
   conv-BN-ReLU of the residual branch and before its second conv, on ``planes`` channels:
   reduce the channels 16×, take the bidirectional cross-segment difference
   ``conv(f[t±1]) − f[t]`` (depthwise 3×3), process it at three scales (identity, 3×3 conv,
-  3×3 conv after 2×2 average pooling then upsampled), average, expand back with a 1×1 conv and
-  excite: ``x + x·(σ(·) − ½)``, averaged over the two directions. It is followed by TDN's
+  3×3 conv after a 2×2 average pool rounded down as TDN's code rounds, then upsampled),
+  average, expand back with a 1×1 conv and excite: ``x + x·(σ(·) − ½)``, averaged over the
+  two directions. It is followed by TDN's
   *learnable* temporal shift: a depthwise temporal conv of size 3 initialised to TSM's shift
   (1/8 of the channels from ``t+1``, 1/8 from ``t−1``, the rest unchanged), which equals
   :func:`aknet_cli.layers.temporal_shift` at initialisation.
@@ -95,6 +96,21 @@ class LearnableShift(nn.Module):
         return f"num_segments={self.num_segments}, fold_div={self.fold_div}"
 
 
+class HalfScalePool(nn.Module):
+    """TDN's 2×2 average pool with floor rounding (``nn.AvgPool2d(2, 2)``), as its code does.
+
+    Floor rounding drops the last row/column of an odd map (at 224², the 7×7 maps of ``res5``
+    pool to 3×3): that is what TDN computes, so its checkpoints give its logits. A side of 1
+    (tiny test inputs, where floor rounding would leave nothing) is kept as is, not pooled;
+    maps of 2×2 and more are pooled exactly like TDN's.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W) -> (N, C, H', W')`` with ``H' = H // 2`` (``H`` if ``H == 1``), same for W."""
+        kernel = tuple(2 if int(side) >= 2 else 1 for side in x.shape[-2:])
+        return F.avg_pool2d(x, kernel, kernel)
+
+
 class LongTermTDM(nn.Module):
     """Long-term temporal difference module followed by a learnable shift, then ``net``.
 
@@ -123,10 +139,8 @@ class LongTermTDM(nn.Module):
         # f[t±1] is first passed through a depthwise 3×3 so that the difference is spatially aligned
         self.neighbour = nn.Conv2d(r, r, 3, padding=1, groups=r, bias=False)
         self.scale_full = nn.Sequential(nn.Conv2d(r, r, 3, padding=1, bias=False), nn.BatchNorm2d(r))
-        # ceil_mode: odd maps (7×7 at res5 for 224²) keep their last row/column, and 1×1 maps
-        # (tiny inputs) still work; TDN floors, which differs by ~2 MFLOPs at 224².
         self.scale_half = nn.Sequential(
-            nn.AvgPool2d(2, 2, ceil_mode=True), nn.Conv2d(r, r, 3, padding=1, bias=False), nn.BatchNorm2d(r)
+            HalfScalePool(), nn.Conv2d(r, r, 3, padding=1, bias=False), nn.BatchNorm2d(r)
         )
         self.expand = nn.Sequential(nn.Conv2d(r, channels, 1, bias=False), nn.BatchNorm2d(channels))
         self.shift = LearnableShift(channels, num_segments, fold_div)
@@ -275,3 +289,8 @@ def tdn_resnet18(*, num_classes: int, num_segments: int, pretrained: bool | str 
     """TDN with a ResNet-18 (basic blocks; the long-term TDM wraps each block's second conv):
     small, for tests and CPU demos."""
     return _tdn("resnet18", num_classes, num_segments, pretrained, **kw)
+
+
+def tdn_resnet101(*, num_classes: int, num_segments: int, pretrained: bool | str = False, **kw) -> TDNBackbone:
+    """TDN with a ResNet-101 (the long-term TDM in every block of res3-res5, as TDN's code)."""
+    return _tdn("resnet101", num_classes, num_segments, pretrained, **kw)

@@ -46,11 +46,11 @@ def latency_ms(checkpoints: list[Path], *, runs: int = 15, warmup: int = 3) -> l
     """Median CPU latency of one clip (batch 1), the models timed interleaved run by run."""
     import torch
 
-    from aknet_cli.engine.evaluate import load_model
+    from aknet_cli.engine.loading import load_model_from_checkpoint
 
     models, inputs = [], []
     for path in checkpoints:
-        model, desc = load_model(path)
+        model, desc = load_model_from_checkpoint(path)
         model.eval()
         backbone = getattr(model, "backbone", model)
         crop = int((desc.get("data") or {}).get("crop", 224))

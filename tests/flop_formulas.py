@@ -15,8 +15,6 @@ All numbers are per frame; multiply by ``T`` for a clip.
 
 from __future__ import annotations
 
-import math
-
 
 def out_side(side: int, stride: int) -> int:
     """A 3×3 conv with padding 1 (or a 1×1 without) at this stride: ``⌈side / stride⌉``."""
@@ -65,12 +63,12 @@ def long_term_tdm(channels: int, side: int, reduction: int = 16) -> int:
 
     Reduce (1×1 + BN), a depthwise 3×3 on the neighbours, then two excitations (forward and
     backward difference), each: 3×3 conv + BN at full size, 3×3 conv + BN at half size
-    (ceil) upsampled back, 1×1 expand + BN; then the learnable shift, a depthwise temporal conv
-    of 3 taps at every position.
+    (rounded down, as TDN's ``AvgPool2d(2, 2)``; a 1-pixel side is kept) upsampled back, 1×1
+    expand + BN; then the learnable shift, a depthwise temporal conv of 3 taps at every position.
     """
     r = channels // reduction
     hw = side * side
-    half = math.ceil(side / 2) ** 2
+    half = (side // 2 if side >= 2 else 1) ** 2
     excitation = (conv(r, r, 3, hw) + bn(r, hw)
                   + conv(r, r, 3, half) + bn(r, half) + r * hw
                   + conv(r, channels, 1, hw) + bn(channels, hw))

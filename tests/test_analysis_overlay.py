@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from aknet_cli.analysis import overlay
+from aknet_cli.analysis import overlay, video_source
 from aknet_cli.cli.main import app
 from aknet_cli.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 from cli_helpers import assert_one_line_error
@@ -91,9 +91,9 @@ def _clip_input_probe(model):
 ])
 def test_every_cell_maps_onto_the_pixels_it_came_from(tmp_path, h, w, n, backbone):
     clip, _ = _square_clip(h, w, n, side=48)
-    src = overlay.open_source(_write_mp4(tmp_path / "clip.mp4", clip))
+    src = video_source.open_source(_write_mp4(tmp_path / "clip.mp4", clip))
     assert src.num_frames == n
-    loaded = overlay.load_model(None, backbone=backbone, split="res3", alpha=0.3, frames=8, num_classes=5)
+    loaded = overlay.load_overlay_model(None, backbone=backbone, split="res3", alpha=0.3, frames=8, num_classes=5)
     seen, handle = _clip_input_probe(loaded.model)
     try:
         vis, shown, heat = overlay.visualize(src, loaded, **SMALL)
@@ -133,7 +133,7 @@ def test_every_cell_maps_onto_the_pixels_it_came_from(tmp_path, h, w, n, backbon
 def test_frame_folder_with_any_names(tmp_path):
     clip, _ = _square_clip(120, 90, 6, side=24)
     folder = _write_folder(tmp_path / "frames", clip, "shot_{}.png")
-    src = overlay.open_source(folder)
+    src = video_source.open_source(folder)
     assert (src.kind, src.num_frames) == ("images", 6)
     # Natural order: shot_2 before shot_10.
     assert [p.name for p in src.files][:2] == ["shot_1.png", "shot_2.png"]
@@ -244,7 +244,7 @@ def test_variable_frame_rate_video_is_read_by_frame_order(tmp_path):
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
-    src = overlay.open_source(path)
+    src = video_source.open_source(path)
     assert src.num_frames == 12
     got = src.read([0, 5, 11], "pyav").float().mean(dim=(1, 2, 3))
     assert torch.allclose(got, torch.tensor([0.0, 100.0, 220.0]), atol=3)

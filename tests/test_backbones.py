@@ -78,3 +78,49 @@ def test_bad_pretrained_values_are_named(tmp_path):
     torch.save(torchvision.models.resnet50().state_dict(), wrong)
     with pytest.raises(CheckpointError, match="r50.pth"):
         create_backbone("resnet18", num_classes=2, num_segments=2, pretrained=str(wrong))
+
+
+def _offline(monkeypatch, tmp_path):
+    """No network (whatever this machine has): every download fails as on an offline node."""
+    from urllib.error import URLError
+
+    def refuse(url, dst, *args, **kwargs):
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    return tmp_path / "torch_home" / "hub" / "checkpoints"
+
+
+def test_imagenet_weights_offline_say_where_the_file_goes(monkeypatch, tmp_path):
+    cache = _offline(monkeypatch, tmp_path)
+    with pytest.raises(CheckpointError) as err:
+        create_backbone("tsm_resnet18", num_classes=3, num_segments=2, pretrained="IMAGENET1K_V1")
+    message = str(err.value)
+    assert len(message.splitlines()) == 1
+    filename = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
+    for fragment in ("not in the torch hub cache", str(cache / filename), "TORCH_HOME", "local file path",
+                     "Temporary failure in name resolution"):
+        assert fragment in message, fragment
+
+
+def test_weights_in_the_hub_cache_load_offline(monkeypatch, tmp_path):
+    cache = _offline(monkeypatch, tmp_path)
+    cache.mkdir(parents=True)
+    filename = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
+    torch.manual_seed(3)
+    tv = torchvision.models.resnet18()  # stands for the file copied there by hand
+    torch.save(tv.state_dict(), cache / filename)
+    net = create_backbone("resnet18", num_classes=3, num_segments=2, pretrained="IMAGENET1K_V1")
+    torch.testing.assert_close(net.stages["res4"][1].conv2.weight, tv.layer3[1].conv2.weight)
+    assert net.fc.out_features == 3
+
+
+def test_a_local_file_needs_no_network(monkeypatch, tmp_path):
+    _offline(monkeypatch, tmp_path)
+    torch.manual_seed(2)
+    tv = torchvision.models.resnet18()
+    path = tmp_path / "resnet18-imagenet.pth"
+    torch.save(tv.state_dict(), path)
+    net = create_backbone("resnet18", num_classes=3, num_segments=2, pretrained=str(path))
+    torch.testing.assert_close(net.stages["stem"][0].weight, tv.conv1.weight)

@@ -155,7 +155,7 @@ def test_tdn_resnet50_flops_near_published_36g():
     """TDN's paper: 36 GFLOPs for ResNet-50, 8 segments, 224² (fvcore convention, eval mode).
 
     Every part is derived by hand from the architecture (tests/flop_formulas.py) and must match
-    the count exactly; the total, 35.895 G, is 0.3% under the published (rounded) 36 G."""
+    the count exactly; the total, 35.893 G, is 0.3% under the published (rounded) 36 G."""
     from aknet_cli.analysis.flops import count
 
     rep = count("tdn_resnet50", split="none", frames=8, size=224, num_classes=174)

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from aknet_cli.cli.main import app
 from aknet_cli.engine.checkpoint import load_checkpoint
-from aknet_cli.engine.convert_1d import model_from_checkpoint
+from aknet_cli.engine.loading import build_model, read_checkpoint
 
 runner = CliRunner()
 FAST = ["--split", "res3", "--transform-rank", "4", "--tau", "2.0"]
@@ -79,9 +79,10 @@ def test_force_replaces_an_existing_output_atomically(tmp_path, stage1):
     assert out.read_bytes() == b"an older file"
     res = _convert("-c", str(stage1), "-o", str(out), *FAST, "--force")
     assert res.exit_code == 0, res.output
-    model, ckpt = model_from_checkpoint(out)
-    assert ckpt["kind"] == "aknet" and ckpt["config"]["aknet"]["split"] == "res3"
-    assert ckpt["config"]["aknet"]["transform_rank"] == 4
+    ckpt = read_checkpoint(out)
+    build_model(ckpt)  # loads strictly
+    assert ckpt.kind == "aknet" and ckpt.config["aknet"]["split"] == "res3"
+    assert ckpt.config["aknet"]["transform_rank"] == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["aknet.pt", "stage1.pt"]  # no temporary left
 
 

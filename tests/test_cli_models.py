@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from aknet_cli.cli.main import app
 from aknet_cli.engine.checkpoint import load_checkpoint
-from aknet_cli.engine.convert_1d import model_from_checkpoint
+from aknet_cli.engine.loading import build_model, load_model_from_checkpoint, read_checkpoint
 
 runner = CliRunner()
 
@@ -46,8 +46,9 @@ def test_convert_1d_copies_f_and_compacts_p(tmp_path, stage1):
     report = json.loads(result.output)
     assert report["converted"]["dropped TemporalShift"] == 4  # res4 and res5 have 2 basic blocks each
     assert report["converted"]["converted Conv2d"] == 10
-    model, ckpt = model_from_checkpoint(out)
-    assert ckpt["kind"] == "aknet" and ckpt["config"]["aknet"]["alpha"] == 0.25
+    ckpt = read_checkpoint(out)
+    model = build_model(ckpt)
+    assert ckpt.kind == "aknet" and ckpt.config["aknet"]["alpha"] == 0.25
     # F is copied exactly.
     torch.testing.assert_close(model.backbone.stages["res3"][0].conv2.weight, net.stages["res3"][0].conv2.weight)
     # Q's first conv is the stage-1 kernel summed over its width (eq. 11).
@@ -76,11 +77,12 @@ def test_convert_1d_errors_are_one_line(tmp_path, stage1):
                     "res5")
     plain = tmp_path / "plain.pt"
     torch.save(load_checkpoint(path)["state_dict"], plain)
+    # A plain state dict: the backbone is read from its keys, the frame count must be given.
     assert_one_line_error(runner.invoke(app, ["convert-1d", "-c", str(plain), "-o", str(tmp_path / "o.pt")]),
-                    "--backbone")
+                    "plain.pt", "--num-segments")
     assert_one_line_error(runner.invoke(app, ["convert-1d", "-c", str(plain), "-o", str(tmp_path / "o.pt"),
                                         "--backbone", "tsm_resnet50", "--num-classes", "6", "--num-segments", "4"]),
-                    "plain.pt", "differ in shape")
+                    "plain.pt", "--backbone tsm_resnet50 contradicts", "tsm_resnet18")
     assert not (tmp_path / "o.pt").exists()
 
 
@@ -105,7 +107,7 @@ def test_convert_1d_reads_official_tsm_checkpoints(tmp_path):
     result = runner.invoke(app, ["convert-1d", "-c", str(path), "-o", str(out), "--backbone", "tsm_resnet18",
                                  "--num-classes", "6", "--num-segments", "4", "--split", "res3"])
     assert result.exit_code == 0, result.output
-    model, _ = model_from_checkpoint(out)
+    model, _ = load_model_from_checkpoint(out)
     torch.testing.assert_close(model.backbone.stages["res3"][1].conv1.net.weight, base.layer2[1].conv1.net.weight)
     torch.testing.assert_close(model.backbone.stages["stem"][1].running_var, base.bn1.running_var)
     torch.testing.assert_close(model.head.fc.weight[:, -512:], new_fc.weight)
@@ -117,8 +119,9 @@ def test_convert_1d_set_stores_ablation_switches(tmp_path, stage1):
     result = runner.invoke(app, ["convert-1d", "-c", str(path), "-o", str(out), "--split", "res3", "--transform-rank", "4",
                                  "--set", "ranking=false", "--set", "concat_gap=off", "--set", "stride_mode=axis"])
     assert result.exit_code == 0, result.output
-    model, ckpt = model_from_checkpoint(out)
-    cfg = ckpt["config"]["aknet"]
+    ckpt = read_checkpoint(out)
+    model = build_model(ckpt)
+    cfg = ckpt.config["aknet"]
     assert (cfg["ranking"], cfg["concat_gap"], cfg["stride_mode"], cfg["transform_rank"]) == (False, False, "axis", 4)
     assert model.selector.ranking is False and model.head.fc.in_features == 512
     assert model.point_net["res4"][0].conv1.stride == (2,)  # BasicBlock strides in its first conv

@@ -115,7 +115,7 @@ def test_convert_1d_calibrate_from_the_command_line(tmp_path):
     from aknet_cli import create_backbone
     from aknet_cli.cli.main import app
     from aknet_cli.engine.checkpoint import save_checkpoint
-    from aknet_cli.engine.convert_1d import model_from_checkpoint
+    from aknet_cli.engine.loading import build_model, read_checkpoint
 
     runner = CliRunner()
     data = tmp_path / "synth"
@@ -134,8 +134,9 @@ def test_convert_1d_calibrate_from_the_command_line(tmp_path):
     assert result.exit_code == 0, result.output
     cal = json.loads(result.output)["bn_calibration"]
     assert cal["batches"] == 2 and cal["clips"] == 4 and len(cal["layers"]) == 10
-    model, ckpt = model_from_checkpoint(out)
-    assert ckpt["meta"]["bn_calibration"]["batches"] == 2
+    ckpt = read_checkpoint(out)
+    model = build_model(ckpt)
+    assert ckpt.raw["meta"]["bn_calibration"]["batches"] == 2
     # The 1-D statistics moved away from the copied 2-D ones; F's did not.
     bn1d, bn2d = model.point_net["res4"][0].bn1, net.stages["res4"][0].bn1
     assert not torch.allclose(bn1d.running_var, bn2d.running_var)

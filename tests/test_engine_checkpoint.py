@@ -128,3 +128,135 @@ def test_allowed_missing_prefix_and_shape_mismatch():
     bad["fc.weight"] = torch.zeros(5, 4)
     with pytest.raises(CheckpointError, match=r"1 tensors differ in shape \(e\.g\. fc\.weight: \(5, 4\) in the file, \(2, 4\) in the model\)"):
         load_state_strict(net, bad, "other.pt")
+
+
+# ------------------------------------------------------------------------------ integrity
+def _flip_bytes_inside(path, tensor: torch.Tensor, count: int = 64) -> None:
+    """Invert ``count`` bytes in the middle of ``tensor``'s storage as written in ``path``."""
+    raw = bytearray(path.read_bytes())
+    data = tensor.detach().contiguous().numpy().tobytes()
+    start = raw.find(data)
+    assert start >= 0 and raw.find(data, start + 1) < 0, "the tensor's bytes must be in the file once"
+    middle = start + len(data) // 2
+    for i in range(middle, middle + count):
+        raw[i] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_flipped_bytes_inside_a_tensor_are_refused_in_one_line(tmp_path):
+    torch.manual_seed(0)
+    net = _net()
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, kind="backbone", config={}, state_dict=net.state_dict())
+    assert load_checkpoint(path)["verified"] is True
+    _flip_bytes_inside(path, net[0].weight)
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:  # the file is still a readable archive, only its numbers changed
+        assert archive.namelist()
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    message = str(err.value)
+    assert len(message.splitlines()) == 1
+    assert "c.pt is corrupt" in message and "SHA-256 of its state_dict" in message
+
+
+def test_corrupt_optimizer_state_is_refused_too(tmp_path):
+    path = tmp_path / "last.pt"
+    momentum = torch.arange(256, dtype=torch.float32)
+    save_checkpoint(path, kind="backbone", config={}, state_dict={"w": torch.ones(3)},
+                    train_state={"optimizer": {"state": {0: {"momentum_buffer": momentum}}}, "epoch": 2})
+    _flip_bytes_inside(path, momentum)
+    with pytest.raises(CheckpointError, match="SHA-256 of its train_state"):
+        load_checkpoint(path)
+
+
+def test_format_1_checkpoints_without_a_digest_load_unverified(tmp_path):
+    path = tmp_path / "old.pt"
+    torch.save({"format": "aknet-checkpoint/1", "kind": "backbone", "config": {"backbone": "resnet18"},
+                "state_dict": {"module.w": torch.ones(2)}, "meta": {}}, path)
+    ckpt = load_checkpoint(path)
+    assert ckpt["verified"] is False and ckpt["format"] == "aknet-checkpoint/1"
+    assert list(ckpt["state_dict"]) == ["w"]
+
+
+def test_the_digest_covers_names_shapes_and_values():
+    from aknet_cli.engine.checkpoint import payload_sha256
+
+    import hashlib
+
+    base = {"a": torch.zeros(2, 3), "b": torch.ones(4)}
+    assert payload_sha256(base) == payload_sha256({"b": torch.ones(4), "a": torch.zeros(2, 3)})
+    for changed in ({"a": torch.zeros(3, 2), "b": torch.ones(4)}, {"a2": torch.zeros(2, 3), "b": torch.ones(4)},
+                    {"a": torch.zeros(2, 3), "b": torch.ones(4, dtype=torch.float64)},
+                    {"a": torch.zeros(2, 3), "b": torch.tensor([1.0, 1.0, 1.0, 1.0000001])}):
+        assert payload_sha256(changed) != payload_sha256(base)
+    # independently: the bytes hashed are the tensors' little-endian float32 bytes
+    expected = hashlib.sha256()
+    for name, t in (("a", base["a"]), ("b", base["b"])):
+        expected.update(f"/{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        expected.update(t.numpy().astype("<f4").tobytes())
+    assert payload_sha256(base) == expected.hexdigest()
+
+
+# ------------------------------------------------------------------ other toolkits' metadata
+class _HistoryBuffer:
+    """What mmengine pickles in ``message_hub.log_scalars``: its ``HistoryBuffer`` (two NumPy
+    arrays and a length), under mmengine's own module name."""
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.max_length = 1000000
+        self._log_history = np.array([2.31, 1.87])
+        self._count_history = np.array([1, 1])
+
+
+def _mmengine_module(monkeypatch):
+    import sys
+    import types
+
+    module = types.ModuleType("mmengine.logging.history_buffer")
+    _HistoryBuffer.__module__ = module.__name__
+    _HistoryBuffer.__qualname__ = _HistoryBuffer.__name__ = "HistoryBuffer"
+    module.HistoryBuffer = _HistoryBuffer
+    for name in ("mmengine", "mmengine.logging"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    return module
+
+
+@pytest.mark.parametrize("zipfile_format", [True, False], ids=["zip", "legacy"])
+def test_an_unstripped_mmengine_checkpoint_loads_with_its_metadata(tmp_path, monkeypatch, zipfile_format):
+    """mmengine's Runner.save_checkpoint layout: meta (config text, versions, NumPy scalars),
+    the state dict, message_hub (HistoryBuffers, runtime info), optimizer and schedulers."""
+    import numpy as np
+
+    _mmengine_module(monkeypatch)
+    weights = {"backbone.conv1.conv.weight": torch.randn(4, 3, 1, 1), "cls_head.fc_cls.bias": torch.zeros(5)}
+    obj = {
+        "meta": {"cfg": "model = dict(backbone=dict(num_segments=8))", "seed": 0, "experiment_name": "tsm",
+                 "time": "20230317_101010", "mmengine_version": "0.7.2", "dataset_meta": {}, "epoch": 50,
+                 "iter": 123, "best_score": np.float64(61.2)},
+        "state_dict": weights,
+        "message_hub": {"log_scalars": {"train/loss": _HistoryBuffer()},
+                        "runtime_info": {"epoch": 50, "best_score": np.float64(61.2), "arr": np.arange(3)},
+                        "resumed_keys": {"train/loss": True}},
+        "optimizer": {"state": {0: {"momentum_buffer": torch.zeros(2)}}, "param_groups": [{"lr": 0.01}]},
+        "param_schedulers": [{"milestones": __import__("collections").Counter({20: 1})}],
+    }
+    path = tmp_path / "epoch_50.pth"
+    torch.save(obj, path, _use_new_zipfile_serialization=zipfile_format)
+    ckpt = load_checkpoint(path)
+    assert set(ckpt["state_dict"]) == set(weights)
+    assert ckpt["meta"]["cfg"].startswith("model = dict(") and float(ckpt["meta"]["best_score"]) == 61.2
+
+
+def test_an_object_outside_the_allow_list_is_named_with_how_to_strip(tmp_path):
+    path = tmp_path / "epoch_3.pth"
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "meta": {"args": _Namespace(lr=0.1)}}, path)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    message = str(err.value)
+    assert len(message.splitlines()) == 1
+    assert "_Namespace" in message and "torch.save({'state_dict'" in message and "epoch_3.pth" in message

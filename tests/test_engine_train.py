@@ -179,4 +179,4 @@ def test_eval_mismatch_and_bad_views_are_one_line(stage1, tmp_path):
     assert_one_line_error(runner.invoke(app, ["eval", ckpt, "--data", str(other), "--views", "2x2"]), "--views")
     state = tmp_path / "plain.pt"
     torch.save(weights(stage1.best_checkpoint), state)
-    assert_one_line_error(runner.invoke(app, ["eval", str(state), "--data", str(other)]), "--backbone")
+    assert_one_line_error(runner.invoke(app, ["eval", str(state), "--data", str(other)]), "plain.pt", "--num-segments")

@@ -14,6 +14,7 @@ import re
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from aknet_cli import create_backbone
@@ -202,13 +203,99 @@ def test_conv_bias_without_batchnorm_statistics_is_refused(source18):
 
 
 def test_convert_1d_reads_official_tdn_checkpoints(source18, tmp_path):
-    from aknet_cli.engine.convert_1d import convert_checkpoint, model_from_checkpoint
+    from aknet_cli.engine.convert_1d import convert_checkpoint
+    from aknet_cli.engine.loading import load_model_from_checkpoint
 
     path = tmp_path / "TDN_something_RGB_resnet18_avg_segment8_e60.pth.tar"
     torch.save({"epoch": 60, "arch": "resnet18", "state_dict": official_state_dict(source18)}, path)
     out = tmp_path / "aknet.pt"
     convert_checkpoint(path, out, split="res3", backbone="tdn_resnet18", num_classes=CLASSES, num_segments=T)
-    model, _ = model_from_checkpoint(out)
+    model, _ = load_model_from_checkpoint(out)
     torch.testing.assert_close(model.backbone.short_term.stem[1].weight, source18.short_term.stem[1].weight)
     torch.testing.assert_close(model.backbone.stages["res3"][1].conv2.scale_half[1].weight,
                                source18.stages["res3"][1].conv2.scale_half[1].weight)
+
+
+# ------------------------------------------------------------------ the official long-term module
+class _OfficialLongTerm(nn.Module):
+    """TDN's ``mSEModule`` → ``ShiftModule`` → ``conv2`` (``ops/base_module.py``,
+    ``BottleneckShift.forward``), written here from the official code's structure: its own
+    ``nn.AvgPool2d(kernel_size=2, stride=2)`` (floor rounding), ``F.pad`` of the differences,
+    ``F.interpolate`` with its default (nearest) mode, and the shift as a grouped ``Conv1d``
+    over ``(n·h·w, c, t)``. It borrows only the weights of one of our ``LongTermTDM``s."""
+
+    def __init__(self, ours: nn.Module) -> None:
+        super().__init__()
+        self.t = ours.num_segments
+        self.conv1, self.bn1 = ours.reduce[0], ours.reduce[1]
+        self.conv2 = ours.neighbour
+        self.conv3_smallscale2, self.bn3_smallscale2 = ours.scale_half[1], ours.scale_half[2]
+        self.conv3_smallscale4, self.bn3_smallscale4 = ours.scale_full[0], ours.scale_full[1]
+        self.conv3, self.bn3 = ours.expand[0], ours.expand[1]
+        self.avg_pool2 = nn.AvgPool2d(kernel_size=2, stride=2)
+        self.shift_conv = ours.shift.conv
+        self.net = ours.net
+
+    def _mse(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.t
+        bottleneck = self.bn1(self.conv1(x))
+        feats = bottleneck.view((-1, t) + bottleneck.size()[1:])
+        conv = self.conv2(bottleneck).view((-1, t) + bottleneck.size()[1:])
+        forward = F.pad(conv[:, 1:] - feats[:, :-1], (0, 0, 0, 0, 0, 0, 0, 1)).flatten(0, 1)
+        backward = F.pad(conv[:, :-1] - feats[:, 1:], (0, 0, 0, 0, 0, 0, 1, 0)).flatten(0, 1)
+
+        def excite(diff):
+            small = self.bn3_smallscale2(self.conv3_smallscale2(self.avg_pool2(diff)))
+            small = F.interpolate(small, diff.size()[2:])
+            full = self.bn3_smallscale4(self.conv3_smallscale4(diff))
+            return torch.sigmoid(self.bn3(self.conv3(diff / 3.0 + small / 3.0 + full / 3.0))) - 0.5
+
+        return x + x * (0.5 * excite(forward) + 0.5 * excite(backward))
+
+    def _shift(self, x: torch.Tensor) -> torch.Tensor:
+        nt, c, h, w = x.size()
+        seq = x.view(nt // self.t, self.t, c, h, w).permute(0, 3, 4, 2, 1).contiguous().view(-1, c, self.t)
+        seq = self.shift_conv(seq).view(nt // self.t, h, w, c, self.t)
+        return seq.permute(0, 4, 3, 1, 2).contiguous().view(nt, c, h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self._shift(self._mse(x)))
+
+
+def _with_official_long_term(model: nn.Module) -> nn.Module:
+    import copy
+
+    from aknet_backbones.tdn import LongTermTDM
+
+    official = copy.deepcopy(model)
+    for name in ("res3", "res4", "res5"):
+        for block in official.stages[name]:
+            assert isinstance(block.conv2, LongTermTDM)
+            block.conv2 = _OfficialLongTerm(block.conv2)
+    return official.eval()
+
+
+def test_logits_at_224_equal_the_official_long_term_module():
+    """At 224² res5 runs the long-term module on 7×7 maps: TDN floors its 2×2 pool to 3×3 (a
+    ceil-rounded pool gives 4×4 and logits off by several percent of their range)."""
+    torch.manual_seed(5)
+    ours = _randomise(create_backbone("tdn_resnet18", num_classes=CLASSES, num_segments=4), seed=6)
+    with torch.no_grad():  # a classifier whose logits spread, so a small change shows
+        ours.fc.weight.normal_(0, 0.5)
+    official = _with_official_long_term(ours)
+    x = torch.randn(1, 4, 5, 3, 224, 224, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        mine, theirs = ours(x), official(x)
+        assert ours.forward_until(x, "res5").shape[-2:] == (7, 7)
+    spread = float(theirs.max() - theirs.min())
+    assert spread > 1.0
+    torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-5 * spread)
+
+
+def test_long_term_module_runs_on_one_pixel_maps():
+    """A 32² input leaves 1×1 maps in res5, where a floored 2×2 pool would leave nothing."""
+    torch.manual_seed(8)
+    net = create_backbone("tdn_resnet18", num_classes=CLASSES, num_segments=2).eval()
+    with torch.no_grad():
+        assert net.forward_until(torch.randn(1, 2, 5, 3, 32, 32), "res5").shape[-2:] == (1, 1)
+        assert torch.isfinite(net(torch.randn(1, 2, 5, 3, 32, 32))).all()

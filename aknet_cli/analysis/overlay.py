@@ -1,6 +1,7 @@
 """Keypoint overlays (the paper's Fig. 6) on any video or frame folder.
 
-The clip is read exactly as evaluation reads it (:func:`~aknet_cli.data.sampling.sample_indices`
+The clip is read through :mod:`~aknet_cli.analysis.video_source` (which refuses frames too small
+for a model and cuts overly long ones to their centre) and sampled exactly as evaluation reads it (:func:`~aknet_cli.data.sampling.sample_indices`
 with ``train=False``, then :func:`~aknet_cli.data.transforms.build_transform` with
 ``train=False``: resize, centre crop, normalise). Each keypoint ``(t, y, x)`` is a cell of the
 split feature map; :class:`Geometry` maps that cell back through the crop and the resize
@@ -13,22 +14,19 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from .._atomic import atomic_output
-from ..exceptions import CheckpointError, ConfigError, DataError, VideoDecodeError
+from ..exceptions import CheckpointError, ConfigError, DataError
+from .video_source import Source
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 VIDEO_FORMATS = ("mp4", "gif")
-#: Frame-folder naming schemes tried in order (Sth-Sth V1, then TSN/mmaction's ``img_``).
-FRAME_TEMPLATES = (("{:05d}.jpg", 1), ("img_{:05d}.jpg", 1), ("{:06d}.jpg", 1), ("{:05d}.png", 1))
 KEYPOINT_RGB = (255, 40, 40)
 
 
@@ -77,70 +75,6 @@ class Geometry:
         return (*self.to_original(0, 0), *self.to_original(self.crop, self.crop))
 
 
-# --------------------------------------------------------------------------------- input
-@dataclass
-class Source:
-    """A readable video or frame folder and its frame count."""
-
-    path: Path
-    kind: str  # "video" | "frames" | "images"
-    num_frames: int
-    template: str | None = None
-    start_index: int = 1
-    files: list[Path] | None = None
-
-    def read(self, indices: Sequence[int], backend: str) -> torch.Tensor:
-        """``uint8 (len(indices), 3, H, W)``."""
-        from ..data.video_io import read_frame_files, read_video
-
-        if self.kind == "video":
-            return read_video(self.path, indices, backend=backend)
-        if self.kind == "frames":
-            return read_frame_files(self.path, indices, template=self.template, start_index=self.start_index)
-        return _read_images([self.files[int(i)] for i in indices], self.path)
-
-
-def _read_images(files: list[Path], folder: Path) -> torch.Tensor:
-    from PIL import Image
-
-    arrays = []
-    for f in files:
-        try:
-            with Image.open(f) as im:
-                arrays.append(np.asarray(im.convert("RGB")))
-        except (OSError, ValueError) as exc:
-            raise VideoDecodeError(f"cannot read frame {f}: {exc}") from None
-    if len({a.shape for a in arrays}) > 1:
-        raise VideoDecodeError(f"frames of {folder} differ in size; re-extract them")
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-
-
-def open_source(path: str | Path, *, backend: str = "pyav") -> Source:
-    """Inspect a video file or a frame folder.
-
-    Raises:
-        VideoDecodeError: missing, empty, not a video, or truncated (one line naming it).
-    """
-    from ..data.video_io import check_backend, count_frame_files, count_video_frames
-
-    path = Path(path)
-    check_backend(backend)
-    if path.is_dir():
-        names = set(p.name for p in path.iterdir())
-        for template, start in FRAME_TEMPLATES:
-            if template.format(start) in names:
-                n = count_frame_files(path, template=template, start_index=start)
-                return Source(path, "frames", n, template=template, start_index=start)
-        files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
-                       key=lambda p: [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", p.name)])
-        if not files:
-            raise VideoDecodeError(f"frame folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        return Source(path, "images", len(files), files=files)
-    if not path.exists():
-        raise VideoDecodeError(f"missing video {path}")
-    return Source(path, "video", count_video_frames(path, backend=backend))
-
-
 # --------------------------------------------------------------------------------- model
 def load_labels(path: str | Path) -> list[str]:
     """Class names: one per line, a JSON list, or a JSON ``{name: index}`` (Sth-Sth V2 labels).
@@ -176,16 +110,24 @@ class LoadedModel:
     trained: bool
     data: dict[str, Any]
 
+    @classmethod
+    def of(cls, model: nn.Module, *, classes: list[str] | None, trained: bool, data: dict[str, Any]) -> "LoadedModel":
+        """An AK-Net ready to draw (put in eval mode)."""
+        bb = model.backbone
+        return cls(model.eval(), model.config.split, int(bb.specs[model.config.split].stride), int(model.num_segments),
+                   int(bb.frames_per_segment), int(model.num_classes), classes, trained, dict(data))
 
-def load_model(checkpoint: str | Path | None, *, backbone: str, split: str | None, alpha: float | None,
-               frames: int | None, num_classes: int = 174) -> LoadedModel:
-    """An AK-Net from a checkpoint (``convert-1d`` or training output), or untrained."""
+
+def load_overlay_model(checkpoint: str | Path | None, *, backbone: str, split: str | None, alpha: float | None,
+                       frames: int | None, num_classes: int = 174) -> LoadedModel:
+    """The AK-Net whose keypoints are drawn: from a checkpoint (``convert-1d`` or training
+    output, read by :func:`~aknet_cli.engine.loading.read_checkpoint`), or untrained."""
     from ..models.aknet import AKNet
 
     if checkpoint is not None:
-        from ..engine.convert_1d import model_from_checkpoint
+        from ..engine.loading import load_model_from_checkpoint
 
-        model, ckpt = model_from_checkpoint(checkpoint)
+        model, description = load_model_from_checkpoint(checkpoint)
         if not isinstance(model, AKNet):
             raise CheckpointError(f"{checkpoint} is a stage-1 backbone checkpoint; visualize needs an AK-Net checkpoint "
                                   f"(make one with: aknet convert-1d --checkpoint {checkpoint} --out aknet.pt)")
@@ -199,8 +141,8 @@ def load_model(checkpoint: str | Path | None, *, backbone: str, split: str | Non
             validate(split=model.config.split, alpha=alpha, frames=1, size=32, mode="inference", num_classes=1)
             model.selector.alpha = float(alpha)
             model.config.alpha = float(alpha)
-        classes, trained = checkpoint_classes(ckpt), True
-        data = dict((ckpt.get("config") or {}).get("data") or {})
+        classes, trained = checkpoint_classes({"config": description}), True
+        data = dict(description.get("data") or {})
     else:
         from .flops import build_counted_model, validate
 
@@ -212,10 +154,7 @@ def load_model(checkpoint: str | Path | None, *, backbone: str, split: str | Non
             raise ConfigError("--split none has no keypoints; choose res2, res3 or res4")
         model = build_counted_model(backbone, split=split, alpha=alpha, frames=frames, num_classes=num_classes)
         classes, trained, data = None, False, {}
-    bb = model.backbone
-    return LoadedModel(model.eval(), model.config.split, int(bb.specs[model.config.split].stride),
-                       int(model.num_segments), int(bb.frames_per_segment), int(model.num_classes), classes,
-                       trained, data)
+    return LoadedModel.of(model, classes=classes, trained=trained, data=data)
 
 
 # ------------------------------------------------------------------------------- running
@@ -235,6 +174,7 @@ class Visualization:
     trained: bool
     split: str
     alpha: float
+    window: dict[str, int] | None = None  # the part of the frames kept (too long ones are cut), None if whole
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -247,8 +187,9 @@ def run_model(loaded: LoadedModel, clip: torch.Tensor) -> tuple[torch.Tensor, to
     raw scores ``h`` (eq. 6) the selection ranked."""
     model = loaded.model
     with torch.inference_mode():
-        logits, heat, keypoints = model.after_split(model.features(clip.unsqueeze(0)))
-    return logits[0].float(), keypoints[0].long(), heat[0].float()
+        device = next(model.parameters()).device
+        logits, heat, keypoints = model.after_split(model.features(clip.unsqueeze(0).to(device)))
+    return logits[0].float().cpu(), keypoints[0].long().cpu(), heat[0].float().cpu()
 
 
 def visualize(source: Source, loaded: LoadedModel, *, resize: int, crop: int, resize_mode: str,
@@ -263,7 +204,7 @@ def visualize(source: Source, loaded: LoadedModel, *, resize: int, crop: int, re
 
     fps = loaded.frames_per_segment
     idx = sample_indices(source.num_frames, loaded.frames, train=False, frames_per_segment=fps)[0]  # (T, fps)
-    frames = source.read(idx.reshape(-1).tolist(), backend)  # (T*fps, 3, H, W)
+    frames, window = source.read_for_model(idx.reshape(-1).tolist(), backend)  # (T*fps, 3, H, W)
     transform = build_transform(train=False, resize=resize, crop=crop, resize_mode=resize_mode)
     clip, _ = transform(frames, 0)  # (T*fps, 3, crop, crop)
     h, w = int(frames.shape[-2]), int(frames.shape[-1])
@@ -291,7 +232,7 @@ def visualize(source: Source, loaded: LoadedModel, *, resize: int, crop: int, re
             for p, i in zip(top.values.tolist(), top.indices.tolist())]
     vis = Visualization(str(source.path), source.num_frames, shown_idx, geometry, loaded.stride,
                         (int(heat.shape[-2]), int(heat.shape[-1])), kps, counts, top5, loaded.trained,
-                        loaded.split, float(loaded.model.config.alpha))
+                        loaded.split, float(loaded.model.config.alpha), asdict(window) if window.cut else None)
     return vis, shown, heat
 
 

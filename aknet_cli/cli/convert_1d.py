@@ -12,7 +12,7 @@ from ._common import console, print_json
 
 
 def convert_1d_command(
-    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="Stage-1 backbone checkpoint (aknet checkpoint or plain state dict)."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="Stage-1 backbone checkpoint: aknet, official TSM/TDN, or mmaction2 1.x TSM/TSN."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the AK-Net checkpoint."),
     split: str = typer.Option("res4", help="Stage after which keypoints are selected: res2, res3 or res4."),
     alpha: float = typer.Option(0.3, help="Point sampling rate α in (0, 1]: N = round(α·T·H·W)."),
@@ -20,9 +20,10 @@ def convert_1d_command(
     position: Optional[str] = typer.Option(None, help="Position information: transform, embedding or none [default: transform]."),
     transform_rank: Optional[str] = typer.Option(None, help="Rank r of the transform net A = I + UVᵀ; 'none' for the paper's full (C+3)² matrix [default: auto: 64 where that is cheaper than the full matrix, i.e. 128 < C+3]."),
     set_: list[str] = typer.Option([], "--set", help="Any other AK-Net option KEY=VALUE, repeatable: ranking, sparsity_reg, concat_gap, stride_mode, reduction, dropout, ..."),
-    backbone: Optional[str] = typer.Option(None, help="Backbone name, needed when the checkpoint is a plain state dict."),
-    num_classes: Optional[int] = typer.Option(None, help="Classes, needed for a plain state dict."),
-    num_segments: Optional[int] = typer.Option(None, help="Frames per clip, needed for a plain state dict."),
+    backbone: Optional[str] = typer.Option(None, help="Checked against the checkpoint (another code base's is read from its weights)."),
+    num_classes: Optional[int] = typer.Option(None, help="Checked against the checkpoint's classifier."),
+    num_segments: Optional[int] = typer.Option(None, help="Frames per clip, for a checkpoint that records it neither in its metadata nor in its file name."),
+    label_order: Optional[str] = typer.Option(None, "--label-order", help="file or sorted: the class order of another code base's checkpoint, kept in the AK-Net checkpoint."),
     calibrate: Optional[Path] = typer.Option(None, "--calibrate", help="Prepared dataset: re-estimate the 1-D BatchNorm statistics on its training clips before saving."),
     batches: int = typer.Option(20, "--batches", help="Batches for --calibrate (cumulative average)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Clips per batch for --calibrate."),
@@ -47,6 +48,10 @@ def convert_1d_command(
     sample of positions; re-estimate them on real clips (K training-mode forwards, no gradient):
 
         aknet convert-1d -c stage1.pt --split res4 --calibrate data/sthv1 --batches 20 -o aknet.pt
+
+    A published checkpoint (its format, backbone and frame count are read from the file):
+
+        aknet convert-1d -c tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_sthv2-rgb.pth --split res4 -o aknet.pt
     """
     from .._atomic import check_output_file
     from ..engine.convert_1d import convert_checkpoint
@@ -75,7 +80,7 @@ def convert_1d_command(
     report = convert_checkpoint(
         checkpoint, out, split=split, alpha=alpha, backbone=backbone, num_classes=num_classes,
         num_segments=num_segments, overwrite=force, calibrate=calibrate, calibrate_batches=batches,
-        calibrate_batch_size=batch_size, calibrate_crop=crop, **options,
+        calibrate_batch_size=batch_size, calibrate_crop=crop, label_order=label_order, **options,
     )
     if json_out:
         print_json(report)
@@ -99,4 +104,6 @@ def convert_1d_command(
         lo, hi = cal["var_ratio_range"]
         console.print(f"recalibrated {len(cal['layers'])} BatchNorm1d layers on {cal['clips']} clips "
                       f"({cal['batches']} batches): new/old running variance {lo:.2f}-{hi:.2f}x per layer")
+    console.print(f"read {report['input']}: {report['input_format']}"
+                  + "".join(f"; {note}" for note in report["notes"]), highlight=False)
     console.print(f"wrote {report['output']} ({report['params_m']:.1f} M parameters)")

@@ -12,7 +12,7 @@ from ._common import console, print_json
 
 
 def eval_command(
-    checkpoint: Path = typer.Argument(..., help="Checkpoint: aknet stage 1 or stage 2 (best.pt/last.pt), or a state dict of the official TSM/TDN code."),
+    checkpoint: Path = typer.Argument(..., help="Checkpoint: aknet stage 1 or stage 2 (best.pt/last.pt), official TSM/TDN, or mmaction2 1.x TSM/TSN (the format is recognised and named)."),
     data: Path = typer.Option(..., "--data", help="Prepared dataset folder (from `aknet prepare`)."),
     split: str = typer.Option("val", "--split", help="Split to evaluate: val or test (test lists may be unlabelled: predictions only)."),
     views: str = typer.Option("1x1", "--views", help="CLIPSxCROPS: 1x1 = one centre crop (the paper), 2x3 = 2 clips × 3 full-resolution crops (TSM/TDN accurate)."),
@@ -23,8 +23,9 @@ def eval_command(
     workers: int = typer.Option(2, "--workers", help="Data loader worker processes."),
     backend: str = typer.Option("decord", "--backend", help="Video decoder: decord or pyav."),
     amp: bool = typer.Option(False, "--amp/--no-amp", help="Mixed precision on CUDA."),
-    backbone: Optional[str] = typer.Option(None, "--backbone", help="For a plain state dict (official TSM/TDN code): the backbone name."),
-    num_segments: Optional[int] = typer.Option(None, "--num-segments", help="For a plain state dict: frames per clip T."),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help="Checked against the checkpoint (another code base's is read from its weights)."),
+    num_segments: Optional[int] = typer.Option(None, "--num-segments", help="Frames per clip T, for a checkpoint that records it neither in its metadata nor in its file name."),
+    label_order: Optional[str] = typer.Option(None, "--label-order", help="file or sorted: the class order of another code base's checkpoint [default: mmaction2 file; TSM/TDN sorted on Sth-Sth]."),
     fuse: bool = typer.Option(False, "--fuse", help="Fold every BatchNorm into its conv first (the deployment path of `aknet export`)."),
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
@@ -37,7 +38,9 @@ def eval_command(
 
         aknet eval aknet.pt --data data/sthv1 --views 2x3 --compare tsm.pt --json
 
-        aknet eval TSM_something_RGB_resnet50_shift8_blockres_avg_segment8_e45.pth --data data/sthv1 --backbone tsm_resnet50 --num-segments 8
+        aknet eval TSM_something_RGB_resnet50_shift8_blockres_avg_segment8_e45.pth --data data/sthv1
+
+        aknet eval tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_sthv2-rgb.pth --data data/sthv2_file_order
     """
     from ..engine.distributed import teardown
     from ..engine.evaluate import evaluate
@@ -45,7 +48,8 @@ def eval_command(
     try:
         result = evaluate(checkpoint, data, split=split, views=views, batch_size=batch_size, out=out,
                           compare=compare, device=device, num_workers=workers, backend=backend, amp=amp,
-                          backbone=backbone, num_segments=num_segments, fuse=fuse, progress=not json_out)
+                          backbone=backbone, num_segments=num_segments, fuse=fuse, progress=not json_out,
+                          label_order=label_order)
     finally:  # under torchrun: leave the process group cleanly (NCCL warns otherwise)
         teardown()
     if json_out:
@@ -53,8 +57,11 @@ def eval_command(
         return
     console.print(result_table(result, title=f"{data} / {split}, {result['views']} views "
                                              f"({result['num_views']} per video)"))
+    for r in [result] + ([result["compare"]] if "compare" in result else []):
+        console.print(f"{r['name']} ({r['checkpoint']}): {r['checkpoint_format']}"
+                      + "".join(f"; {note}" for note in r["checkpoint_notes"]), highlight=False, soft_wrap=True)
     if "paired" in result:
-        console.print(paired_line(result["paired"]), highlight=False)
+        console.print(paired_line(result["paired"]), highlight=False, soft_wrap=True)
     console.print(f"{result['num_clips']} clips; top-1 intervals: {result['ci_method']}; files in {result['out']}",
                   highlight=False, soft_wrap=True)
 

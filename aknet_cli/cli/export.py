@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.table import Table
@@ -11,12 +12,13 @@ from ._common import console, print_json
 
 
 def export_command(
-    checkpoint: Path = typer.Argument(..., help="An aknet checkpoint (backbone or AK-Net)."),
+    checkpoint: Path = typer.Argument(..., help="A checkpoint: aknet (backbone or AK-Net), official TSM/TDN or mmaction2 (see `aknet eval --help`)."),
     format: str = typer.Option(..., "--format", "-f", help="onnx or torch-export."),
     out: Path = typer.Option(..., "--out", "-o", help="File to write (.onnx, or .pt2 for torch-export)."),
     batch: str = typer.Option("1", help="Batch size baked into the graph, or 'dynamic' for any batch."),
     size: int = typer.Option(224, help="Input height and width in pixels (fixed in the graph)."),
     fuse: bool = typer.Option(True, "--fuse/--no-fuse", help="Fold BatchNorms into the convolutions first."),
+    num_segments: Optional[int] = typer.Option(None, "--num-segments", help="Frames per clip T, for a published checkpoint that records it neither in its metadata nor in its file name."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
@@ -31,11 +33,11 @@ def export_command(
         aknet export aknet.pt --format torch-export --out aknet.pt2 --batch dynamic
     """
     from .._atomic import check_output_file
-    from ..engine.convert_1d import model_from_checkpoint
     from ..engine.export import export_model
+    from ..engine.loading import load_model_from_checkpoint
 
     check_output_file(out, option="--out")
-    model, _ = model_from_checkpoint(checkpoint)
+    model, _ = load_model_from_checkpoint(checkpoint, num_segments=num_segments)
     report = export_model(model, out, format=format, batch=batch, size=size, fuse=fuse, overwrite=force)
     if json_out:
         print_json(report.as_dict())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import ablate, backbones, bench, convert_1d, evaluate, export, flops, prepare, train, visualize
+from . import ablate, backbones, bench, convert_1d, evaluate, export, flops, predict, prepare, train, visualize
 from ._common import OneLineErrors, domain_errors
 
 app = typer.Typer(
@@ -47,6 +47,7 @@ _register("flops", flops.flops_command, "Analysis")
 _register("bench", bench.bench_command, "Analysis")
 _register("ablate", ablate.ablate_command, "Analysis")
 _register("visualize", visualize.visualize_command, "Analysis")
+_register("predict", predict.predict_command, "Analysis")
 _register("export", export.export_command, "Models")
 
 

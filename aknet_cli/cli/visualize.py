@@ -51,10 +51,11 @@ def visualize_command(
     check_output_dir(out, option="--out")
 
     from ..analysis import overlay as O
+    from ..analysis.video_source import open_source
 
     names = O.load_labels(labels) if labels is not None else None
-    source = O.open_source(video, backend=backend)
-    loaded = O.load_model(checkpoint, backbone=backbone, split=split, alpha=alpha, frames=frames)
+    source = open_source(video, backend=backend)
+    loaded = O.load_overlay_model(checkpoint, backbone=backbone, split=split, alpha=alpha, frames=frames)
     if not loaded.trained:
         err_console.print("[yellow]warning:[/] no --checkpoint: the weights are untrained (random), so the keypoints "
                           "show the pipeline, not what a trained model looks at", soft_wrap=True)
@@ -80,6 +81,10 @@ def visualize_command(
     g = vis.geometry
     console.print(f"{video}: {vis.num_frames} frames, {g.width}×{g.height}; showing frames "
                   f"{', '.join(str(i + 1) for i in vis.frame_indices)}")
+    if vis.window is not None:
+        from ..analysis.video_source import Window
+
+        console.print(Window(**vis.window).describe(), highlight=False)
     console.print(f"{len(vis.keypoints)} keypoints on the {vis.feature_size[0]}×{vis.feature_size[1]} {vis.split} map "
                   f"(cell = {vis.stride}×{vis.stride} crop pixels); per frame: {', '.join(map(str, vis.counts))}")
     if vis.top5[0]["name"] is not None:

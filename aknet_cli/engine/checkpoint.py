@@ -1,30 +1,110 @@
-"""Checkpoint files: written atomically, read with ``weights_only=True``.
+"""Checkpoint files: written atomically, read with ``weights_only=True``, their weights verified.
 
 A checkpoint is a plain dict (so ``torch.load(..., weights_only=True)`` can read it)::
 
-    {"format": "aknet-checkpoint/1", "kind": "backbone" | "aknet",
+    {"format": "aknet-checkpoint/2", "kind": "backbone" | "aknet",
      "config": {"backbone": ..., "num_classes": ..., "num_segments": ..., "aknet": {...}},
-     "state_dict": {...}, "meta": {...}[, "train_state": {...}]}
+     "state_dict": {...}, "meta": {...}, "digest": {"sha256": {...}}[, "train_state": {...}]}
 
 ``train_state`` (in a training run's ``last.pt``) holds what an exact resume needs: the
 optimizer, scheduler and AMP scaler states, epoch and step, and every RNG state.
 
+``digest`` holds a SHA-256 of the tensor payload of ``state_dict`` (and of ``train_state``):
+every tensor's name, dtype, shape and bytes, in name order. :func:`load_checkpoint` checks it,
+so a file whose weights changed on disk (a flipped bit, a bad copy) is refused in one line
+instead of evaluating to wrong numbers. Format 1 (aknet 0.1) had no digest: such files load
+unverified and silently, like other toolkits' files, which never carry one; ``"verified"`` in
+what :func:`load_checkpoint` returns says which was the case.
+
+Format 2 also marks a model change: our TDN's long-term module pools as TDN's code does since
+then (see ``docs/backbones.md``), so a format-1 TDN checkpoint was trained with the old pooling.
+
 Plain state dicts (ours or another toolkit's, possibly under ``state_dict`` / ``model``) are
-accepted too; ``module.`` prefixes left by DataParallel/DDP are removed on load.
+accepted too; ``module.`` prefixes left by DataParallel/DDP are removed on load. Files of other
+toolkits may carry metadata beside the weights (mmengine's ``meta``, ``message_hub``, optimizer
+state): the plain data types those hold are allowed (:data:`METADATA_GLOBALS`), nothing that
+could run code.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator, Mapping
 
+import numpy as np
 import torch
 
 from .._atomic import atomic_output
 from ..exceptions import CheckpointError
 
-FORMAT = "aknet-checkpoint/1"
+FORMAT = "aknet-checkpoint/2"
+#: Formats :func:`load_checkpoint` reads; 1 has no digest (and TDN pooled differently then).
+READABLE_FORMATS = ("aknet-checkpoint/1", FORMAT)
+
+
+class InertRecord:
+    """Stand-in for a metadata object of another toolkit (mmengine's ``HistoryBuffer``, the
+    loss and learning-rate history in an mmengine checkpoint's ``message_hub``): unpickling it
+    stores the pickled state in :attr:`state` and runs nothing else."""
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+def _numpy_globals() -> list[tuple[Any, str]]:
+    """NumPy's array, scalar and dtype rebuilders under the names NumPy 1.x and 2.x pickle them."""
+    core = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    found = []
+    for package in ("numpy.core", "numpy._core"):
+        found += [(core._reconstruct, f"{package}.multiarray._reconstruct"),
+                  (core.scalar, f"{package}.multiarray.scalar")]
+    # An unpickled dtype is an instance of its own class (numpy.dtypes.Float64DType, ...), which
+    # receives the dtype's pickled state: those classes must be allowed too.
+    dtype_classes = {type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFDGSUVOMm"}
+    return found + [(np.ndarray, "numpy.ndarray"), (np.dtype, "numpy.dtype")] + sorted(dtype_classes, key=str)
+
+
+#: What ``torch.load(weights_only=True)`` may rebuild beside tensors and plain containers:
+#: NumPy arrays, scalars and dtypes (mmengine's ``meta`` and ``message_hub`` hold them) and
+#: mmengine's ``HistoryBuffer`` as an :class:`InertRecord`. None of them runs code of the file.
+METADATA_GLOBALS = _numpy_globals() + [(InertRecord, "mmengine.logging.history_buffer.HistoryBuffer")]
+_UNSUPPORTED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def _tensors(obj: Any, path: str = "") -> Iterator[tuple[str, torch.Tensor]]:
+    """Every tensor inside nested dicts/lists, with a path naming it, in a fixed order."""
+    if isinstance(obj, torch.Tensor):
+        yield path, obj
+    elif isinstance(obj, Mapping):
+        for key in sorted(obj, key=str):
+            yield from _tensors(obj[key], f"{path}/{key}")
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            yield from _tensors(value, f"{path}/{i}")
+
+
+def payload_sha256(obj: Any) -> str:
+    """SHA-256 over every tensor in ``obj``: its path, dtype, shape and raw bytes.
+
+    Hashes the tensors' memory in place (no copy for contiguous CPU tensors); hashlib releases
+    the GIL and runs at memory speed, about the cost of writing the file once more.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in _tensors(obj):
+        tensor = tensor.detach()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        flat = tensor.cpu().contiguous().reshape(-1)
+        if flat.numel():
+            digest.update(flat.view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def _digests(obj: dict[str, Any]) -> dict[str, str]:
+    parts = ("state_dict", "train_state")
+    return {part: payload_sha256(obj[part]) for part in parts if obj.get(part) is not None}
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
@@ -42,10 +122,11 @@ def save_checkpoint(
     meta: dict[str, Any] | None = None,
     train_state: dict[str, Any] | None = None,
 ) -> None:
-    """Write a checkpoint atomically (see module docstring for the layout)."""
+    """Write a checkpoint atomically, with the SHA-256 of its tensors (module docstring)."""
     obj = {"format": FORMAT, "kind": kind, "config": config, "state_dict": state_dict, "meta": meta or {}}
     if train_state is not None:
         obj["train_state"] = train_state
+    obj["digest"] = {"sha256": _digests(obj)}
     atomic_torch_save(obj, path)
 
 
@@ -54,40 +135,85 @@ def strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint or a plain state dict.
-
-    Returns:
-        ``{"kind": str | None, "config": dict, "state_dict": dict, "meta": dict,
-        "train_state": dict | None}``; ``kind`` is ``None`` for a plain state dict.
-
-    Raises:
-        CheckpointError: the file is missing, unreadable, or holds no state dict.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+def _torch_load(path: Path) -> Any:
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(METADATA_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
+        needed = _UNSUPPORTED_GLOBAL.search(str(exc))
+        if needed:
+            raise CheckpointError(
+                f"cannot read checkpoint {path}: it holds objects other than tensors and plain data "
+                f"({needed.group(1)}), which aknet does not unpickle (that could run code); save its weights alone first, with the toolkit "
+                f"that wrote it or, for a file you trust, python -c \"import torch; c = torch.load('{path.name}', "
+                f"weights_only=False); torch.save({{'state_dict': c['state_dict'], 'meta': c.get('meta', {{}})}}, "
+                f"'stripped.pth')\""
+            ) from None
         raise CheckpointError(
             f"cannot read checkpoint {path}: not a PyTorch file, truncated, or holding objects "
             f"other than tensors ({type(exc).__name__})"
         ) from None
-    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+
+
+def _verify(obj: dict[str, Any], path: Path) -> bool:
+    """Check the stored digests; ``False`` when the file has none (format 1)."""
+    stored = (obj.get("digest") or {}).get("sha256")
+    if not stored:
+        return False
+    for part, expected in stored.items():
+        actual = payload_sha256(obj.get(part))
+        if actual != expected:
+            raise CheckpointError(
+                f"checkpoint {path} is corrupt: the SHA-256 of its {part} tensors is {actual[:12]}…, the file "
+                f"recorded {expected[:12]}… when it was written; copy it again from the original"
+            )
+    return True
+
+
+def _plain_info(obj: dict[str, Any]) -> dict[str, Any]:
+    """A foreign file's metadata: its ``meta`` dict (mmengine) and top-level scalars (TSM's ``arch``)."""
+    info = {k: v for k, v in obj.items() if isinstance(v, (str, int, float, bool))}
+    if isinstance(obj.get("meta"), dict):
+        info.update(obj["meta"])
+    return info
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint or a plain state dict, verifying its digest when it has one.
+
+    Returns:
+        ``{"kind": str | None, "format": str | None, "config": dict, "state_dict": dict,
+        "meta": dict, "train_state": dict | None, "verified": bool}``; ``kind`` and
+        ``format`` are ``None`` for a plain state dict, whose ``meta`` holds the file's own
+        metadata (mmengine's ``meta``, TSM's ``arch``/``epoch``).
+
+    Raises:
+        CheckpointError: the file is missing, unreadable, holds no state dict, needs an object
+            outside :data:`METADATA_GLOBALS`, or its tensors do not match its digest.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    obj = _torch_load(path)
+    if isinstance(obj, dict) and obj.get("format") in READABLE_FORMATS:
+        verified = _verify(obj, path)
         return {
             "kind": obj.get("kind"),
+            "format": obj["format"],
             "config": dict(obj.get("config") or {}),
             "state_dict": strip_module_prefix(obj["state_dict"]),
             "meta": dict(obj.get("meta") or {}),
             "train_state": obj.get("train_state"),
+            "verified": verified,
         }
+    info = _plain_info(obj) if isinstance(obj, dict) else {}
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path} holds neither an aknet checkpoint nor a state dict")
-    return {"kind": None, "config": {}, "state_dict": strip_module_prefix(obj), "meta": {}, "train_state": None}
+    return {"kind": None, "format": None, "config": {}, "state_dict": strip_module_prefix(obj), "meta": info,
+            "train_state": None, "verified": False}
 
 
 def load_state_strict(
@@ -96,26 +222,30 @@ def load_state_strict(
     source: str,
     *,
     allow_missing: tuple[str, ...] = (),
+    name_in_file: Callable[[str], str] | None = None,
 ) -> None:
     """``load_state_dict(strict=True)`` with a one-line error that names the file.
 
     Args:
         allow_missing: key prefixes the file may lack (e.g. ``("fc.",)`` for ImageNet
             weights loaded under a new classifier).
+        name_in_file: our key → the same key in the file's own naming (another toolkit's), so
+            the error names keys the way the user sees them in the file.
     """
+    shown = (lambda k: f"{name_in_file(k)} (ours: {k})") if name_in_file else (lambda k: k)
     own = module.state_dict()
     wrong = [k for k, v in state.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
     if wrong:
         k = wrong[0]
         raise CheckpointError(
-            f"{source} does not match the model: {len(wrong)} tensors differ in shape (e.g. {k}: "
+            f"{source} does not match the model: {len(wrong)} tensors differ in shape (e.g. {shown(k)}: "
             f"{tuple(state[k].shape)} in the file, {tuple(own[k].shape)} in the model); "
             f"is it a checkpoint of this backbone, class count and frame count?"
         )
     missing, unexpected = module.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(allow_missing)] if allow_missing else missing
     if missing or unexpected:
-        sample = ", ".join((list(missing) + list(unexpected))[:3])
+        sample = ", ".join(shown(k) for k in (list(missing) + list(unexpected))[:3])
         raise CheckpointError(
             f"{source} does not match the model: {len(missing)} missing and {len(unexpected)} "
             f"unexpected keys (e.g. {sample}); is it a checkpoint of this backbone?"

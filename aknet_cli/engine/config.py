@@ -47,6 +47,7 @@ class ModelConfig:
     stage: int = ranged(1, ge=1, le=2, why="1 trains the backbone, 2 AK-Net")
     pretrained: str = ""
     init_from: str = ""
+    init_label_order: str = ""
     num_segments: int = ranged(8, ge=1)
     dropout: float = ranged(0.5, ge=0.0, lt=1.0, why="the probability of zeroing a feature")
     partial_bn: bool = False
@@ -139,6 +140,7 @@ _SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "tr
 _CHOICES = {
     "optim.name": ("sgd", "adam", "adamw"),
     "data.resize_mode": ("short", "square"),
+    "model.init_label_order": ("", "file", "sorted"),
     "data.backend": ("decord", "pyav"),
     "data.on_error": ("fail", "skip"),
     "train.device": ("auto", "cpu", "cuda"),

@@ -11,26 +11,37 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .._registry import create_backbone
 from ..exceptions import CheckpointError, ConfigError
 from ..models import count_parameters
 from ..models.aknet import AKNet, AKNetConfig
 from ..models.convert import summarize
-from .checkpoint import load_checkpoint, load_state_strict, save_checkpoint
-from .foreign import translate_foreign_state_dict
+from .checkpoint import save_checkpoint
+from .loading import Checkpoint, build_model, fit_classes, read_checkpoint
+
+if TYPE_CHECKING:
+    from ..data.manifest import Manifest
 
 
-def _pick(option: Any, stored: Any, name: str, path: Path) -> Any:
-    if option is not None and stored is not None and option != stored:
-        raise ConfigError(f"--{name.replace('_', '-')} {option} contradicts {path}, which records {stored}")
-    value = option if option is not None else stored
-    if value is None:
-        raise ConfigError(f"{path} does not record its {name}: pass --{name.replace('_', '-')}")
-    return value
+def _check_count(option: int | None, ckpt: Checkpoint) -> None:
+    stored = ckpt.config.get("num_classes")
+    if option is None or stored is None or int(option) == int(stored):
+        return
+    if ckpt.kind == "backbone" and ckpt.format.startswith("an aknet"):
+        raise ConfigError(f"--num-classes {option} contradicts {ckpt.path}, which records {stored}")
+    raise CheckpointError(f"{ckpt.path} ({ckpt.format}) predicts {stored} classes, not {option}; use a "
+                          f"checkpoint trained on a dataset with {option} classes")
+
+
+def _recorded(ckpt: Checkpoint) -> dict[str, Any]:
+    """What the stage-1 file says about its classes and preprocessing, carried into stage 2."""
+    kept = {key: ckpt.config[key] for key in ("classes", "data") if ckpt.config.get(key)}
+    if ckpt.label_order is not None and not kept.get("classes"):
+        kept.update(label_order=ckpt.label_order, label_order_given=ckpt.label_order_given)
+    return kept
 
 
 def convert_checkpoint(
@@ -47,14 +58,17 @@ def convert_checkpoint(
     calibrate_batches: int = 20,
     calibrate_batch_size: int = 8,
     calibrate_crop: int = 224,
+    label_order: str | None = None,
+    dataset: "Manifest | None" = None,
     **switches: Any,
 ) -> dict[str, Any]:
     """Convert a stage-1 backbone checkpoint into an AK-Net checkpoint.
 
     Args:
-        checkpoint: an aknet ``kind="backbone"`` checkpoint, or a plain state dict of a
-            registered backbone or of the official TSM code (``base_model.*``, ``new_fc.*``;
-            then ``backbone``/``num_classes``/``num_segments`` are needed).
+        checkpoint: an aknet ``kind="backbone"`` checkpoint, or any foreign file
+            :func:`~aknet_cli.engine.loading.read_checkpoint` reads (official TSM/TDN,
+            mmaction2); ``backbone``/``num_segments`` are checked against it or fill in what it
+            does not record, ``num_classes`` must equal its classifier's.
         out: where to write the AK-Net checkpoint (atomically).
         split, alpha, **switches: the AK-Net configuration (see :class:`AKNetConfig`).
         overwrite: replace ``out`` if it exists.
@@ -63,6 +77,11 @@ def convert_checkpoint(
             (:func:`~aknet_cli.engine.calibrate.recalibrate_bn`) before saving.
         calibrate_batches, calibrate_batch_size, calibrate_crop: ``K``, clips per batch and
             crop side (resize side ``crop·256/224``, as in training) of that pass.
+        label_order: a foreign checkpoint's class order (``file``/``sorted``), if not its code
+            base's default.
+        dataset: the prepared dataset stage 2 trains on: its class count must fit, and the
+            classifier rows are put in its label order (or refused, see
+            :func:`~aknet_cli.engine.loading.fit_classes`).
 
     Returns:
         A report: what was converted, dropped and newly initialised, parameter counts, and
@@ -73,14 +92,13 @@ def convert_checkpoint(
         raise ConfigError(f"--out {out} would overwrite the input checkpoint; choose another path")
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} already exists; pass --force to replace it")
-    ckpt = load_checkpoint(src)
-    if ckpt["kind"] == "aknet":
+    ckpt = read_checkpoint(src, backbone=backbone, num_segments=num_segments, label_order=label_order)
+    if ckpt.kind == "aknet":
         raise CheckpointError(f"{src} is already an AK-Net checkpoint; convert-1d takes a stage-1 backbone checkpoint")
-    stored = ckpt["config"]
-    name = _pick(backbone, stored.get("backbone"), "backbone", src)
-    classes = int(_pick(num_classes, stored.get("num_classes"), "num_classes", src))
-    segments = int(_pick(num_segments, stored.get("num_segments"), "num_segments", src))
-    backbone_kwargs = dict(stored.get("backbone_kwargs") or {})
+    _check_count(num_classes, ckpt)
+    name, classes = ckpt.config["backbone"], int(ckpt.config["num_classes"])
+    segments = int(ckpt.config["num_segments"])
+    backbone_kwargs = dict(ckpt.config.get("backbone_kwargs") or {})
     config = AKNetConfig(split=split, alpha=alpha, **switches).validate()
     if calibrate is not None:
         for flag, value, least in (("--batches", calibrate_batches, 1), ("--batch-size", calibrate_batch_size, 1),
@@ -88,10 +106,16 @@ def convert_checkpoint(
             if int(value) < least:
                 raise ConfigError(f"{flag} must be >= {least}, got {value}")
 
-    net = create_backbone(name, num_classes=classes, num_segments=segments, pretrained=False, **backbone_kwargs)
-    state = ckpt["state_dict"]
-    state = translate_foreign_state_dict(state)  # official TSM / TDN names → ours; ours unchanged
-    load_state_strict(net, state, str(src))
+    net = build_model(ckpt)
+    recorded = _recorded(ckpt)
+    notes = list(ckpt.notes)
+    if dataset is not None:  # stage 2 of a training run: predict in the dataset's label order
+        description = ckpt.description()
+        notes += fit_classes(net, description, classes=dataset.classes, label_order=dataset.data.get("label_order"),
+                             dataset_format=dataset.data.get("source_format"), source=str(src),
+                             where=str(dataset.folder))
+        recorded = {**{k: v for k, v in recorded.items() if not k.startswith("label_order")},
+                    "classes": dataset.classes}
     fc_weight, fc_bias = net.fc.weight.detach().clone(), net.fc.bias.detach().clone()
     model = AKNet(net, config)
     with torch.no_grad():
@@ -118,13 +142,16 @@ def convert_checkpoint(
         config={
             "backbone": name, "num_classes": classes, "num_segments": segments,
             "backbone_kwargs": backbone_kwargs, "aknet": asdict(model.config),  # τ as used
+            **recorded,
         },
         state_dict=model.state_dict(),
-        meta={"converted_from": str(src), "conversion": summarize(model.conversion),
+        meta={"converted_from": str(src), "source_format": ckpt.format, "conversion": summarize(model.conversion),
               "bn_calibration": calibration},
     )
     return {
         "input": str(src),
+        "input_format": ckpt.format,
+        "notes": notes,
         "output": str(out),
         "backbone": name,
         "split": split,
@@ -142,23 +169,3 @@ def convert_checkpoint(
         "params_m": count_parameters(model) / 1e6,
         "bn_calibration": calibration,
     }
-
-
-def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild the model (backbone or AK-Net) a checkpoint describes and load its weights."""
-    ckpt = load_checkpoint(path)
-    return model_from_loaded(ckpt, path), ckpt
-
-
-def model_from_loaded(ckpt: dict[str, Any], path: str | Path) -> torch.nn.Module:
-    """:func:`model_from_checkpoint` for a checkpoint already read (``load_checkpoint``)."""
-    cfg = ckpt["config"]
-    if ckpt["kind"] not in ("backbone", "aknet"):
-        raise CheckpointError(f"{path} has no model description; it is a plain state dict")
-    net = create_backbone(
-        cfg["backbone"], num_classes=int(cfg["num_classes"]), num_segments=int(cfg["num_segments"]),
-        pretrained=False, **dict(cfg.get("backbone_kwargs") or {}),
-    )
-    model = net if ckpt["kind"] == "backbone" else AKNet(net, AKNetConfig(**cfg["aknet"]))
-    load_state_strict(model, ckpt["state_dict"], str(path))
-    return model

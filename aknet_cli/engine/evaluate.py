@@ -29,12 +29,13 @@ from torch import nn
 
 from .._atomic import atomic_output, check_output_dir
 from ..data import load_manifest
-from ..exceptions import CheckpointError, ConfigError
+from ..exceptions import ConfigError
 from .config import DataConfig
 from .distributed import all_gather_objects, setup
+from .loading import fit_classes, load_model_from_checkpoint
+from .precision import autocast_dtype
 from .scoring import accuracy_counts, collect_scores
 from .statistics import LEVEL, compare_paired, wilson_interval
-from .precision import autocast_dtype
 from .reports import write_confusion_plot, write_csv, write_per_class_plot
 
 _VIEWS = re.compile(r"^(\d+)x([13])$")
@@ -48,47 +49,6 @@ def parse_views(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-# --------------------------------------------------------------------------- loading
-def load_model(path: str | Path, *, backbone: str | None = None, num_segments: int | None = None):
-    """A model and its description from an aknet checkpoint or a foreign state dict.
-
-    aknet checkpoints (stage 1 or stage 2) describe themselves. A plain state dict of the
-    official TSM or TDN code needs ``backbone`` and ``num_segments``; the class count is read
-    from its classifier.
-    """
-    from .._registry import create_backbone
-    from .checkpoint import load_checkpoint, load_state_strict
-    from .convert_1d import model_from_checkpoint
-    from .foreign import foreign_classifier_size, translate_foreign_state_dict
-
-    ckpt = load_checkpoint(path)
-    if ckpt["kind"] in ("backbone", "aknet"):
-        model, ckpt = model_from_checkpoint(path)
-        return model, dict(ckpt["config"])
-    if not backbone or not num_segments:
-        raise ConfigError(f"{path} is a plain state dict without a model description; pass --backbone NAME and "
-                          f"--num-segments T (e.g. --backbone tsm_resnet50 --num-segments 8)")
-    state = translate_foreign_state_dict(ckpt["state_dict"])
-    classes = foreign_classifier_size(state)
-    if classes is None:
-        raise CheckpointError(f"{path} has no classifier weights (fc.weight); it cannot be evaluated")
-    model = create_backbone(backbone, num_classes=classes, num_segments=num_segments)
-    load_state_strict(model, state, str(path))
-    return model, {"backbone": backbone, "num_classes": classes, "num_segments": num_segments}
-
-
-def check_fits(description: dict[str, Any], manifest, path: str | Path) -> None:
-    """One line naming what does not fit: the class count or the label order."""
-    want = manifest.num_classes
-    have = int(description["num_classes"])
-    if have != want:
-        raise CheckpointError(f"{path} predicts {have} classes but {manifest.folder} has {want}; evaluate it on "
-                              f"the dataset it was trained on (or one prepared with the same label list)")
-    stored = description.get("classes")
-    if stored and list(stored) != manifest.classes:
-        raise CheckpointError(f"{path} was trained with another label order than {manifest.folder} "
-                              f"(label_order {manifest.data.get('label_order', '?')}); prepare the dataset with "
-                              f"the --label-order the checkpoint used")
 
 
 def _gflops(model: nn.Module, frames: int, size: int) -> float:
@@ -99,9 +59,11 @@ def _gflops(model: nn.Module, frames: int, size: int) -> float:
 
 # --------------------------------------------------------------------------- evaluate
 def _score_model(path, manifest, data_cfg: DataConfig, ctx, *, split, clips, crops, batch_size, progress,
-                 backbone, num_segments, amp, fuse) -> dict[str, Any]:
-    model, description = load_model(path, backbone=backbone, num_segments=num_segments)
-    check_fits(description, manifest, path)
+                 backbone, num_segments, amp, fuse, label_order=None) -> dict[str, Any]:
+    model, description = load_model_from_checkpoint(path, backbone=backbone, num_segments=num_segments,
+                                                    label_order=label_order)
+    fit_classes(model, description, classes=manifest.classes, label_order=manifest.data.get("label_order"),
+                dataset_format=manifest.data.get("source_format"), source=str(path), where=str(manifest.folder))
     counted = model  # FLOPs by the convention (BatchNorm counted), whether or not it is folded for running
     if fuse:  # the deployment path: BatchNorms folded into their convs (same outputs within 1e-4)
         from ..models import fuse_for_inference
@@ -213,8 +175,12 @@ def evaluate(
     num_segments: int | None = None,
     fuse: bool = False,
     progress: bool = True,
+    label_order: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` (and optionally ``compare``) on ``data``'s ``split``.
+
+    ``backbone``, ``num_segments`` and ``label_order`` fill in what a checkpoint of another code
+    base does not record (:func:`~aknet_cli.engine.loading.read_checkpoint`).
 
     Returns:
         ``{"top1", "top5", "mean_class_acc", "num_clips", "views", "gflops", ...}`` (and
@@ -233,9 +199,12 @@ def evaluate(
     for path, name in zip(paths, model_names(paths)):
         scored = _score_model(path, manifest, data_cfg, ctx, split=split, clips=clips, crops=crops,
                               batch_size=batch_size, progress=progress, backbone=backbone,
-                              num_segments=num_segments, amp=amp, fuse=fuse)
+                              num_segments=num_segments, amp=amp, fuse=fuse, label_order=label_order)
         summary, table = _summary(scored, manifest, clips, crops)
-        summary.update(name=name, checkpoint=str(path), split=split)
+        summary.update(name=name, checkpoint=str(path), split=split,
+                       checkpoint_format=scored["description"]["format"],
+                       checkpoint_notes=scored["description"]["notes"],
+                       checkpoint_verified=scored["description"]["verified"])
         results.append((summary, table, scored))
     main = results[0][0]
     if len(results) > 1:

@@ -1,8 +1,19 @@
-"""Read backbone weights trained with the official TSM and TDN code bases.
+"""Read backbone weights trained with other code bases: official TSM and TDN, mmaction2 1.x.
+
+Each layout is a renaming of the file's keys into aknet's ``VideoBackbone`` names (and back,
+so that an error names keys the way the file does). :func:`detect_layout` is the one place
+that recognises a layout from the keys; :class:`Layout` says what it recognised.
 
 TSM's ``TSN`` wrapper keeps a torchvision ResNet as ``base_model`` (its residual shift wraps
-``conv1`` as ``TemporalShift.net``, exactly like ours) and a new classifier ``new_fc``.
-Renaming the keys is all it takes to use such a checkpoint as stage 1 of AK-Net.
+``conv1`` as ``TemporalShift.net``, exactly like ours) and a new classifier ``new_fc`` (or,
+trained with ``--dropout 0``, the ResNet's own ``base_model.fc``).
+
+mmaction2 1.x (``ResNetTSM`` / ``ResNet`` + ``TSMHead`` / ``TSNHead``) keeps the backbone under
+``backbone.`` with mmcv's ``ConvModule`` naming (``conv1.conv``, ``conv1.bn``,
+``downsample.conv``/``.bn``), its shift wrapping ``conv1.conv`` as ``.net``, and the classifier
+as ``cls_head.fc_cls``. It is renamed to TSM's naming first, then to ours. mmaction2 has no TDN
+model; the one mmaction2-layout "TDN" found in public code (a fork's ``ResNetTDN``, keys
+``backbone.conv1_5`` …) has no long-term module and is refused by name.
 
 TDN's ``TSN`` wrapper keeps a ``TDN_Net`` as ``base_model``: the RGB ResNet's layers as
 ``layer1_bak`` … ``layer4_bak``, the difference path as ``conv1_5`` and ``resnext_layer1``, the
@@ -15,6 +26,9 @@ running mean (exact, see :func:`translate_tdn_state_dict`).
 from __future__ import annotations
 
 import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -28,6 +42,7 @@ _TSM_PREFIXES = {
     "base_model.layer3.": "stages.res4.",
     "base_model.layer4.": "stages.res5.",
     "new_fc.": "fc.",
+    "base_model.fc.": "fc.",  # the classifier when TSM trained with --dropout 0 (no new_fc then)
 }
 
 
@@ -35,18 +50,93 @@ def is_tsm_state_dict(state: dict[str, torch.Tensor]) -> bool:
     return any(k.startswith("base_model.layer1.") for k in state)
 
 
+def _tsm_key(key: str) -> str | None:
+    for old, new in _TSM_PREFIXES.items():
+        if key.startswith(old):
+            return new + key[len(old):]
+    return None
+
+
+def tsm_name_in_file(ours: str) -> str:
+    """Our key → its name in an official TSM checkpoint (``new_fc`` for the classifier)."""
+    for old, new in _TSM_PREFIXES.items():
+        if ours.startswith(new):
+            return old + ours[len(new):]
+    return ours
+
+
 def translate_tsm_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename an official TSM checkpoint's keys to aknet's ``VideoBackbone`` names.
 
-    Keys outside the mapping (e.g. ``base_model.fc`` when TSM replaced it by dropout) are
-    dropped; the strict load that follows reports anything still missing.
+    Keys outside the mapping are dropped; the strict load that follows reports anything still
+    missing.
+
+    Raises:
+        CheckpointError: the file holds both classifiers, ``new_fc`` and ``base_model.fc``.
     """
+    if any(k.startswith("new_fc.") for k in state) and any(k.startswith("base_model.fc.") for k in state):
+        raise CheckpointError("the checkpoint holds two classifiers, new_fc and base_model.fc; TSM writes one of them")
     out = {}
     for key, value in state.items():
-        for old, new in _TSM_PREFIXES.items():
-            if key.startswith(old):
-                out[new + key[len(old):]] = value
-                break
+        ours = _tsm_key(key)
+        if ours is not None:
+            out[ours] = value
+    return out
+
+
+# ------------------------------------------------------------------------------- mmaction2
+# mmcv ConvModule names (under backbone.) → torchvision names, as TSM's base_model uses them.
+_MM_RULES = (
+    (re.compile(r"^((?:layer\d+\.\d+\.)?)(conv\d)\.conv\.(.+)$"), r"\1\2.\3"),  # also conv1.conv.net.*
+    (re.compile(r"^((?:layer\d+\.\d+\.)?)conv(\d)\.bn\.(.+)$"), r"\1bn\2.\3"),
+    (re.compile(r"^(layer\d+\.\d+\.)downsample\.conv\.(.+)$"), r"\1downsample.0.\2"),
+    (re.compile(r"^(layer\d+\.\d+\.)downsample\.bn\.(.+)$"), r"\1downsample.1.\2"),
+)
+_MM_INVERSE = (
+    (re.compile(r"^((?:layer\d+\.\d+\.)?)(conv\d)\.(.+)$"), r"\1\2.conv.\3"),
+    (re.compile(r"^((?:layer\d+\.\d+\.)?)bn(\d)\.(.+)$"), r"\1conv\2.bn.\3"),
+    (re.compile(r"^(layer\d+\.\d+\.)downsample\.0\.(.+)$"), r"\1downsample.conv.\2"),
+    (re.compile(r"^(layer\d+\.\d+\.)downsample\.1\.(.+)$"), r"\1downsample.bn.\2"),
+)
+
+
+def _rewrite(key: str, rules) -> str | None:
+    for pattern, replacement in rules:
+        if pattern.match(key):
+            return pattern.sub(replacement, key)
+    return None
+
+
+def mmaction2_to_tsm_key(key: str) -> str | None:
+    """An mmaction2 1.x ResNet/ResNetTSM + TSMHead/TSNHead key in TSM's naming, or ``None``."""
+    if key.startswith("cls_head.fc_cls."):
+        return "new_fc." + key[len("cls_head.fc_cls."):]
+    if not key.startswith("backbone."):
+        return None
+    inner = key[len("backbone."):]
+    renamed = _rewrite(inner, _MM_RULES)
+    return None if renamed is None else "base_model." + renamed
+
+
+def mmaction2_name_in_file(ours: str) -> str:
+    """Our key → its name in an mmaction2 1.x checkpoint."""
+    tsm = tsm_name_in_file(ours)
+    if tsm.startswith("new_fc."):
+        return "cls_head.fc_cls." + tsm[len("new_fc."):]
+    if tsm.startswith("base_model."):
+        inner = tsm[len("base_model."):]
+        return "backbone." + (_rewrite(inner, _MM_INVERSE) or inner)
+    return ours
+
+
+def translate_mmaction2_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename an mmaction2 1.x TSM/TSN checkpoint's keys to ours (unknown keys kept as they are,
+    so that the strict load names them)."""
+    out = {}
+    for key, value in state.items():
+        tsm = mmaction2_to_tsm_key(key)
+        ours = _tsm_key(tsm) if tsm is not None else None
+        out[ours if ours is not None else key] = value
     return out
 
 
@@ -169,16 +259,125 @@ def translate_tdn_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.
     return out
 
 
+def tdn_name_in_file(ours: str) -> str:
+    """Our key → its name in an official TDN checkpoint (without DataParallel's ``module.``)."""
+    module, _, param = ours.rpartition(".")
+    for official, mine in _TDN_MODULES.items():
+        if module == mine:
+            return f"{'new_fc' if official == 'fc' else 'base_model.' + official}.{param}"
+    match = re.fullmatch(r"(short_term\.res2|stages\.res[2-5])\.(\d+)\.(.+)", module)
+    if not match:
+        return ours
+    layer, index, inner = match.groups()
+    official_layer = next(name for name, (mine, _) in _TDN_LAYERS.items() if mine == layer)
+    inverse = {mine: official for official, mine in _TDN_LONG_TERM.items()}
+    return f"base_model.{official_layer}.{index}.{inverse.get(inner, inner)}.{param}"
+
+
+# ------------------------------------------------------------------------------- detection
+@dataclass(frozen=True)
+class Layout:
+    """A checkpoint layout of another code base that aknet reads.
+
+    Attributes:
+        name: what it is, as a user would say it ("an mmaction2 TSM checkpoint").
+        family: ``"tsn"``, ``"tsm"`` or ``"tdn"``: the kind of aknet backbone it fills.
+        label_order: the class-index order that code base uses by default (``"sorted"``: TSM
+            and TDN sort Sth-Sth V1's class names; ``"file"``: mmaction2 keeps the labels file's).
+        translate: file state dict (``module.`` stripped) → our names.
+        name_in_file: our key → the file's name for it, for error messages.
+    """
+
+    name: str
+    family: str
+    label_order: str
+    translate: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+    name_in_file: Callable[[str], str]
+
+
+KNOWN_LAYOUTS = ("aknet checkpoints (stages.*, fc.*)", "official TSM (base_model.layer1.*, new_fc.*)",
+                 "official TDN (base_model.layer1_bak.*, base_model.conv1_5.*)",
+                 "mmaction2 1.x TSM/TSN (backbone.layer1.*, cls_head.fc_cls.*)")
+
+
+def _refuse(what: str, why: str) -> CheckpointError:
+    return CheckpointError(f"the checkpoint is {what}, which aknet does not read: {why}")
+
+
+def _mmaction2_layout(state: dict[str, torch.Tensor]) -> Layout:
+    keys = list(state)
+    if any(k.startswith("backbone.conv1_5.") for k in keys):
+        raise _refuse("an mmaction2-layout TDN (ResNetTDN, from a fork; mmaction2 itself has no TDN)",
+                      "its residual layers have no long-term module (mse/shift), so it is not the TDN "
+                      "network; use the official TDN checkpoint (base_model.layer1_bak.*)")
+    if any(".tam." in k for k in keys):
+        raise _refuse("an mmaction2 TANet checkpoint", "aknet has no TANet backbone (see `aknet backbones`)")
+    if any(".offset_net." in k for k in keys):
+        raise _refuse("an mmaction2 TIN checkpoint", "aknet has no TIN backbone (see `aknet backbones`)")
+    if any(".non_local_block." in k for k in keys):
+        raise _refuse("an mmaction2 TSM checkpoint with non-local blocks",
+                      "aknet's TSM has no non-local blocks")
+    if any(re.match(r"backbone\.layer\d+\.\d+\.net\.", k) for k in keys):
+        raise _refuse("an mmaction2 TSM checkpoint with shift_place='block'",
+                      "aknet's TSM shifts inside the residual branch (shift_place='blockres')")
+    shifted = any(re.match(r"backbone\.layer\d+\.\d+\.conv1\.conv\.net\.", k) for k in keys)
+    return Layout("an mmaction2 TSM checkpoint" if shifted else "an mmaction2 TSN checkpoint",
+                  "tsm" if shifted else "tsn", "file", translate_mmaction2_state_dict, mmaction2_name_in_file)
+
+
+def detect_layout(state: dict[str, torch.Tensor]) -> Layout | None:
+    """The foreign layout of a state dict (``module.`` stripped), ``None`` for our own names.
+
+    Raises:
+        CheckpointError: a layout recognised but not readable (named, with why), or keys that
+            match no layout (naming the prefixes seen and the layouts known).
+    """
+    keys = list(state)
+    if any(_strip_module(k).startswith(_TDN_MARKERS) for k in keys):  # before TSM: both keep a base_model
+        return Layout("an official TDN checkpoint", "tdn", "sorted", translate_tdn_state_dict, tdn_name_in_file)
+    if is_tsm_state_dict(state):
+        if any(re.match(r"base_model\.layer\d+\.\d+\.net\.", k) for k in keys):
+            raise _refuse("an official TSM checkpoint with --shift_place block",
+                          "aknet's TSM shifts inside the residual branch (blockres)")
+        shifted = any(re.match(r"base_model\.layer\d+\.\d+\.conv1\.net\.", k) for k in keys)
+        return Layout("an official TSM checkpoint" if shifted else "an official TSM-code TSN checkpoint (no shift)",
+                      "tsm" if shifted else "tsn", "sorted", translate_tsm_state_dict, tsm_name_in_file)
+    if any(k.startswith("backbone.") for k in keys) and any(k.startswith("cls_head.") for k in keys):
+        return _mmaction2_layout(state)
+    if any(k.startswith(("stages.", "features.backbone.stages.")) for k in keys):
+        return None
+    prefixes = Counter(k.split(".", 1)[0] + "." for k in keys)
+    seen = ", ".join(f"{p}* ({n} keys)" for p, n in prefixes.most_common(4))
+    raise CheckpointError(f"the checkpoint's keys match no layout aknet reads: they start with {seen}; "
+                          f"aknet reads {'; '.join(KNOWN_LAYOUTS)}")
+
+
+# (blocks per stage, bottleneck?) → ResNet depth, as torchvision and mmaction2 build them.
+_DEPTHS = {((2, 2, 2, 2), False): 18, ((3, 4, 6, 3), False): 34, ((3, 4, 6, 3), True): 50,
+           ((3, 4, 23, 3), True): 101, ((3, 8, 36, 3), True): 152}
+_FAMILY_PREFIX = {"tsn": "", "tsm": "tsm_", "tdn": "tdn_"}
+
+
+def infer_backbone(state: dict[str, torch.Tensor], family: str) -> str:
+    """The aknet backbone name a translated state dict (our names) needs, e.g. ``tsm_resnet50``.
+
+    Raises:
+        CheckpointError: its blocks per stage match no ResNet depth.
+    """
+    counts = []
+    for stage in ("res2", "res3", "res4", "res5"):
+        blocks = {int(m.group(1)) for k in state if (m := re.match(rf"stages\.{stage}\.(\d+)\.", k))}
+        counts.append(max(blocks) + 1 if blocks else 0)
+    bottleneck = any(k.startswith("stages.res2.0.conv3.") for k in state)
+    depth = _DEPTHS.get((tuple(counts), bottleneck))
+    if depth is None:
+        kind = "bottleneck" if bottleneck else "basic"
+        raise CheckpointError(f"the checkpoint's ResNet has {'/'.join(map(str, counts))} {kind} blocks per stage, "
+                              f"which is no ResNet depth (18, 34, 50, 101, 152)")
+    return f"{_FAMILY_PREFIX[family]}resnet{depth}"
+
+
 def translate_foreign_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A state dict of another code base renamed to aknet's names (unchanged if it is ours)."""
-    if is_tdn_state_dict(state):  # before TSM: both keep a ``base_model``
-        return translate_tdn_state_dict(state)
-    if is_tsm_state_dict(state):
-        return translate_tsm_state_dict(state)
-    return state
-
-
-def foreign_classifier_size(state: dict[str, torch.Tensor]) -> int | None:
-    """Classes predicted by a translated state dict, read from its classifier (``fc.weight``)."""
-    weight = state.get("fc.weight")
-    return int(weight.shape[0]) if weight is not None else None
+    layout = detect_layout(state)
+    return state if layout is None else layout.translate(state)

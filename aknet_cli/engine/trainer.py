@@ -33,6 +33,7 @@ from .checkpointing import save
 from .config import RunConfig, check_config, to_toml
 from .distributed import DistContext, agree, barrier, setup
 from .loaders import build_eval_loader, build_train_loader
+from .loading import read_checkpoint
 from .loop import StepCallback, epoch_row, set_train_mode, train_one_epoch, validate
 from .optim import build_optimizer, build_scheduler
 from .precision import autocast_dtype, grad_scaler, restore_scaler
@@ -155,30 +156,32 @@ def _check_stage1_checkpoint(cfg: RunConfig, manifest) -> None:
                                   f"use a stage-1 checkpoint trained on this dataset with this backbone")
 
 
-def build_training_model(cfg: RunConfig, manifest, work_dir: Path, ctx: DistContext,
-                         resumed: dict[str, Any] | None, source: Path | None) -> nn.Module:
+def build_training_model(cfg: RunConfig, manifest, work_dir: Path, ctx: DistContext, resumed) -> nn.Module:
     """Stage 1: a fresh (or pretrained) backbone. Stage 2: AK-Net converted from ``init_from``
     (by rank 0, into ``WORK/converted.pt``, which every rank then reads), or, when resuming,
-    rebuilt from the checkpoint that records its architecture."""
+    rebuilt from the checkpoint (a :class:`~aknet_cli.engine.loading.Checkpoint`) that records
+    its architecture."""
     from .._registry import create_backbone
-    from .convert_1d import convert_checkpoint, model_from_checkpoint, model_from_loaded
+    from .convert_1d import convert_checkpoint
+    from .loading import build_model, load_model_from_checkpoint
 
     if cfg.model.stage == 1:
         return create_backbone(cfg.model.backbone, num_classes=manifest.num_classes,
                                num_segments=cfg.model.num_segments, pretrained=cfg.model.pretrained or False,
                                dropout=cfg.model.dropout)
     if resumed is not None:
-        return model_from_loaded(resumed, source)
+        return build_model(resumed)
     _check_stage1_checkpoint(cfg, manifest)
     converted = work_dir / "converted.pt"
     switches = dict(cfg.model.aknet)
     switches.setdefault("dropout", cfg.model.dropout)
     if ctx.is_main:
         convert_checkpoint(cfg.model.init_from, converted, overwrite=True, backbone=cfg.model.backbone,
-                           num_classes=manifest.num_classes, num_segments=cfg.model.num_segments, **switches)
+                           num_classes=manifest.num_classes, num_segments=cfg.model.num_segments,
+                           label_order=cfg.model.init_label_order or None, dataset=manifest, **switches)
     barrier(ctx)
     _require_everywhere(converted, ctx, "the stage-1 model converted by rank 0")
-    model, _ = model_from_checkpoint(converted)
+    model, _ = load_model_from_checkpoint(converted)
     return model
 
 
@@ -209,13 +212,14 @@ def prepare_run(cfg: RunConfig, ctx: DistContext, manifest, work_dir: Path, resu
         raise ConfigError("model.sync_bn = true needs CUDA GPUs (SyncBatchNorm has no CPU implementation); "
                           "set model.sync_bn = false for this run")
     source = resume_source(resume, work_dir)
-    ckpt = None
+    resumed = ckpt = None
     if source is not None:
         _require_everywhere(source, ctx, "the checkpoint to resume from")
-        ckpt = load_checkpoint(source)
-    schedule = check_resumable(cfg, (ckpt or {}).get("meta", {}).get("train_config"), source) if ckpt else {}
+        resumed = read_checkpoint(source)  # read once: the weights, the description, the training state
+        ckpt = resumed.raw
+    schedule = check_resumable(cfg, ckpt["meta"].get("train_config"), source) if ckpt else {}
     rng.seed_everything(cfg.train.seed, ctx.rank)
-    model = build_training_model(cfg, manifest, work_dir, ctx, ckpt, source)
+    model = build_training_model(cfg, manifest, work_dir, ctx, resumed if cfg.model.stage == 2 else None)
     run = _assemble(cfg, ctx, work_dir, manifest, model, fresh=ckpt is None, progress=progress)
     position = restore_position(run, ckpt, source, schedule) if ckpt else Position()
     if ctx.is_main:
