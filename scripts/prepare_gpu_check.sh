@@ -24,6 +24,7 @@ mkdir -p "$OUT/wheels"
     --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 -d "$OUT/wheels" pyyaml scipy 2>&1 \
     | grep -v "^WARNING: Location" || true
 "$PY" -m pip wheel --quiet --no-deps -w "$OUT/wheels" . 2>&1 | grep -v "^WARNING: Location" || true
+rm -rf aknet.egg-info build  # setuptools leaves them in the tree; a stale egg-info shadows the installed metadata
 "$PY" - "$SHARED" "$OUT/gpu_check.sh" <<'PY'
 """Copy the shared gpu_check.sh with the engine's renamed internals and checkpoint layout."""
 import sys
@@ -39,6 +40,11 @@ corrections = [
      'res["saved_cuda_rng_states"] = sum(r["cuda"] is not None for r in state["rng"]["ranks"])'),
     ('ck["train_state"]["rng"]["cuda"] = list(ck["train_state"]["rng"]["cuda"]) * 8',
      'ck["train_state"]["rng"] = {"world_size": 8, "ranks": list(ck["train_state"]["rng"]["ranks"]) * 8}'),
+    # checkpoints carry a SHA-256 of their tensors: an edited one is written again with its digest
+    ('torch.save(ck, work / "last_from_8_gpus.pt")',
+     'from aknet_cli.engine.checkpoint import save_checkpoint\n'
+     'save_checkpoint(work / "last_from_8_gpus.pt", kind=ck["kind"], config=ck["config"], '
+     'state_dict=ck["state_dict"], meta=ck["meta"], train_state=ck["train_state"])'),
 ]
 for old, new in corrections:
     if text.count(old) != 1:

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
+from aknet_cli.engine.checkpoint import save_checkpoint
 from aknet_cli.engine.config import load_config
 from aknet_cli.engine.resume import resume_source
 from aknet_cli.engine.trainer import train
@@ -66,8 +67,9 @@ def test_fewer_epochs_than_already_finished_is_refused(config, tmp_path):
 
 def test_a_checkpoint_without_rng_state_is_refused_in_one_line(config, killed):
     ckpt = torch.load(killed / "last.pt", map_location="cpu", weights_only=True)
-    del ckpt["train_state"]["rng"]
-    torch.save(ckpt, killed / "edited.pt")
+    del ckpt["train_state"]["rng"]  # written again with its digest: what another tool might write
+    save_checkpoint(killed / "edited.pt", kind=ckpt["kind"], config=ckpt["config"], state_dict=ckpt["state_dict"],
+                    meta=ckpt["meta"], train_state=ckpt["train_state"])
     with pytest.raises(CheckpointError, match="lacks rng"):
         train(load_config(config, ["ckpt.every_steps=2"]), work_dir=killed, resume=str(killed / "edited.pt"),
               progress=False)
@@ -77,7 +79,8 @@ def test_a_torchrun_restart_continues_from_the_work_dirs_newer_last_pt(killed, t
     older = tmp_path / "started_from.pt"
     ckpt = torch.load(killed / "last.pt", map_location="cpu", weights_only=True)
     ckpt["train_state"]["epoch"], ckpt["train_state"]["step_in_epoch"] = 0, 2
-    torch.save(ckpt, older)
+    save_checkpoint(older, kind=ckpt["kind"], config=ckpt["config"], state_dict=ckpt["state_dict"], meta=ckpt["meta"],
+                    train_state=ckpt["train_state"])
     assert resume_source(str(older), killed) == older
     monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
     assert resume_source(str(older), killed) == killed / "last.pt"  # not back to where the job first started

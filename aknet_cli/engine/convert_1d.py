@@ -88,34 +88,58 @@ def convert_checkpoint(
         (with ``calibrate``) how far the BatchNorm statistics moved.
     """
     src, out = Path(checkpoint), Path(out)
-    if out.resolve() == src.resolve():
-        raise ConfigError(f"--out {out} would overwrite the input checkpoint; choose another path")
-    if out.exists() and not overwrite:
-        raise ConfigError(f"{out} already exists; pass --force to replace it")
+    _check_paths(src, out, overwrite)
     ckpt = read_checkpoint(src, backbone=backbone, num_segments=num_segments, label_order=label_order)
     if ckpt.kind == "aknet":
         raise CheckpointError(f"{src} is already an AK-Net checkpoint; convert-1d takes a stage-1 backbone checkpoint")
     _check_count(num_classes, ckpt)
-    name, classes = ckpt.config["backbone"], int(ckpt.config["num_classes"])
-    segments = int(ckpt.config["num_segments"])
-    backbone_kwargs = dict(ckpt.config.get("backbone_kwargs") or {})
     config = AKNetConfig(split=split, alpha=alpha, **switches).validate()
     if calibrate is not None:
-        for flag, value, least in (("--batches", calibrate_batches, 1), ("--batch-size", calibrate_batch_size, 1),
-                                   ("--crop", calibrate_crop, 32)):
-            if int(value) < least:
-                raise ConfigError(f"{flag} must be >= {least}, got {value}")
-
+        _check_calibration(calibrate_batches, calibrate_batch_size, calibrate_crop)
     net = build_model(ckpt)
     recorded = _recorded(ckpt)
     notes = list(ckpt.notes)
     if dataset is not None:  # stage 2 of a training run: predict in the dataset's label order
-        description = ckpt.description()
-        notes += fit_classes(net, description, classes=dataset.classes, label_order=dataset.data.get("label_order"),
+        notes += fit_classes(net, ckpt.description(), classes=dataset.classes,
+                             label_order=dataset.data.get("label_order"),
                              dataset_format=dataset.data.get("source_format"), source=str(src),
                              where=str(dataset.folder))
         recorded = {**{k: v for k, v in recorded.items() if not k.startswith("label_order")},
                     "classes": dataset.classes}
+    fc_params = net.fc.weight.numel() + net.fc.bias.numel()
+    model = aknet_from_backbone(net, config)
+    calibration = None
+    if calibrate is not None:
+        calibration = _calibrate(model, calibrate, segments=int(ckpt.config["num_segments"]),
+                                 batches=calibrate_batches, batch_size=calibrate_batch_size, crop=calibrate_crop)
+    description = {"backbone": ckpt.config["backbone"], "num_classes": int(ckpt.config["num_classes"]),
+                   "num_segments": int(ckpt.config["num_segments"]),
+                   "backbone_kwargs": dict(ckpt.config.get("backbone_kwargs") or {}),
+                   "aknet": asdict(model.config), **recorded}  # τ and the rank as used
+    save_checkpoint(out, kind="aknet", config=description, state_dict=model.state_dict(),
+                    meta={"converted_from": str(src), "source_format": ckpt.format,
+                          "conversion": summarize(model.conversion), "bn_calibration": calibration})
+    return _report(model, src=src, out=out, ckpt=ckpt, notes=notes, fc_params=fc_params, calibration=calibration)
+
+
+def _check_paths(src: Path, out: Path, overwrite: bool) -> None:
+    if out.resolve() == src.resolve():
+        raise ConfigError(f"--out {out} would overwrite the input checkpoint; choose another path")
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} already exists; pass --force to replace it")
+
+
+def _check_calibration(batches: int, batch_size: int, crop: int) -> None:
+    for flag, value, least in (("--batches", batches, 1), ("--batch-size", batch_size, 1), ("--crop", crop, 32)):
+        if int(value) < least:
+            raise ConfigError(f"{flag} must be >= {least}, got {value}")
+
+
+def aknet_from_backbone(net, config: AKNetConfig) -> AKNet:
+    """AK-Net on a trained backbone: ``F`` copied, ``Q`` converted (eq. 11), and the final FC
+    initialised from the backbone's classifier on its point-feature columns (its ``GAP(X_l)``
+    columns at zero, so at step 0 the head scores the pooled point features exactly as the
+    backbone scored its pooled res5 features)."""
     fc_weight, fc_bias = net.fc.weight.detach().clone(), net.fc.bias.detach().clone()
     model = AKNet(net, config)
     with torch.no_grad():
@@ -123,47 +147,40 @@ def convert_checkpoint(
         head.weight.zero_()
         head.weight[:, head.in_features - fc_weight.shape[1]:].copy_(fc_weight)  # point columns come last
         head.bias.copy_(fc_bias)
+    return model
 
-    calibration = None
-    if calibrate is not None:
-        from ..data import build_dataloader
-        from .calibrate import recalibrate_bn
 
-        loader = build_dataloader(
-            calibrate, "train", num_segments=segments, frames_per_segment=net.frames_per_segment,
-            batch_size=int(calibrate_batch_size), train=True, crop=int(calibrate_crop),
-            resize=round(int(calibrate_crop) * 256 / 224), seed=0,
-        )
-        calibration = {"dataset": str(calibrate), **recalibrate_bn(model, loader, num_batches=int(calibrate_batches))}
+def _calibrate(model: AKNet, dataset: str | Path, *, segments: int, batches: int, batch_size: int,
+               crop: int) -> dict[str, Any]:
+    from ..data import build_dataloader
+    from .calibrate import recalibrate_bn
 
-    save_checkpoint(
-        out,
-        kind="aknet",
-        config={
-            "backbone": name, "num_classes": classes, "num_segments": segments,
-            "backbone_kwargs": backbone_kwargs, "aknet": asdict(model.config),  # τ as used
-            **recorded,
-        },
-        state_dict=model.state_dict(),
-        meta={"converted_from": str(src), "source_format": ckpt.format, "conversion": summarize(model.conversion),
-              "bn_calibration": calibration},
+    loader = build_dataloader(
+        dataset, "train", num_segments=segments, frames_per_segment=model.backbone.frames_per_segment,
+        batch_size=int(batch_size), train=True, crop=int(crop), resize=round(int(crop) * 256 / 224), seed=0,
     )
+    return {"dataset": str(dataset), **recalibrate_bn(model, loader, num_batches=int(batches))}
+
+
+def _report(model: AKNet, *, src: Path, out: Path, ckpt, notes: list[str], fc_params: int,
+            calibration: dict[str, Any] | None) -> dict[str, Any]:
+    split = model.config.split
     return {
         "input": str(src),
         "input_format": ckpt.format,
         "notes": notes,
         "output": str(out),
-        "backbone": name,
+        "backbone": ckpt.config["backbone"],
         "split": split,
-        "alpha": alpha,
+        "alpha": model.config.alpha,
         "copied": {"F (stages up to " + split + ")": count_parameters(model.features)},
         "converted": summarize(model.conversion),
         "conversion": model.conversion_summary(),
-        "initialised_from_stage1": {"head.fc (point-feature columns)": fc_weight.numel() + fc_bias.numel()},
+        "initialised_from_stage1": {"head.fc (point-feature columns)": fc_params},
         "new": {
             "heatmap": count_parameters(model.heatmap),
             "position": count_parameters(model.position),
-            "head.fc (GAP(X_l) columns, zero)": model.head.fc.weight.numel() - fc_weight.numel(),
+            "head.fc (GAP(X_l) columns, zero)": model.head.fc.weight.numel() - (fc_params - model.head.fc.bias.numel()),
             "aux_head (training only)": count_parameters(model.aux_head),
         },
         "params_m": count_parameters(model) / 1e6,
