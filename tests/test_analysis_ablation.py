@@ -70,35 +70,84 @@ def test_dry_run_lists_the_papers_rows_with_their_switches_and_gflops(setup):
     assert rows[-1]["switches"]["position"] == "transform" and rows[-1]["switches"]["sparsity_reg"] is True
     assert [r["paper_top1"] for r in rows] == [33.1, 45.8, 46.0, 46.9, 47.1, 47.3]
     assert all(r["gflops"] > 0 and r["top1"] is None for r in rows)
+    assert all(r["status"] == "planned" for r in out["runs"])
     # the transform net costs FLOPs: "Q+R+T" counts more than "Q+R"
     assert rows[3]["gflops"] > rows[1]["gflops"]
     assert not (setup / "dry" / "stage1").exists()  # a dry run trains nothing
 
 
-def test_table_v_trains_each_row_from_one_shared_stage1_then_reuses_them(setup):
+def _test_top1(work: Path) -> float:
+    """Top-1 of a run's best.pt on the test split, recomputed from its predictions file."""
+    preds = pd.read_csv(work / "eval_test" / "predictions.csv")
+    return round(100 * float((preds["top1"] == preds["label"]).mean()), 2)
+
+
+def test_table_v_trains_each_row_from_one_shared_stage1_scores_the_test_split_then_reuses_them(setup):
     first = run_table("v", **options(setup))
-    assert [r["status"] for r in first["rows"]] == ["trained"] * 3
+    assert first["split"] == "test" and [r["status"] for r in first["runs"]] == ["trained"] * 3
     stage1 = setup / "work" / "stage1" / "best.pt"
     assert first["stage1"] == str(stage1)
-    for row in first["rows"]:
-        work = setup / "work" / "v" / row["name"].replace("+ ", "").replace(" ", "_")
-        assert (work / "converted.pt").is_file()
+    for run, row in zip(first["runs"], first["rows"]):
+        work = setup / "work" / "v" / row["name"].replace("+ ", "").replace(" ", "_") / "seed_0"
+        assert run["work_dir"] == str(work) and (work / "converted.pt").is_file()
         cfg = (work / "config.toml").read_text()
         assert f'init_from = "{stage1}"' in cfg and f'position = "{row["switches"]["position"]}"' in cfg
-        metrics = pd.read_csv(work / "metrics.csv")
-        assert row["top1"] == pytest.approx(metrics["val_top1"].max())
+        assert "seed = 0" in cfg
+        assert row["top1"] == _test_top1(work)  # reported on the held-out split, not on val
+        assert run["val_top1"] == pytest.approx(pd.read_csv(work / "metrics.csv")["val_top1"].max())
     table = pd.read_csv(setup / "work" / "v" / "results.csv")
     assert table["paper_top1"].tolist() == [45.3, 46.1, 46.9]
     assert (setup / "work" / "v" / "table_v.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     stamp = (setup / "work" / "stage1" / "best.pt").stat().st_mtime_ns
     again = run_table("v", **options(setup))
-    assert [r["status"] for r in again["rows"]] == ["reused"] * 3
+    assert [r["status"] for r in again["runs"]] == ["reused"] * 3
     assert [r["top1"] for r in again["rows"]] == [r["top1"] for r in first["rows"]]
     assert (setup / "work" / "stage1" / "best.pt").stat().st_mtime_ns == stamp  # stage 1 trained once
 
     forced = run_table("v", **options(setup), force=True)
-    assert [r["status"] for r in forced["rows"]] == ["trained"] * 3
+    assert [r["status"] for r in forced["runs"]] == ["trained"] * 3
+    assert [r["top1"] for r in forced["rows"]] == [r["top1"] for r in first["rows"]]  # same seed, same run
+
+
+def test_seeds_train_each_row_per_seed_resume_a_killed_one_and_pair_rows_on_common_seeds(setup):
+    from aknet_cli.analysis.ablation import plan, row_config
+    from aknet_cli.engine.config import load_config
+    from aknet_cli.engine.trainer import train
+    from train_fixtures import Killed, kill_at
+
+    opts = {**options(setup), "work_dir": setup / "seeds"}
+    rows = ("baseline", "+ feature transform")
+    base_cfg = load_config(opts["config"], [f"data.dataset={opts['data']}"], check_paths=False)
+    planned = plan("v", base_cfg=base_cfg, work_dir=opts["work_dir"], seeds=(0, 1), rows=rows)
+    assert [(r.name, r.seed) for r in planned] == [(n, s) for n in rows for s in (0, 1)]
+    # one run killed half-way: the table resumes it
+    stage1 = setup / "work" / "stage1" / "best.pt"
+    cfg = row_config(planned[1], base_source=opts["config"], stage1=stage1, data=str(opts["data"]), epochs=None,
+                     overrides=["ckpt.every_steps=1"])
+    with pytest.raises(Killed):
+        train(cfg, work_dir=planned[1].work_dir, progress=False, on_step_end=[kill_at(2)])
+    result = run_table("v", **opts, seeds=(0, 1), rows=rows, stage1=stage1, overrides=["ckpt.every_steps=1"])
+    assert [r["status"] for r in result["runs"]] == ["trained"] * 4
+    straight = setup / "seeds_straight"
+    train(cfg, work_dir=straight, progress=False)
+    a = torch.load(straight / "last.pt", weights_only=True)["state_dict"]
+    b = torch.load(planned[1].work_dir / "last.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the resumed run is the run that was killed
+    s0 = torch.load(planned[0].work_dir / "last.pt", weights_only=True)["state_dict"]
+    assert any(not torch.equal(s0[k], b[k]) for k in s0)  # another seed is another run
+    base, transform = result["rows"]
+    assert base["seeds"] == transform["seeds"] == [0, 1] and base["baseline"] is None
+    assert transform["baseline"] == "baseline"
+    per_seed = [transform["top1_by_seed"][s] - base["top1_by_seed"][s] for s in (0, 1)]
+    assert transform["diff"] == pytest.approx(sum(per_seed) / 2, abs=0.01)
+    assert transform["diff_ci"][0] <= transform["diff"] <= transform["diff_ci"][1]
+    assert transform["top1"] == pytest.approx(sum(transform["top1_by_seed"].values()) / 2, abs=0.01)
+    # a later invocation with one more seed for one row summarises every seed found on disk
+    more = run_table("v", **opts, seeds=(2,), rows=("+ feature transform",), stage1=stage1,
+                     overrides=["ckpt.every_steps=1"])
+    assert {r["name"]: r["seeds"] for r in more["rows"]} == {"+ feature transform": [0, 1, 2], "baseline": [0, 1]}
+    assert (opts["work_dir"] / "v" / "runs.csv").is_file() and "± " in (opts["work_dir"] / "v" / "results.md").read_text()
 
 
 def test_tau_rows_are_derived_from_the_split_map(setup):
@@ -112,3 +161,9 @@ def test_bad_table_and_missing_data_are_one_line(setup):
                                               "--config", str(setup / "s2.toml")]), "unknown table")
     assert_one_line_error(runner.invoke(app, ["ablate", "--table", "iv", "--data", str(setup / "nowhere")]),
                           "not a prepared dataset")
+    assert_one_line_error(runner.invoke(app, ["ablate", "--table", "v", "--dry-run", "--data", str(setup / "synth"),
+                                              "--config", str(setup / "s2.toml"), "--seeds", "0,x"]), "--seeds")
+    assert_one_line_error(runner.invoke(app, ["ablate", "--table", "v", "--dry-run", "--data", str(setup / "synth"),
+                                              "--config", str(setup / "s2.toml"), "--seeds", "1,1"]), "distinct")
+    assert_one_line_error(runner.invoke(app, ["ablate", "--table", "v", "--dry-run", "--data", str(setup / "synth"),
+                                              "--config", str(setup / "s2.toml"), "--rows", "nope"]), "'nope'")

@@ -180,3 +180,19 @@ def test_eval_mismatch_and_bad_views_are_one_line(stage1, tmp_path):
     state = tmp_path / "plain.pt"
     torch.save(weights(stage1.best_checkpoint), state)
     assert_one_line_error(runner.invoke(app, ["eval", str(state), "--data", str(other)]), "plain.pt", "--num-segments")
+
+
+def test_the_test_split_never_enters_training_or_selection(tiny, tmp_path, monkeypatch):
+    from aknet_cli.data import dataset as dataset_module
+
+    opened = []
+    real_init = dataset_module.VideoDataset.__init__
+
+    def spy(self, dataset_dir, split, **kwargs):
+        opened.append(split)
+        real_init(self, dataset_dir, split, **kwargs)
+
+    monkeypatch.setattr(dataset_module.VideoDataset, "__init__", spy)
+    result = train(load_config(tiny), work_dir=tmp_path, progress=False)
+    assert sorted(set(opened)) == ["train", "val"]  # best.pt is chosen on val; test is never read
+    assert result.best_top1 == pytest.approx(pd.read_csv(tmp_path / "metrics.csv")["val_top1"].max())

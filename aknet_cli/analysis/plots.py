@@ -130,20 +130,23 @@ def plot_bench(path: Path, result: dict[str, Any]) -> None:
 
 
 def plot_ablation(path: Path, table: str, rows: list[Mapping[str, Any]], *, title: str = "") -> None:
-    """An ablation table beside the paper's: top-1 vs α for Table VI, grouped bars otherwise.
+    """An ablation table beside the paper's: top-1 vs α for Table VI, grouped bars otherwise;
+    error bars are the standard deviation over training seeds (none with one seed).
 
-    ``rows`` are ``{"name", "switches", "top1", "paper_top1"}`` dicts. The paper's numbers are
-    on Something-Something V2 at ResNet-50; ours on the data the rows were trained on, so
-    compare the shapes (which row helps, where the curve peaks), not the levels.
+    ``rows`` are ``{"name", "switches", "top1", "top1_std", "paper_top1"}`` dicts. The paper's
+    numbers are on Something-Something V2 at ResNet-50; ours on the data the rows were trained
+    on, so compare the shapes (which row helps, where the curve peaks), not the levels.
     """
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    value = lambda r: r["top1"] if r["top1"] is not None else float("nan")  # noqa: E731
+    spread = lambda r: r.get("top1_std") or 0.0  # noqa: E731
     if table == "vi":
         for variant, marker in (("baseline", "o"), ("ours", "s")):
             mine = [r for r in rows if r["name"].startswith(variant)]
             alphas = [100 * r["switches"]["alpha"] for r in mine]
-            line = ax.plot(alphas, [r["top1"] if r["top1"] is not None else float("nan") for r in mine],
-                           marker=marker, label=f"{variant} (measured)")[0]
+            line = ax.errorbar(alphas, [value(r) for r in mine], yerr=[spread(r) for r in mine], marker=marker,
+                               capsize=3, label=f"{variant} (measured, ± std over seeds)")[0]
             ax.plot(alphas, [r["paper_top1"] for r in mine], marker=marker, ls="--", color=line.get_color(),
                     alpha=0.6, label=f"{variant} (paper, Sth-Sth V2)")
         ax.set_xlabel("point sampling rate α (%)")
@@ -151,7 +154,7 @@ def plot_ablation(path: Path, table: str, rows: list[Mapping[str, Any]], *, titl
         names = [r["name"] for r in rows]
         xs = range(len(rows))
         ax.bar([x - 0.2 for x in xs], [r["top1"] if r["top1"] is not None else 0 for r in rows], width=0.4,
-               label="measured")
+               yerr=[spread(r) for r in rows], capsize=3, label="measured (± std over seeds)")
         paper_values = [r["paper_top1"] for r in rows]
         if any(v is not None for v in paper_values):
             ax.bar([x + 0.2 for x in xs], [v if v is not None else 0 for v in paper_values], width=0.4,
@@ -160,6 +163,5 @@ def plot_ablation(path: Path, table: str, rows: list[Mapping[str, Any]], *, titl
     ax.set_ylabel("top-1 (%)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic_savefig(fig, path)
     plt.close(fig)
