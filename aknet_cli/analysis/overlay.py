@@ -89,7 +89,7 @@ class Source:
     start_index: int = 1
     files: list[Path] | None = None
 
-    def read(self, indices: Sequence[int], backend: str) -> torch.Tensor:
+    def read(self, indices: Sequence[int], backend: str | None = None) -> torch.Tensor:
         """``uint8 (len(indices), 3, H, W)``."""
         from ..data.video_io import read_frame_files, read_video
 
@@ -115,7 +115,7 @@ def _read_images(files: list[Path], folder: Path) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
-def open_source(path: str | Path, *, backend: str = "pyav") -> Source:
+def open_source(path: str | Path, *, backend: str | None = None) -> Source:
     """Inspect a video file or a frame folder.
 
     Raises:
@@ -124,7 +124,7 @@ def open_source(path: str | Path, *, backend: str = "pyav") -> Source:
     from ..data.video_io import check_backend, count_frame_files, count_video_frames
 
     path = Path(path)
-    check_backend(backend)
+    backend = check_backend(backend)
     if path.is_dir():
         names = set(p.name for p in path.iterdir())
         for template, start in FRAME_TEMPLATES:
@@ -259,7 +259,7 @@ def run_model(loaded: LoadedModel, clip: torch.Tensor) -> tuple[torch.Tensor, to
 
 
 def visualize(source: Source, loaded: LoadedModel, *, resize: int, crop: int, resize_mode: str,
-              backend: str = "pyav", labels: list[str] | None = None) -> tuple[Visualization, torch.Tensor, torch.Tensor]:
+              backend: str | None = None, labels: list[str] | None = None) -> tuple[Visualization, torch.Tensor, torch.Tensor]:
     """Read the clip as evaluation does, run the model, map the keypoints back.
 
     Returns:

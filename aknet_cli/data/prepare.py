@@ -116,7 +116,7 @@ def prepare_release(
     workers: int | None = 1,
     strict: bool = False,
     force: bool = False,
-    backend: str = "decord",
+    backend: str | None = None,
     console=None,
 ) -> PrepareSummary:
     """Write the prepared dataset for ``release`` into ``out``.
@@ -132,7 +132,8 @@ def prepare_release(
             the ``if __name__ == "__main__":`` guard (the workers are spawned).
         strict: raise on the first skipped clip instead of recording it.
         force: replace an ``out`` that holds a different dataset.
-        backend: ``decord`` or ``pyav`` for counting video frames.
+        backend: ``torchcodec``, ``decord`` or ``pyav`` for counting video frames; ``None``
+            for :func:`~aknet_cli.data.video_io.default_backend`.
         console: a Rich console for the progress bar, or ``None`` for no output.
 
     Returns:
@@ -145,7 +146,7 @@ def prepare_release(
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
-    check_backend(backend)
+    backend = check_backend(backend)
     out = Path(out)
     label_order = label_order or release.default_label_order
     classes = order_classes(release.class_names, label_order)

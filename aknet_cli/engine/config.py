@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..data.video_io import BACKENDS, default_backend
 from ..exceptions import ConfigError
 
 CONFIG_PACKAGE = "aknet_cli.configs"
@@ -61,7 +62,7 @@ class DataConfig:
     crop: int = 224
     resize_mode: str = "short"
     flip: bool = False
-    backend: str = "decord"
+    backend: str = field(default_factory=default_backend)  # the fastest exact decoder installed
     num_workers: int = 4
     pin_memory: bool = True
     persistent_workers: bool = True
@@ -133,7 +134,7 @@ _SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "tr
 _CHOICES = {
     "optim.name": ("sgd", "adam", "adamw"),
     "data.resize_mode": ("short", "square"),
-    "data.backend": ("decord", "pyav"),
+    "data.backend": BACKENDS,
     "data.on_error": ("fail", "skip"),
     "train.device": ("auto", "cpu", "cuda"),
 }
