@@ -68,9 +68,9 @@ def missing_ffmpeg_libraries() -> list[str]:
 
 def ffmpeg_missing_message() -> str:
     majors = f"{min(FFMPEG_SONAMES)}-{max(FFMPEG_SONAMES)}"
-    missing = ", ".join(missing_ffmpeg_libraries()) or f"a matching set of FFmpeg {majors} libraries"
-    return (f"video backend 'torchcodec' needs FFmpeg {majors}'s shared libraries and {missing} cannot be found: "
-            f"{INSTALL_FFMPEG}; or use backend 'pyav'")
+    missing = ", ".join(missing_ffmpeg_libraries()) or f"no complete set of one FFmpeg {majors} version"
+    return (f"video backend 'torchcodec' needs FFmpeg {majors}'s shared libraries, not found here ({missing}): "
+            f"install them with {INSTALL_FFMPEG}; or use backend 'pyav'")
 
 
 def unavailable_reason() -> str | None:
