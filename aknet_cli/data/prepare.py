@@ -296,7 +296,8 @@ def _count_chunk(spec: _CountSpec, paths: Sequence[str]) -> list[int | VideoDeco
 
     Two threads per process: decord decodes in a thread of its own and the caller waits for
     it, so one thread leaves the core idle part of the time (measured on 2 cores: 1 thread
-    55 clips/s, 2 threads 80-130 clips/s on 224² WebM).
+    55 clips/s, 2 threads 80-130 clips/s on 224² WebM). torchcodec holds the GIL while it
+    decodes, so with it the second thread only overlaps PyAV's demuxing (docs/data.md).
     """
     if len(paths) <= 1:
         return [_count_one(spec, rel) for rel in paths]
@@ -365,7 +366,7 @@ def _count_in_pool(spec: _CountSpec, entries: Sequence[Entry], chunks: list[rang
 
     # "spawn", not fork: the progress bar's refresh thread is already running, and forking a
     # threaded process can deadlock. A spawned worker imports only this module's light
-    # dependencies and the decoders (no torch): a pool starts in about a second.
+    # dependencies and the decoders: a pool starts in about a second (torchcodec adds torch, seconds more).
     pool = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"))
     try:
         pending = {pool.submit(_count_chunk, spec, [entries[i].path for i in chunk]): chunk for chunk in chunks}
