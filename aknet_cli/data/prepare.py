@@ -296,8 +296,8 @@ def _count_chunk(spec: _CountSpec, paths: Sequence[str]) -> list[int | VideoDeco
 
     Two threads per process: decord decodes in a thread of its own and the caller waits for
     it, so one thread leaves the core idle part of the time (measured on 2 cores: 1 thread
-    55 clips/s, 2 threads 80-130 clips/s on 224² WebM). torchcodec holds the GIL while it
-    decodes, so with it the second thread only overlaps PyAV's demuxing (docs/data.md).
+    55 clips/s, 2 threads 80-130 clips/s on 224² WebM). torchcodec gains little from the
+    second thread (one thread 112-115 clips/s, two 114-140; it seems to hold the GIL while decoding).
     """
     if len(paths) <= 1:
         return [_count_one(spec, rel) for rel in paths]
