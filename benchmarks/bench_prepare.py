@@ -38,6 +38,7 @@ from pathlib import Path
 from aknet_cli.data.formats import READERS
 from aknet_cli.data.prepare import default_workers, prepare_release
 from aknet_cli.data.synthetic import SynthConfig, generate_raw
+from aknet_cli.data.video_io import BACKENDS
 
 
 def _tile(raw: Path, fmt: str, ext: str, times: int) -> None:
@@ -71,7 +72,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224, help="frame side in pixels")
     parser.add_argument("--frames", type=int, default=48, help="frames per clip")
     parser.add_argument("--format", default="sthv2", choices=("sthv2", "diving48"))
-    parser.add_argument("--backend", default="decord", choices=("decord", "pyav"))
+    parser.add_argument("--backend", default=None, choices=BACKENDS, help="[default: the fastest exact installed]")
     parser.add_argument("--workers", default=None, help="comma-separated worker counts [default: 1,2,...,all CPUs]")
     parser.add_argument("--repeats", type=int, default=3, help="runs per worker count")
     parser.add_argument("--workdir", type=Path, default=None)

@@ -94,3 +94,16 @@ def write_vfr_webm(path: Path, frames: int = 60, *, size: int = 32, codec: str =
             container.mux(packet)
     with av.open(str(path)) as container:
         return container.duration / 1_000_000 * float(container.streams.video[0].average_rate)
+
+
+def video_backends():
+    """Every video backend as a ``pytest.param``; one this machine lacks is skipped, saying why."""
+    import pytest
+
+    from aknet_cli.data.video_io import BACKENDS, backend_installed
+
+    reasons = {"torchcodec": "torchcodec or FFmpeg's shared libraries missing (pip install 'aknet[torchcodec]'; "
+                             "apt-get install ffmpeg)",
+               "decord": "decord is not installed (no wheel for this platform)",
+               "pyav": "PyAV is not installed"}
+    return [pytest.param(b, marks=pytest.mark.skipif(not backend_installed(b), reason=reasons[b])) for b in BACKENDS]

@@ -15,6 +15,7 @@ from aknet_cli.analysis import overlay, video_source
 from aknet_cli.cli.main import app
 from aknet_cli.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 from cli_helpers import assert_one_line_error
+from data_fixtures import video_backends
 
 runner = CliRunner()
 SMALL = dict(resize=128, crop=112, resize_mode="short")
@@ -226,7 +227,8 @@ def test_cli_bad_inputs_are_one_line(tmp_path):
         assert_one_line_error(_invoke("--video", str(path), "-b", "tsm_resnet18"), path.name)
 
 
-def test_variable_frame_rate_video_is_read_by_frame_order(tmp_path):
+@pytest.mark.parametrize("backend", video_backends())
+def test_variable_frame_rate_video_is_read_by_frame_order(tmp_path, backend):
     import av
     from fractions import Fraction
 
@@ -244,9 +246,9 @@ def test_variable_frame_rate_video_is_read_by_frame_order(tmp_path):
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
-    src = video_source.open_source(path)
+    src = video_source.open_source(path, backend=backend)
     assert src.num_frames == 12
-    got = src.read([0, 5, 11], "pyav").float().mean(dim=(1, 2, 3))
+    got = src.read([0, 5, 11], backend).float().mean(dim=(1, 2, 3))
     assert torch.allclose(got, torch.tensor([0.0, 100.0, 220.0]), atol=3)
 
 

@@ -5,7 +5,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from data_fixtures import V1_NAMES, make_diving48, make_sthv1, make_sthv2, tiny_clip, write_frames
+from data_fixtures import V1_NAMES, make_diving48, make_sthv1, make_sthv2, tiny_clip, video_backends, write_frames
 
 from aknet_cli.data.formats import read_diving48, read_sthv1, read_sthv2
 from aknet_cli.data.manifest import flip_map, load_manifest
@@ -74,10 +74,11 @@ def test_missing_annotation_file_is_named(tmp_path):
         read_sthv1(root, frames_dir="frames")
 
 
-def test_sthv2_templates_test_split_and_bad_videos(tmp_path):
+@pytest.mark.parametrize("backend", video_backends())
+def test_sthv2_templates_test_split_and_bad_videos(tmp_path, backend):
     root = make_sthv2(tmp_path / "raw")
     (root / "11.webm").write_bytes(b"")  # zero-byte
-    summary = prepare_release(read_sthv2(root), out=tmp_path / "ds", workers=2)
+    summary = prepare_release(read_sthv2(root), out=tmp_path / "ds", workers=2, backend=backend)
     assert summary.splits == {"train": 1, "val": 1, "test": 1}
     assert [r["kind"] for r in summary.skipped] == ["zero-byte video"]
     test = pd.read_csv(tmp_path / "ds" / "test.csv")
@@ -85,7 +86,7 @@ def test_sthv2_templates_test_split_and_bad_videos(tmp_path):
     assert pd.read_csv(tmp_path / "ds" / "train.csv")["path"].tolist() == ["10.webm"]
 
 
-@pytest.mark.parametrize("backend", ["decord", "pyav"])
+@pytest.mark.parametrize("backend", video_backends())
 def test_diving48_with_truncated_and_fake_videos(tmp_path, backend):
     root = make_diving48(tmp_path / "raw")
     data = (root / "rgb" / "a.mp4").read_bytes()
@@ -101,7 +102,8 @@ def test_diving48_with_truncated_and_fake_videos(tmp_path, backend):
     assert val[["num_frames", "label", "start_frame", "end_frame"]].values.tolist() == [[8, 1, 0, 7]]
 
 
-def test_truncated_mid_stream_webm_is_skipped(tmp_path):
+@pytest.mark.parametrize("backend", video_backends())
+def test_truncated_mid_stream_webm_is_skipped(tmp_path, backend):
     path = tmp_path / "long.webm"
     write_video(path, tiny_clip(40), fps=10, codec="libvpx")
     path.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 5])
@@ -109,7 +111,7 @@ def test_truncated_mid_stream_webm_is_skipped(tmp_path):
     from aknet_cli.exceptions import VideoDecodeError
 
     with pytest.raises(VideoDecodeError, match="long.webm"):
-        count_video_frames(path)
+        count_video_frames(path, backend=backend)
 
 
 def test_diving48_unknown_label_index(tmp_path):

@@ -51,5 +51,7 @@ def test_builtin_backbones_are_registered_under_the_installed_name():
 
 def test_extras_users_expect():
     extras = _pyproject()["project"]["optional-dependencies"]
-    assert {"export", "tensorboard", "dev"} <= set(extras)
+    assert {"export", "tensorboard", "dev", "torchcodec"} <= set(extras)
+    assert any(req.startswith("torchcodec") for req in extras["torchcodec"])
+    assert any(req.startswith("torchcodec") for req in extras["dev"])  # `make test` exercises it
     assert any(req.startswith("onnxruntime") for req in extras["export"])

@@ -193,7 +193,7 @@ def run_model(loaded: LoadedModel, clip: torch.Tensor) -> tuple[torch.Tensor, to
 
 
 def visualize(source: Source, loaded: LoadedModel, *, resize: int, crop: int, resize_mode: str,
-              backend: str = "pyav", labels: list[str] | None = None) -> tuple[Visualization, torch.Tensor, torch.Tensor]:
+              backend: str | None = None, labels: list[str] | None = None) -> tuple[Visualization, torch.Tensor, torch.Tensor]:
     """Read the clip as evaluation does, run the model, map the keypoints back.
 
     Returns:

@@ -176,7 +176,7 @@ def top_classes(probs: torch.Tensor, k: int, names: list[str] | None) -> list[di
             for p, i in zip(top.values.tolist(), top.indices.tolist())]
 
 
-def predict(predictor: Predictor, videos: list[Path], *, top_k: int = 5, backend: str = "decord",
+def predict(predictor: Predictor, videos: list[Path], *, top_k: int = 5, backend: str | None = None,
             strict: bool = False, on_video: Callable[[Prediction, Source | None], None] | None = None) -> list[Prediction]:
     """Top-``top_k`` classes of every video; an unreadable one is skipped (raised with ``strict``).
 

@@ -133,7 +133,7 @@ def is_frame_folder(path: Path) -> bool:
         p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir())
 
 
-def open_source(path: str | Path, *, backend: str = "pyav") -> Source:
+def open_source(path: str | Path, *, backend: str | None = None) -> Source:
     """Inspect a video file or a frame folder, and decode its first frame to check its size.
 
     Raises:
@@ -143,7 +143,7 @@ def open_source(path: str | Path, *, backend: str = "pyav") -> Source:
     from ..data.video_io import check_backend, count_frame_files, count_video_frames
 
     path = Path(path)
-    check_backend(backend)
+    backend = check_backend(backend)  # None: the fastest exact decoder installed
     if path.is_dir():
         names = set(p.name for p in path.iterdir())
         for template, start in FRAME_TEMPLATES:

@@ -21,7 +21,7 @@ def eval_command(
     compare: Optional[Path] = typer.Option(None, "--compare", help="A second checkpoint, evaluated the same way and plotted beside the first per class."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
     workers: int = typer.Option(2, "--workers", help="Data loader worker processes."),
-    backend: str = typer.Option("decord", "--backend", help="Video decoder: decord or pyav."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="Video decoder: torchcodec, decord or pyav [default: the fastest exact one installed: torchcodec where FFmpeg's libraries are found, else decord].", show_default=False),
     amp: bool = typer.Option(False, "--amp/--no-amp", help="Mixed precision on CUDA."),
     backbone: Optional[str] = typer.Option(None, "--backbone", help="Checked against the checkpoint (another code base's is read from its weights)."),
     num_segments: Optional[int] = typer.Option(None, "--num-segments", help="Frames per clip T, for a checkpoint that records it neither in its metadata nor in its file name."),

@@ -24,7 +24,7 @@ def predict_command(
     num_segments: Optional[int] = typer.Option(None, "--num-segments", help="Frames per clip T, for a checkpoint that records none."),
     keypoints: Optional[Path] = typer.Option(None, "--keypoints", help="AK-Net only: write what `aknet visualize` draws for each video into DIR/VIDEO_NAME/."),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first unreadable video (default: skip and count it)."),
-    backend: str = typer.Option("decord", "--backend", help="Video decoder: decord or pyav (use the one `aknet eval` uses to get its scores)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="Video decoder: torchcodec, decord or pyav [default: the fastest exact one installed, as `aknet eval` picks it].", show_default=False),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
@@ -44,7 +44,7 @@ def predict_command(
     from ..data.video_io import check_backend
     from ..exceptions import DataError
 
-    check_backend(backend)
+    backend = check_backend(backend)
     P.check_output(out, ".csv", "--out")
     videos = P.collect_inputs(target)
     predictor = P.load_predictor(checkpoint, views=views, labels=labels, backbone=backbone,

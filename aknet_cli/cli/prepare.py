@@ -28,7 +28,7 @@ LABEL_ORDER = typer.Option(None, "--label-order", help="'file' (mmaction2) or 's
 WORKERS = typer.Option(None, "--workers", help="Processes counting frames [default: every CPU].", show_default=False)
 STRICT = typer.Option(False, "--strict", help="Fail on the first unusable clip instead of skipping it.")
 FORCE = typer.Option(False, "--force", help="Replace an --out folder holding a different dataset.")
-BACKEND = typer.Option("decord", "--backend", help="Video decoder for counting frames: decord or pyav.")
+BACKEND = typer.Option(None, "--backend", help="Video decoder for counting frames: torchcodec, decord or pyav [default: the fastest exact one installed: torchcodec where FFmpeg's libraries are found, else decord].", show_default=False)
 JSON = typer.Option(False, "--json", help="Print a machine-readable summary.")
 FRAME_TEMPLATE = typer.Option(None, "--frame-template", help="Frame file naming of frame folders, e.g. img_{:05d}.jpg [default: read off the files].", show_default=False)
 START_INDEX = typer.Option(None, "--start-index", help="Number of the first frame file [default: read off the files; 1 with --frame-template].", show_default=False)
@@ -113,7 +113,7 @@ def sthv1_command(
         aknet prepare sthv1 --root /data/sthv1 --frames-dir 20bn-something-something-v1 --out data/sthv1
     """
     _run("sthv1", root, out, label_order=label_order, workers=workers, strict=strict, force=force,
-         backend="decord", json_out=json_out, frames_dir=frames_dir)
+         backend=None, json_out=json_out, frames_dir=frames_dir)
 
 
 @app.command("sthv2")
@@ -122,7 +122,7 @@ def sthv2_command(
     root: Path = ROOT, out: Path = OUT,
     videos_dir: Optional[str] = typer.Option(None, "--videos-dir", help="Subfolder of --root holding the `<id>.webm` files, e.g. 20bn-something-something-v2."),
     label_order: Optional[str] = LABEL_ORDER, workers: Optional[int] = WORKERS, strict: bool = STRICT, force: bool = FORCE,
-    backend: str = BACKEND, json_out: bool = JSON,
+    backend: Optional[str] = BACKEND, json_out: bool = JSON,
 ) -> None:
     """Something-Something V2 (WebM videos + JSON annotations).
 
@@ -140,7 +140,7 @@ def diving48_command(
     root: Path = ROOT, out: Path = OUT,
     videos_dir: str = typer.Option("rgb", "--videos-dir", help="Subfolder of --root holding the `<vid_name>.mp4` files."),
     label_order: Optional[str] = LABEL_ORDER, workers: Optional[int] = WORKERS, strict: bool = STRICT, force: bool = FORCE,
-    backend: str = BACKEND, json_out: bool = JSON,
+    backend: Optional[str] = BACKEND, json_out: bool = JSON,
 ) -> None:
     """Diving48 V2 (MP4 clips + corrected V2 JSON annotations; the test list is the val split).
 

@@ -22,7 +22,7 @@ def visualize_command(
     resize: Optional[int] = typer.Option(None, help="Resize target of evaluation (default: the checkpoint's data config, else 256)."),
     crop: Optional[int] = typer.Option(None, help="Centre-crop side (default: the checkpoint's, else 224)."),
     resize_mode: Optional[str] = typer.Option(None, help="short (keep aspect ratio, TSM) or square (the paper) [default: short]."),
-    backend: str = typer.Option("pyav", help="Video decoder: pyav or decord."),
+    backend: Optional[str] = typer.Option(None, help="Video decoder: torchcodec, decord or pyav [default: the fastest exact one installed: torchcodec where FFmpeg's libraries are found, else decord].", show_default=False),
     video_format: str = typer.Option("mp4", "--video-format", help="Animation format: mp4 (PyAV) or gif."),
     json_out: bool = typer.Option(False, "--json", help="Print the keypoints and file names as JSON."),
 ) -> None:

@@ -33,7 +33,8 @@ class VideoDataset(Dataset):
         train: random sampling and the training transform.
         transform: a callable ``(uint8 (N, 3, H, W), label) -> (float clip, label)``; default
             :func:`~aknet_cli.data.transforms.build_transform` (resize 256, crop 224, no flip).
-        backend: ``decord`` (default) or ``pyav`` for video datasets.
+        backend: ``torchcodec``, ``decord`` or ``pyav`` for video datasets; ``None`` for
+            :func:`~aknet_cli.data.video_io.default_backend`.
         num_clips: test clips per video (evenly shifted offsets).
         on_error: ``fail`` raises :class:`VideoDecodeError` naming the file; ``skip`` logs
             it, returns another clip (the next index, deterministically) and counts the bad
@@ -53,7 +54,7 @@ class VideoDataset(Dataset):
         frames_per_segment: int = 1,
         train: bool = False,
         transform: Callable | None = None,
-        backend: str = "decord",
+        backend: str | None = None,
         num_clips: int = 1,
         on_error: str = "fail",
     ) -> None:
@@ -150,7 +151,7 @@ def build_dataloader(
     flip: bool = False,
     three_crop: bool = False,
     num_clips: int = 1,
-    backend: str = "decord",
+    backend: str | None = None,
     on_error: str = "fail",
     seed: int | None = None,
 ) -> DataLoader:

@@ -131,7 +131,7 @@ def prepare_release(
     workers: int | None = 1,
     strict: bool = False,
     force: bool = False,
-    backend: str = "decord",
+    backend: str | None = None,
     console=None,
 ) -> PrepareSummary:
     """Write the prepared dataset for ``release`` into ``out``.
@@ -147,7 +147,8 @@ def prepare_release(
             the ``if __name__ == "__main__":`` guard (the workers are spawned).
         strict: raise on the first skipped clip instead of recording it.
         force: replace an ``out`` that holds a different dataset.
-        backend: ``decord`` or ``pyav`` for counting video frames.
+        backend: ``torchcodec``, ``decord`` or ``pyav`` for counting video frames; ``None``
+            for :func:`~aknet_cli.data.video_io.default_backend`.
         console: a Rich console for the progress bar, or ``None`` for no output.
 
     Returns:
@@ -162,7 +163,7 @@ def prepare_release(
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
-    check_backend(backend)
+    backend = check_backend(backend)
     out = Path(out)
     label_order = label_order or release.default_label_order
     classes = order_classes(release.class_names, label_order)
@@ -404,7 +405,8 @@ def _count_chunk(spec: _CountSpec, paths: Sequence[str]) -> list[int | VideoDeco
 
     Two threads per process: decord decodes in a thread of its own and the caller waits for
     it, so one thread leaves the core idle part of the time (measured on 2 cores: 1 thread
-    55 clips/s, 2 threads 80-130 clips/s on 224² WebM).
+    55 clips/s, 2 threads 80-130 clips/s on 224² WebM). torchcodec gains little from the
+    second thread (one thread 112-115 clips/s, two 114-140; it seems to hold the GIL while decoding).
     """
     if len(paths) <= 1:
         return [_count_one(spec, rel) for rel in paths]
@@ -473,7 +475,7 @@ def _count_in_pool(spec: _CountSpec, entries: Sequence[Entry], chunks: list[rang
 
     # "spawn", not fork: the progress bar's refresh thread is already running, and forking a
     # threaded process can deadlock. A spawned worker imports only this module's light
-    # dependencies and the decoders (no torch): a pool starts in about a second.
+    # dependencies and the decoders: a pool starts in about a second (torchcodec adds torch, seconds more).
     pool = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"))
     try:
         pending = {pool.submit(_count_chunk, spec, [entries[i].path for i in chunk]): chunk for chunk in chunks}

@@ -1,8 +1,10 @@
-"""Decoding: JPEG frame folders via PIL, videos via decord (default) or PyAV.
+"""Decoding: JPEG frame folders via PIL, videos via torchcodec, decord or PyAV.
 
-Every reader returns ``uint8`` tensors of shape ``(N, 3, H, W)`` in RGB order. torch and the
-decoder packages are imported on first use (so ``aknet prepare`` starts without torch), with
-an install hint if a decoder is missing. Any decoding failure becomes a
+Every reader returns ``uint8`` tensors of shape ``(N, 3, H, W)`` in RGB order, frame ``i``
+being the ``i``-th frame that decodes whatever the backend. The default backend is
+:func:`default_backend`: the fastest of those exact on every format we read (docs/data.md's
+table) that is installed. torch and the decoder packages are imported on first use (so
+``aknet prepare`` starts without torch), with an install hint if a decoder is missing. Any decoding failure becomes a
 :class:`VideoDecodeError` naming the file. The decoders' own log lines (FFmpeg's
 ``[matroska,webm @ 0x...] Read error`` and the like) are silenced: problems are reported
 through these errors, and so through prepare's skip reasons, only.
@@ -19,18 +21,59 @@ from typing import TYPE_CHECKING, Sequence
 
 from .._stderr import silenced_stderr
 from ..exceptions import ConfigError, VideoDecodeError
+from . import torchcodec_io
 
 if TYPE_CHECKING:  # numpy and torch are imported inside the readers: counting frames needs neither
     import numpy as np
     import torch
 
-BACKENDS = ("decord", "pyav")
+#: Every backend, in the order :func:`default_backend` prefers them: measured clips/s on VP9
+#: WebM, H.264 MP4 and VFR WebM, among the backends exact on all of them (docs/data.md).
+BACKENDS = ("torchcodec", "decord", "pyav")
 _quiet = {"decord": False, "pyav": False}
 
 
-def check_backend(backend: str) -> str:
+_NOT_INSTALLED = {
+    "decord": "video backend 'decord' is not installed: pip install decord (or use backend 'pyav')",
+    "pyav": "video backend 'pyav' is not installed: pip install av (or use backend 'decord')",
+}
+
+
+def _unavailable(backend: str) -> str | None:
+    """Why ``backend`` cannot decode here (one line with the fix), or ``None``. Imports nothing."""
+    if backend == "torchcodec":
+        return torchcodec_io.unavailable_reason()
+    import importlib.util
+
+    return None if importlib.util.find_spec({"decord": "decord", "pyav": "av"}[backend]) else _NOT_INSTALLED[backend]
+
+
+def _known(backend: str) -> str:
     if backend not in BACKENDS:
         raise ConfigError(f"unknown video backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return backend
+
+
+def backend_installed(backend: str) -> bool:
+    """Whether ``backend`` can decode here; imports nothing (a few ms: FFmpeg's libraries are opened)."""
+    return _unavailable(_known(backend)) is None
+
+
+def default_backend() -> str:
+    """The fastest exact video backend that is installed: the one every default reads."""
+    return next((backend for backend in BACKENDS if backend_installed(backend)), "pyav")
+
+
+def check_backend(backend: str | None) -> str:
+    """``backend`` (``None``: :func:`default_backend`), checked to be known and installed.
+
+    Raises:
+        ConfigError: an unknown name, or a backend this machine lacks (the line says what to install).
+    """
+    backend = default_backend() if backend is None else _known(backend)
+    reason = _unavailable(backend)
+    if reason:
+        raise ConfigError(reason)
     return backend
 
 
@@ -44,7 +87,7 @@ def _import_decord():
     try:
         import decord
     except ImportError:
-        raise ConfigError("video backend 'decord' is not installed: pip install decord (or use backend 'pyav')") from None
+        raise ConfigError(_NOT_INSTALLED["decord"]) from None
     if not _quiet["decord"]:
         # decord's bundled FFmpeg prints straight to stderr ("Read error", "Unable to parse
         # option value ..."); its level setter is the only switch that reaches it.
@@ -60,7 +103,7 @@ def _import_av():
         import av
         import av.logging
     except ImportError:
-        raise ConfigError("video backend 'pyav' is not installed: pip install av (or use backend 'decord')") from None
+        raise ConfigError(_NOT_INSTALLED["pyav"]) from None
     if not _quiet["pyav"]:
         # FFmpeg's ERROR-level messages are how a demuxer says a file ended early (a truncated
         # WebM raises nothing, it only logs "File ended prematurely"), so they are enabled and
@@ -142,15 +185,24 @@ def _check_file(path: Path) -> None:
         raise VideoDecodeError(f"zero-byte video {path}")
 
 
-def read_video(path: Path, indices: Sequence[int], *, backend: str = "decord") -> "torch.Tensor":
+def read_video(path: Path, indices: Sequence[int], *, backend: str | None = None, device: str = "cpu") -> "torch.Tensor":
     """Decode frames ``indices`` (0-based) of a video file.
 
+    Args:
+        backend: ``torchcodec``, ``decord`` or ``pyav``; ``None`` for :func:`default_backend`.
+        device: ``cuda`` decodes on the GPU (NVDEC; torchcodec only).
+
     Returns:
-        ``uint8`` tensor ``(len(indices), 3, H, W)``.
+        ``uint8`` tensor ``(len(indices), 3, H, W)`` on ``device``.
     """
     path = Path(path)
     _check_file(path)
-    if check_backend(backend) == "decord":
+    backend = check_backend(backend)
+    if device != "cpu" and backend != "torchcodec":
+        raise ConfigError(f"decoding on {device} needs backend 'torchcodec', not {backend!r}")
+    if backend == "torchcodec":
+        return torchcodec_io.read(path, indices, device=device)
+    if backend == "decord":
         decord = _import_decord()
         try:
             with silenced_stderr():
@@ -196,7 +248,7 @@ class _Scan:
     error: str | None  # the first FFmpeg error while demuxing (e.g. "File ended prematurely")
 
 
-def count_video_frames(path: Path, *, backend: str = "decord") -> int:
+def count_video_frames(path: Path, *, backend: str | None = None) -> int:
     """Frames of a video, verified, without trusting any frame-rate estimate.
 
     A container with a frame index (MP4) gives the count; one without (WebM) has its video
@@ -206,15 +258,19 @@ def count_video_frames(path: Path, *, backend: str = "decord") -> int:
     (a cut MP4). A variable-frame-rate file whose duration x average rate promises more
     frames than it has is fine: no frame rate is ever used.
 
-    With ``decord`` the count is decord's (one entry per packet), verified by decoding the last
-    frame; if that fails, or with ``pyav``, every frame is decoded and counted in one pass.
+    With ``torchcodec`` or ``decord`` the count is that decoder's own (torchcodec's packet
+    scan, decord's one entry per packet), verified by decoding the last frame; if that fails,
+    or with ``pyav``, every frame is decoded and counted in one pass. The demuxing scan comes
+    first with every backend: only FFmpeg's demuxer log says a WebM ends early (torchcodec
+    and decord count such a file's frames without an error).
 
     Raises:
         VideoDecodeError: missing, zero-byte, undecodable or truncated file.
     """
     path = Path(path)
     _check_file(path)
-    if check_backend(backend) == "pyav":
+    backend = check_backend(backend)
+    if backend == "pyav":
         # Decoding every frame also demuxes every packet: one pass sees both kinds of failure.
         count, error, indexed = _pyav_decode_count(path)
         if error is not None and (count or indexed):  # frames listed or decoded, then a failure
@@ -228,8 +284,9 @@ def count_video_frames(path: Path, *, backend: str = "decord") -> int:
     if scan.error:
         where = "" if scan.indexed else f" after {scan.packets} frames"
         raise VideoDecodeError(f"truncated video {path}: the file ends{where} ({scan.error})")
-    count = _decord_verified_count(path)
-    if count is None:  # decord failed on the last frame: decode everything to find out why
+    verified_count = torchcodec_io.verified_count if backend == "torchcodec" else _decord_verified_count
+    count = verified_count(path)
+    if count is None:  # the last frame failed: decode everything to find out why
         count, error, _ = _pyav_decode_count(path)
         if count == 0:
             raise VideoDecodeError(f"no decodable video frames in {path}" + (f" ({error})" if error else ""))

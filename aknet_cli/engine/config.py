@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .._validate import check_fields, check_number, ranged
+from ..data.video_io import BACKENDS, default_backend
 from ..exceptions import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -68,7 +69,7 @@ class DataConfig:
     crop: int = ranged(224, ge=1)
     resize_mode: str = "short"
     flip: bool = False
-    backend: str = "decord"
+    backend: str = field(default_factory=default_backend)  # the fastest exact decoder installed
     num_workers: int = ranged(4, ge=0)
     pin_memory: bool = True
     persistent_workers: bool = True
@@ -141,7 +142,7 @@ _CHOICES = {
     "optim.name": ("sgd", "adam", "adamw"),
     "data.resize_mode": ("short", "square"),
     "model.init_label_order": ("", "file", "sorted"),
-    "data.backend": ("decord", "pyav"),
+    "data.backend": BACKENDS,
     "data.on_error": ("fail", "skip"),
     "train.device": ("auto", "cpu", "cuda"),
 }

@@ -169,7 +169,7 @@ def evaluate(
     compare: str | Path | None = None,
     device: str = "auto",
     num_workers: int = 2,
-    backend: str = "decord",
+    backend: str | None = None,
     amp: bool = False,
     backbone: str | None = None,
     num_segments: int | None = None,
