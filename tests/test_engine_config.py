@@ -153,3 +153,18 @@ def test_cli_config_errors_are_one_line(tmp_path):
     assert_one_line_error(runner.invoke(app, ["train", "tsm_r50_sthv1_stage1"]), "data.dataset", "aknet prepare")
     bad = write(tmp_path, "[optim\n")
     assert_one_line_error(runner.invoke(app, ["train", str(bad)]), "not valid TOML")
+
+
+def test_stage_2s_position_module_gets_its_own_lr_multiplier():
+    from aknet_cli import build_aknet
+    from aknet_cli.engine.optim import param_groups
+
+    model = build_aknet("resnet18", split="res4", num_classes=3, num_segments=2, transform_rank=4)
+    cfg = load_config("demo_aknet_tdn_stage2", ["optim.position_lr_mult=0.1", "data.dataset=x"], check_paths=False)
+    groups = param_groups(model, cfg)
+    position = {id(p) for p in model.position.parameters()}
+    slow = [g for g in groups if g["lr_mult"] == 0.1]
+    assert {id(p) for g in slow for p in g["params"]} == position
+    assert all(g["lr"] == pytest.approx(cfg.scaled_lr * 0.1) for g in slow)
+    stage1 = load_config("demo_tdn_stage1", ["optim.position_lr_mult=0.1", "data.dataset=x"], check_paths=False)
+    assert {g["lr_mult"] for g in param_groups(model, stage1)} == {1.0}  # stage 1 has no fresh position module

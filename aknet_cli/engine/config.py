@@ -95,6 +95,10 @@ class OptimConfig:
     clip_grad_norm: float = ranged(20.0, ge=0.0, why="0 turns clipping off")
     fc_lr_mult: float = ranged(5.0, gt=0.0)
     fc_bias_lr_mult: float = ranged(10.0, gt=0.0)
+    #: Stage 2: lr multiplier of the fresh position module (transform net or embedding). Under
+    #: AdamW every zero-initialised weight of the transform net takes lr-sized steps from the
+    #: first one, and the transform's output ran away (docs/ablation.md): 0.1 in the demo.
+    position_lr_mult: float = ranged(1.0, gt=0.0)
 
 
 @dataclass

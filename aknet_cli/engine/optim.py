@@ -6,6 +6,9 @@
 * Fresh classifier heads learn faster (TSM's ×5 weight / ×10 bias): in stage 1 the
   backbone's ``fc`` when the rest starts from pretrained weights; in stage 2 the auxiliary
   head, the one classifier that starts from nothing (``head.fc`` starts as stage 1's).
+* Stage 2's fresh position module (the transform net) has its own multiplier,
+  ``position_lr_mult``: with AdamW its identity-initialised output can run away (see
+  docs/ablation.md, "the res2 transform collapse").
 * Linear warm-up over ``warmup_epochs``, then ×``gamma`` at each milestone epoch; the schedule
   advances every step, so a resumed run continues it exactly.
 """
@@ -39,6 +42,8 @@ def param_groups(model: nn.Module, cfg: RunConfig) -> list[dict]:
         mult = 1.0
         if name.startswith(fresh):
             mult = o.fc_bias_lr_mult if is_bias_or_bn else o.fc_lr_mult
+        elif cfg.model.stage == 2 and name.startswith("position."):
+            mult = o.position_lr_mult
         groups.setdefault((decay, mult), []).append(param)
     base = cfg.scaled_lr
     return [{"params": ps, "weight_decay": d, "lr": base * m, "lr_mult": m} for (d, m), ps in groups.items()]
