@@ -135,6 +135,19 @@ def test_class_with_no_readable_clip_is_an_error(tmp_path):
     assert len(pd.read_csv(tmp_path / "ds" / "skipped.csv")) == 2  # every reason can be read
 
 
+def test_class_whose_only_readable_clip_is_in_val_is_an_error(tmp_path):
+    """The split is drawn before frames are counted, so an unreadable training clip can leave
+    a class with val clips only: a model could never learn it, so it is refused, not prepared."""
+    root = make_video_tree(tmp_path / "clips", per_class=(2, 2, 2))
+    release = read_folder(root, val_fraction=0.5)
+    (train_clip,) = [e for e in release.splits["train"] if e.label == "jump"]
+    (root / train_clip.path).write_bytes(b"not a video")
+    with pytest.raises(DataError, match=r"class 'jump' has no readable training clip \(1 skipped, e.g. .*"
+                                        r"no model could learn it"):
+        prepare_release(read_folder(root, val_fraction=0.5), out=tmp_path / "ds")
+    assert not (tmp_path / "ds" / "dataset.json").exists()
+
+
 def test_other_folder_layout_mistakes(tmp_path):
     flat = tmp_path / "flat"
     write_user_video(flat / "a.mp4", frames=6, tint=1)

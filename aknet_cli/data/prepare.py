@@ -234,7 +234,8 @@ def _split_rows(release: Release, jobs: list[tuple[str, Entry]], counts: list, l
 def _check_user_splits(release: Release, out: Path, classes: list[str], jobs: list[tuple[str, Entry]],
                        rows: dict[str, list[dict[str, Any]]], skipped: list[dict[str, str]]) -> None:
     """A user's own data must be trainable as prepared: every class that has clips keeps at
-    least one, and train and val are not empty.
+    least one, in train (a split made before counting can leave a class's only readable clip
+    in val), and train and val are not empty.
 
     Raises:
         DataError: naming the class (or split) and the most common skip reason.
@@ -246,6 +247,13 @@ def _check_user_splits(release: Release, out: Path, classes: list[str], jobs: li
         where = _write_reasons(out, skipped)
         raise DataError(f"class {name!r} has no readable clip ({len(reasons)} skipped, e.g. {reasons[0]}); "
                         f"fix or remove its clips; {where}")
+    trained = {classes[row["label"]] for row in rows.get("train", []) if row["label"] >= 0}
+    for name in sorted(kept - trained):
+        lost = [r["reason"] for r in skipped
+                if r["split"] == "train" and r["id"] in {e.id for s, e in jobs if s == "train" and e.label == name}]
+        why = f"{len(lost)} skipped, e.g. {lost[0]}" if lost else "none was listed"
+        raise DataError(f"class {name!r} has no readable training clip ({why}), so no model could learn it; add "
+                        f"or fix its training clips; {_write_reasons(out, skipped)}")
     for split in ("train", "val"):
         if split in rows and not rows[split]:
             raise DataError(f"the {split} split has no usable clip ({release.source(split)}); "
@@ -498,7 +506,10 @@ def progress_bar(console):
 
     class RateColumn(ProgressColumn):
         def render(self, task) -> Text:
-            return Text(f"{task.speed:,.0f} clips/s" if task.speed else "- clips/s", style="cyan")
+            # Once finished, the average since the start: Rich's windowed speed of the last few
+            # advances reads tens of thousands of clips/s when they land together at the end.
+            speed = task.completed / task.elapsed if task.finished and task.elapsed else task.speed
+            return Text(f"{speed:,.0f} clips/s" if speed else "- clips/s", style="cyan")
 
     return Progress(
         TextColumn("{task.description}"), BarColumn(bar_width=16), MofNCompleteColumn(), RateColumn(),
