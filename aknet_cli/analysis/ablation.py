@@ -344,7 +344,7 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
     return pd.DataFrame([{"row": r["name"], "seeds": ",".join(map(str, r["seeds"])), "top1 (mean ± std)": pm(r),
                           f"paired diff [{int(100 * LEVEL)}% CI]": vs(r), "paper top1": r["paper_top1"],
-                          "gflops": r["gflops"]} for r in rows])
+                          "gflops": None if r["gflops"] is None else round(r["gflops"], 3)} for r in rows])
 
 
 def write_outputs(table: str, result: dict[str, Any], folder: Path) -> dict[str, str]:
