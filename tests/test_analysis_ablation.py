@@ -147,6 +147,7 @@ def test_seeds_train_each_row_per_seed_resume_a_killed_one_and_pair_rows_on_comm
     more = run_table("v", **opts, seeds=(2,), rows=("+ feature transform",), stage1=stage1,
                      overrides=["ckpt.every_steps=1"])
     assert {r["name"]: r["seeds"] for r in more["rows"]} == {"+ feature transform": [0, 1, 2], "baseline": [0, 1]}
+    assert [r["gflops"] for r in more["rows"]] == [r["gflops"] for r in result["rows"]]  # rows it did not train too
     assert (opts["work_dir"] / "v" / "runs.csv").is_file() and "± " in (opts["work_dir"] / "v" / "results.md").read_text()
 
 
