@@ -270,10 +270,9 @@ def run_table(
     runs = _runs_on_disk(table, runs, work_dir, base_cfg)
     for run in runs:
         if run.gflops is None:  # a seed trained by an earlier invocation
-            cfg = row_config(run, base_source=base_source, stage1=shared, data=data, epochs=epochs,
-                             overrides=overrides)
-            run.gflops = next((r.gflops for r in runs if r.name == run.name and r.gflops is not None), None) \
-                or count_gflops(cfg)
+            known = next((r.gflops for r in runs if r.name == run.name and r.gflops is not None), None)
+            run.gflops = known if known is not None else count_gflops(
+                row_config(run, base_source=base_source, stage1=shared, data=data, epochs=epochs, overrides=overrides))
         score_run(run, data=data, split=split)
     result["runs"] = [r.as_dict() for r in runs]
     result["rows"] = summarize(table, runs)
