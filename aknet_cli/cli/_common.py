@@ -60,7 +60,7 @@ class OneLineErrors(TyperGroup):
         except _click.exceptions.ClickException as exc:
             print_error(" ".join(exc.format_message().split()))
             sys.exit(exc.exit_code)
-        except _click.exceptions.Abort:
+        except typer.Abort:  # typer's own class: its vendored click has none
             print_error("aborted")
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
