@@ -32,7 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hostile import cases_analysis, cases_general, cases_models, cases_prepare, cases_train, cases_video  # noqa: E402
 from hostile.case import Case, judge  # noqa: E402
-from hostile.fixtures import Fixtures  # noqa: E402
+from hostile.fixtures import NEEDS, Fixtures  # noqa: E402
 from hostile.report import Result, print_report, save_json, summary  # noqa: E402
 from hostile.runner import changes, deep_digest, fingerprint, run_plain  # noqa: E402
 
@@ -105,13 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console()
     out = args.out.resolve()
-    fx = Fixtures(out, args.aknet or default_aknet())
-    fx.build(log=lambda line: console.print(f"[dim]{line}[/]"))
-    cases = all_cases(fx)
-    known = {c.command for c in cases}
-    unknown = [o for o in args.only if o not in known]
+    unknown = [o for o in args.only if o not in NEEDS]
     if unknown:
-        parser.error(f"--only {unknown[0]}: no such subcommand; choose from {', '.join(sorted(known))}")
+        parser.error(f"--only {unknown[0]}: no such subcommand; choose from {', '.join(NEEDS)}")
+    fx = Fixtures(out, args.aknet or default_aknet())
+    fx.build(args.only or None, log=lambda line: console.print(f"[dim]{line}[/]"))
+    cases = all_cases(fx)
     if args.only:
         cases = [c for c in cases if c.command in args.only]
     if args.list:

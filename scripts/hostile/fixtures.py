@@ -17,7 +17,27 @@ from typing import Callable
 from . import media
 
 #: Bump when the fixtures change, so that an old ``DIR/fx`` is rebuilt.
-VERSION = "5"
+VERSION = "6"
+#: The build steps in order, the folders each writes, and the steps each reads.
+STEPS = ("misc", "datasets", "prepared_variants", "sthv1_releases", "sthv2_releases", "diving48_releases", "user_trees",
+         "checkpoints", "configs", "videos", "label_files", "plugin", "reference_eval")
+FOLDERS = {"misc": ("misc",), "datasets": ("data",), "prepared_variants": ("variants",), "sthv1_releases": ("rel/sthv1",),
+           "sthv2_releases": ("rel/sthv2",), "diving48_releases": ("rel/diving48",), "user_trees": ("user",),
+           "checkpoints": ("runs", "ckpt"), "configs": ("cfg",), "videos": ("media",), "label_files": ("labels",),
+           "plugin": ("plugin",), "reference_eval": ("ref",)}
+DEPENDS = {"prepared_variants": ("datasets",), "sthv1_releases": ("datasets",), "sthv2_releases": ("datasets",),
+           "diving48_releases": ("datasets",), "checkpoints": ("datasets",), "reference_eval": ("datasets", "checkpoints")}
+#: What each subcommand's cases read (``--only`` builds just these).
+NEEDS = {
+    "aknet": (), "backbones": ("misc", "datasets", "configs", "plugin"),
+    "prepare": ("misc", "datasets", "sthv1_releases", "sthv2_releases", "diving48_releases", "user_trees"),
+    "train": ("misc", "datasets", "prepared_variants", "checkpoints", "configs"),
+    "eval": ("misc", "datasets", "prepared_variants", "checkpoints", "reference_eval"),
+    "convert-1d": ("misc", "datasets", "prepared_variants", "checkpoints"), "export": ("misc", "checkpoints"),
+    "flops": ("misc",), "bench": ("misc",), "ablate": ("misc", "datasets", "checkpoints", "configs"),
+    "visualize": ("misc", "datasets", "checkpoints", "videos", "label_files"),
+    "predict": ("misc", "datasets", "checkpoints", "videos", "label_files", "reference_eval"),
+}
 #: An output location nobody can write, not even root.
 UNWRITABLE = "/proc/aknet-hostile/out"
 
@@ -98,22 +118,35 @@ class Fixtures:
         return self.paths[name]
 
     # ------------------------------------------------------------------ building
-    def build(self, log: Callable[[str], None] = print) -> None:
-        """Build every fixture, or reuse ``root/fx`` when it is complete and current."""
-        stamp = self.root / ".complete"
-        reuse = stamp.is_file() and stamp.read_text() == VERSION
-        if not reuse and self.root.exists():
-            shutil.rmtree(self.root)
+    def build(self, commands: list[str] | None = None, log: Callable[[str], None] = print) -> None:
+        """Build what ``commands``' cases read (all by default); a step built by an earlier
+        sweep of this :data:`VERSION` is reused unless a step it reads was rebuilt.
+
+        Every step registers its names either way, so that every case can be defined.
+        """
+        wanted = set(STEPS) if commands is None else {step for c in commands for step in NEEDS[c]}
+        while True:  # with what they read
+            more = {dep for step in wanted for dep in DEPENDS.get(step, ())} - wanted
+            if not more:
+                break
+            wanted |= more
         self.root.mkdir(parents=True, exist_ok=True)
-        steps = (self._misc, self._datasets, self._prepared_variants, self._sthv1_releases, self._sthv2_releases,
-                 self._diving48_releases, self._user_trees, self._checkpoints, self._configs, self._videos,
-                 self._label_files, self._plugin, self._reference_eval)
-        for step in steps:
-            if not reuse:
-                log(f"fixtures: {step.__name__.strip('_').replace('_', ' ')}")
-            step(build=not reuse)
-        if not reuse:
-            stamp.write_text(VERSION)
+        rebuilt: set[str] = set()
+        for step in STEPS:
+            stamp = self.root / f".built-{step}"
+            current = stamp.is_file() and stamp.read_text() == VERSION and not rebuilt & set(DEPENDS.get(step, ()))
+            fresh = step in wanted and not current
+            if fresh:
+                log(f"fixtures: {step.replace('_', ' ')}")
+                stamp.unlink(missing_ok=True)
+                for folder in FOLDERS[step]:
+                    shutil.rmtree(self.root / folder, ignore_errors=True)
+            elif not current:
+                stamp.unlink(missing_ok=True)  # stale and not needed now: rebuilt when it is
+            getattr(self, f"_{step}")(build=fresh)
+            if fresh:
+                stamp.write_text(VERSION)
+                rebuilt.add(step)
 
     def _add(self, name: str, rel: str) -> Path:
         path = self.root / rel
@@ -155,7 +188,7 @@ class Fixtures:
     def _prepared_variants(self, build: bool) -> None:
         """Copies of ``v1``'s CSVs and dataset.json with one thing wrong each (media stay in v1/raw)."""
         def variant(name: str, edit: Callable[[Path], None]) -> None:
-            folder = self._add(f"ds_{name}", f"data/ds_{name}")
+            folder = self._add(f"ds_{name}", f"variants/ds_{name}")
             if build:
                 folder.mkdir(parents=True)
                 for f in self.path("v1").iterdir():
@@ -192,7 +225,7 @@ class Fixtures:
         variant("no_classes", rewrite_json(lambda d: d.update(classes=[])))
         variant("unlabelled_test", replace_in("test.csv", ",1\n", ",-1\n"))
         # a training clip whose first frame is not a JPEG: found when training reads it
-        folder = self._add("ds_corrupt_jpeg", "data/ds_corrupt_jpeg")
+        folder = self._add("ds_corrupt_jpeg", "variants/ds_corrupt_jpeg")
         if build:
             shutil.copytree(self.path("v1"), folder)
             (folder / "raw" / "1" / "00001.jpg").write_bytes(b"\xff\xd8 this is not a JPEG")
@@ -429,8 +462,8 @@ class Fixtures:
         self._add("ck_dir", "ckpt/a_dir.pt")
         if not build:
             return
-        cfg = self.root / "cfg_fixture"
-        cfg.mkdir()
+        cfg = self.root / "runs" / "cfg_fixture"
+        cfg.mkdir(parents=True)
         (cfg / "s1.toml").write_text(STAGE1_TOML.format(name="s1", dataset=self.path("v1")))
         self._aknet("train", cfg / "s1.toml", "--work-dir", s1, "--quiet")
         (cfg / "s2.toml").write_text(STAGE2_TOML.format(name="s2", dataset=self.path("v1"), init_from=self.path("s1_best")))
