@@ -4,10 +4,15 @@
   end of input (Typer's ``Abort``) is one line;
 * a broken third-party plugin (its entry point names a module that does not exist) is one line
   naming the package that registered it, wherever a backbone is built; a built-in's failure
-  stays a traceback.
+  stays a traceback;
+* a reader that left (``aknet ... | head``) ends the run quietly.
 """
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import pytest
 import typer
@@ -89,3 +94,19 @@ def test_a_built_in_that_fails_to_import_keeps_its_traceback(monkeypatch):
     with pytest.raises(ImportError, match="our own bug") as caught:
         _registry.get_backbone_factory("resnet18")
     assert not isinstance(caught.value, PluginError)
+
+
+@pytest.mark.parametrize("argv", [["backbones", "--json"], ["backbones"]])
+def test_a_reader_that_left_ends_the_run_quietly(argv):
+    """`aknet backbones --json | head -c1` once head has gone: no "Exception ignored", status 1
+    (what Click gives a broken pipe met mid-command), with stdout buffered as in a user's shell."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has left before the first write
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    try:
+        result = subprocess.run([sys.executable, "-m", "aknet_cli", *argv], stdout=write_end, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, env=env, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert result.stderr == ""
+    assert result.returncode == 1

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import typer
 from rich.console import Console
@@ -64,6 +66,25 @@ class OneLineErrors(TyperGroup):
             print_error("aborted")
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+@contextlib.contextmanager
+def quiet_when_the_reader_leaves() -> Iterator[None]:
+    """End quietly with status 1 when whoever reads stdout has gone (``aknet ... | head``).
+
+    Click already ends a command quietly on a broken pipe met while it runs; this covers the
+    output still buffered when the command returns, which Python would flush at exit into
+    "Exception ignored ... BrokenPipeError" and status 120. The idiom of Python's docs on
+    SIGPIPE: point stdout at /dev/null, so that the exit's own flush has somewhere to go.
+    """
+    try:
+        yield
+    finally:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
 
 
 def print_json(payload: Any) -> None:
