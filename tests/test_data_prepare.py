@@ -1,5 +1,6 @@
 """Readers of the three official layouts and the shared prepare step, incl. malformed releases."""
 
+import contextlib
 import json
 import shutil
 
@@ -198,6 +199,28 @@ def test_progress_bar_fits_80_columns():
     text = console.file.getvalue()
     assert "123456/220000" in text and "12,340 clips/s" in text and "eta" in text
     assert len(text.rstrip("\n").splitlines()) == 1, text
+
+
+def test_progress_bar_stays_when_done_and_goes_on_an_error():
+    """Piped output (no terminal): a finished count is printed once; a run that fails leaves only
+    its error line, not a bar stopped at 0/8 above it."""
+    import io
+
+    from rich.console import Console
+
+    def run(fail: bool) -> str:
+        console = Console(file=io.StringIO(), width=80, color_system=None)
+        with pytest.raises(DataError) if fail else contextlib.nullcontext():
+            with progress_bar(console) as progress:
+                task = progress.add_task(TASK_DESCRIPTION.format(name="sthv1"), total=8)
+                progress.advance(task, 3)
+                if fail:
+                    raise DataError("--strict: clip 4 is missing")
+                progress.advance(task, 5)
+        return console.file.getvalue()
+
+    assert "8/8" in run(fail=False)
+    assert run(fail=True).strip() == ""
 
 
 def test_synth_reversed_pairs_follow_the_label_order(tmp_path):
