@@ -153,3 +153,12 @@ def test_cli_config_errors_are_one_line(tmp_path):
     assert_one_line_error(runner.invoke(app, ["train", "tsm_r50_sthv1_stage1"]), "data.dataset", "aknet prepare")
     bad = write(tmp_path, "[optim\n")
     assert_one_line_error(runner.invoke(app, ["train", str(bad)]), "not valid TOML")
+
+
+def test_a_config_saved_with_a_utf8_byte_order_mark_reads_as_without(tmp_path):
+    """Windows editors start UTF-8 with a BOM, which tomllib alone refuses at line 1, column 1."""
+    text = 'name = "bom"\n[model]\nbackbone = "tsm_resnet18"\nnum_segments = 4\n'
+    plain, marked = tmp_path / "plain.toml", tmp_path / "marked.toml"
+    plain.write_text(text, encoding="utf-8")
+    marked.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert load_config(marked, check_paths=False).model == load_config(plain, check_paths=False).model
