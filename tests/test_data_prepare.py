@@ -242,3 +242,11 @@ def test_synth_reversed_pairs_follow_the_label_order(tmp_path):
     root = make_sthv1(tmp_path / "raw")
     prepare_release(read_sthv1(root, frames_dir="frames"), out=tmp_path / "v1")
     assert load_manifest(tmp_path / "v1").data["reversed_pairs"] == [] and load_manifest(tmp_path / "v1").reversed_pairs == []
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_synth_seed_outside_numpys_range_is_one_line(tmp_path, seed):
+    with pytest.raises(ConfigError, match=f"--seed must be between 0 and 4294967295, got {seed}"):
+        prepare_synthetic(SynthConfig(classes=2, train_per_class=1, val_per_class=1, size=32, frames=4, seed=seed),
+                          out=tmp_path / "s")
+    assert not (tmp_path / "s").exists()
