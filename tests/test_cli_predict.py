@@ -207,6 +207,13 @@ def test_keypoints_are_drawn_for_an_aknet_checkpoint(dataset, stage1, tmp_path):
         assert entry["keypoints"]["keypoints_png"] == str(folder / "keypoints.png")
     assert_one_line_error(runner.invoke(app, ["predict", str(videos[0]), "-c", str(stage1), "--keypoints",
                                               str(drawn)]), "--keypoints needs an AK-Net checkpoint")
+    # visualize reads --labels as predict does: one name per class the model predicts
+    wrong = tmp_path / "three.csv"
+    wrong.write_text("a\nb\nc\n")
+    classes = len(json.loads((dataset / "dataset.json").read_text())["classes"])
+    assert_one_line_error(runner.invoke(app, ["visualize", "--video", str(videos[0]), "-c", str(ak), "--labels", str(wrong),
+                                              "--out", str(tmp_path / "vis")]), "three.csv", "lists 3 classes",
+                          f"predicts {classes}")
 
 
 def test_predict_mistakes_are_one_line_before_any_work(stage1, tmp_path):

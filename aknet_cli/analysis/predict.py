@@ -99,10 +99,7 @@ def class_names(description: dict[str, Any], labels: str | Path | None) -> list[
     from ..data.manifest import order_classes
     from .overlay import load_labels
 
-    names = load_labels(labels)
-    if len(names) != int(description["num_classes"]):
-        raise ConfigError(f"--labels {labels} lists {len(names)} classes, the checkpoint predicts "
-                          f"{description['num_classes']}")
+    names = load_labels(labels, num_classes=int(description["num_classes"]))
     order = description.get("label_order")
     return order_classes(names, order) if order else names
 

@@ -33,8 +33,12 @@ def _keypoints(folder: str, *, count: int, frames: int, side: int, tau: float | 
         points = data["keypoints"]
         if len(points) != count:
             return f"{len(points)} keypoints, expected round(α·T·h·w) = {count}"
-        if tuple(data["feature_size"]) != (side, side) or data["num_frames"] != frames:
-            return f"map {data['feature_size']} over {data['num_frames']} frames, expected {side}×{side} over {frames}"
+        # num_frames is the source's length; the model sees the len(frame_indices) sampled ones
+        if tuple(data["feature_size"]) != (side, side) or len(data["frame_indices"]) != frames:
+            return (f"map {data['feature_size']} over {len(data['frame_indices'])} sampled frames, "
+                    f"expected {side}×{side} over {frames}")
+        if any(not 0 <= i < data["num_frames"] for i in data["frame_indices"]):
+            return f"a sampled frame index lies outside the source's {data['num_frames']} frames"
         weight = tau if tau is not None else 2 * side - 1
         keys = [p["x"] + p["y"] + weight * p["t"] for p in points]
         if any(a < b for a, b in zip(keys, keys[1:])):
