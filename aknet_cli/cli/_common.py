@@ -87,6 +87,25 @@ def quiet_when_the_reader_leaves() -> Iterator[None]:
             sys.exit(1)
 
 
+def comma_list(text: str, option: str, convert: Callable[[str], Any] = str, *, kind: str = "names",
+               example: str = "1,8") -> tuple:
+    """``text`` split at commas, each item stripped and converted, duplicates dropped in order.
+
+    Raises:
+        ConfigError: an empty item (``1,,8``, a trailing comma, nothing at all) or one that
+            ``convert`` refuses.
+    """
+    from ..exceptions import ConfigError
+
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise ConfigError(f"{option} expects a comma-separated list without empty items, e.g. {example}; got {text!r}")
+    try:
+        return tuple(dict.fromkeys(convert(item) for item in items))
+    except ValueError:
+        raise ConfigError(f"{option} expects comma-separated {kind}, e.g. {example}; got {text!r}") from None
+
+
 def print_json(payload: Any) -> None:
     """Machine-readable output: plain JSON on stdout, nothing else."""
     sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
