@@ -5,6 +5,8 @@ Every case states what it expects:
 * ``clean``: exit status 1 and exactly one line on stdout + stderr, naming the thing
   (every fragment of ``names``), no traceback: the promise for a user mistake;
 * ``usage``: exit status 2 and one line (Click's convention for a usage error);
+* ``quiet``: exit status 1 and no output at all (a reader that left the pipe: what a Unix
+  tool does when ``head`` has gone);
 * ``ok``: exit status 0, and ``check`` proves the output is right (no silent wrong success);
   ``warns`` are fragments the run must show (a skip summary, a warning), so that a swallowed
   warning is a failure too.
@@ -20,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-CLEAN, USAGE, OK = "clean", "usage", "ok"
-EXPECTATIONS = (CLEAN, USAGE, OK)
-_EXIT = {CLEAN: 1, USAGE: 2, OK: 0}
+CLEAN, USAGE, OK, QUIET = "clean", "usage", "ok", "quiet"
+EXPECTATIONS = (CLEAN, USAGE, OK, QUIET)
+_EXIT = {CLEAN: 1, USAGE: 2, OK: 0, QUIET: 1}
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -58,7 +60,8 @@ class Case:
         name: a short description of the hostile input.
         argv: the arguments after ``aknet``.
         expect: ``clean``, ``usage`` or ``ok``.
-        names: fragments the error line must contain (the path, option or key it is about).
+        names: fragments the error line must contain (the path, option or key it is about); a
+            tuple of fragments is met by any one of them (see :func:`option_or_word`).
         check: for ``ok``, what proves the output right; for errors, an extra condition (e.g.
             that a malicious pickle did not run).
         warns: fragments an ``ok`` run must print (a skip summary, a warning).
@@ -74,7 +77,7 @@ class Case:
     name: str
     argv: list[str]
     expect: str
-    names: tuple[str, ...] = ()
+    names: tuple[str | tuple[str, ...], ...] = ()
     check: Optional[Check] = None
     warns: tuple[str, ...] = ()
     setup: Optional[Callable[[Path], None]] = None
@@ -112,6 +115,12 @@ def judge(case: Case, outcome: Outcome, changed: list[str], case_dir: Path) -> V
         return Verdict(False, "crash", f"killed by signal {-outcome.rc}")
     if case.expect == OK:
         return _judge_success(case, outcome, case_dir)
+    if case.expect == QUIET:
+        if outcome.lines:
+            return Verdict(False, "several lines" if len(outcome.lines) > 1 else "not quiet", " ⏎ ".join(outcome.lines[:4]))
+        if outcome.rc != _EXIT[QUIET]:
+            return Verdict(False, "wrong exit code", f"exit {outcome.rc}, expected {_EXIT[QUIET]}, silently")
+        return Verdict(True)
     return _judge_error(case, outcome, case_dir)
 
 
@@ -138,9 +147,10 @@ def _judge_error(case: Case, outcome: Outcome, case_dir: Path) -> Verdict:
         return Verdict(False, "wrong exit code", f"exit {outcome.rc}, expected {expected}: {_last_line(outcome)}")
     if len(lines) > 1:
         return Verdict(False, "several lines", f"{len(lines)} lines: " + " ⏎ ".join(lines[:4]))
-    missing = [n for n in case.names if n not in lines[0]]
+    missing = [n for n in case.names if not any(alt in lines[0] for alt in ((n,) if isinstance(n, str) else n))]
     if missing:
-        return Verdict(False, "not named", f"the line does not name {missing[0]!r}: {lines[0]}")
+        return Verdict(False, "not named", f"the line does not name {' or '.join(map(repr, _alternatives(missing[0])))}: "
+                                           f"{lines[0]}")
     problem = _run_check(case, outcome, case_dir)
     if problem:
         return Verdict(False, "wrong result", problem)
@@ -154,6 +164,16 @@ def _run_check(case: Case, outcome: Outcome, case_dir: Path) -> Optional[str]:
         return case.check(outcome, case_dir)
     except Exception as exc:  # a check that cannot read the output: the output is wrong
         return f"the check failed on the output: {type(exc).__name__}: {exc}"
+
+
+def _alternatives(name) -> tuple[str, ...]:
+    return (name,) if isinstance(name, str) else tuple(name)
+
+
+def option_or_word(option: str) -> tuple[str, ...]:
+    """A name fragment met by the option (``--transform-rank``) or the words it stands for
+    (``transform rank``): a library's check names the parameter, not the flag it came from."""
+    return (option, option.lstrip("-").replace("-", " "))
 
 
 def _last_line(outcome: Outcome) -> str:

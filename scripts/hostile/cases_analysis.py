@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .case import CLEAN, OK, USAGE, Case
+from .case import CLEAN, OK, USAGE, Case, option_or_word
 from .checks import all_of, csv_rows, files, png, stdout_json
 from .fixtures import UNWRITABLE, Fixtures
 
@@ -92,13 +92,13 @@ def flops_cases(fx: Fixtures) -> list[Case]:
     for option, values in (("--split", ("res5",)), ("--alpha", ("0", "2", "nan")), ("--frames", ("0",)),
                            ("--size", ("0",)), ("--mode", ("bogus",)), ("--transform-rank", ("bogus",))):
         split = () if option == "--split" else ("--split", "res3")
-        cases += [Case("flops", f"{option} {value}", fl(*split, option, value), CLEAN, (option,)) for value in values]
+        cases += [Case("flops", f"{option} {value}", fl(*split, option, value), CLEAN, (option_or_word(option),)) for value in values]
     cases += [
         Case("flops", "--set an unknown switch", fl("--split", "res3", "--set", "turbo=1"), CLEAN, ("turbo",)),
         Case("flops", "--set without '='", fl("--split", "res3", "--set", "ranking"), CLEAN, ("ranking",)),
     ]
     for option, value in (("--cin", "0"), ("--n", "0"), ("--n", "100000")):
-        cases.append(Case("flops", f"--table i {option} {value}", ["flops", "--table", "i", option, value], CLEAN, (option,)))
+        cases.append(Case("flops", f"--table i {option} {value}", ["flops", "--table", "i", option, value], CLEAN, (option_or_word(option),)))
     return cases + _plot_cases("flops", lambda p: ["flops", *TINY_NET, "--plot", p])
 
 
@@ -136,7 +136,7 @@ def bench_cases(fx: Fixtures) -> list[Case]:
     for option, values in (("--split", ("res5",)), ("--batch", ("0", "abc", "1,,2")),
                            ("--frames", ("0",)), ("--size", ("0",)), ("--threads", ("0",)), ("--runs", ("0",)),
                            ("--runtime", ("bogus",))):
-        cases += [Case("bench", f"{option} {value!r}", be(option, value), CLEAN, (option,)) for value in values]
+        cases += [Case("bench", f"{option} {value!r}", be(option, value), CLEAN, (option_or_word(option),)) for value in values]
     return cases + _plot_cases("bench", lambda p: be("--plot", p))
 
 

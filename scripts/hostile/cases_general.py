@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 
-from .case import CLEAN, OK, USAGE, Case
+from .case import CLEAN, OK, QUIET, USAGE, Case
 from .checks import stdout_has, stdout_json
 from .fixtures import Fixtures
+from .runner import run_reader_gone
 
 COMMANDS = ("backbones", "train", "eval", "convert-1d", "flops", "bench", "ablate", "visualize", "predict", "export",
             "prepare sthv1", "prepare sthv2", "prepare diving48", "prepare synthetic", "prepare folder", "prepare list")
@@ -44,6 +45,9 @@ def root_cases(fx: Fixtures) -> list[Case]:
         Case("aknet", "option before the subcommand", ["--json", "backbones"], USAGE, ("--json",)),
         Case("aknet", "an empty-string subcommand", [""], USAGE),
     ]
+    for argv in (["backbones"], ["backbones", "--json"], ["ablate", "--help"], ["--version"],
+                 ["flops", "--backbone", "resnet18", "--size", "32", "--frames", "2", "--json"]):
+        cases.append(Case("aknet", f"{' '.join(argv)} | head, head gone", argv, QUIET, run=run_reader_gone))
     for cmd in ("backbones", "train", "eval", "prepare sthv1", "prepare list", "visualize", "export", "ablate"):
         cases.append(Case("aknet", f"{cmd}: unknown option", [*cmd.split(), "--no-such-option"], USAGE, ("--no-such-option",)))
     return cases

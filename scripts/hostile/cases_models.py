@@ -9,8 +9,8 @@ import json
 import shutil
 from pathlib import Path
 
-from .case import CLEAN, OK, USAGE, Case, Outcome
-from .checks import all_of, checkpoint, csv_rows, expect_equal, files, stdout_json
+from .case import CLEAN, OK, USAGE, Case, Outcome, option_or_word
+from .checks import all_of, checkpoint, csv_rows, files, stdout_json
 from .fixtures import UNWRITABLE, Fixtures
 
 BROKEN_CHECKPOINTS = {  # fixture → a fragment the one line must hold besides the path
@@ -140,7 +140,7 @@ def eval_cases(fx: Fixtures) -> list[Case]:
     ]
     for option, values in (("--views", ("3", "axb")), ("--batch-size", ("0",)),
                            ("--num-segments", ("0",))):
-        cases += [Case("eval", f"{option} {value!r}", ev(s1, option, value), CLEAN, (option,)) for value in values]
+        cases += [Case("eval", f"{option} {value!r}", ev(s1, option, value), CLEAN, (option_or_word(option),)) for value in values]
     cases += _broken_checkpoint_cases(fx, "eval", lambda ck: ev(ck))
     return cases + _output_cases("eval", lambda out: ev(s1, out=out), folder=True)
 
@@ -195,7 +195,7 @@ def convert_cases(fx: Fixtures) -> list[Case]:
                            ("--tau", ("abc",)), ("--position", ("bogus",)), ("--transform-rank", ("abc", "0")),
                            ("--label-order", ("bogus",)), ("--batches", ("0",))):
         extra = ("--calibrate", fx["v1"]) if option in ("--batches", "--batch-size", "--crop") else ()
-        cases += [Case("convert-1d", f"{option} {value}", cv(option, value, *extra), CLEAN, (option,)) for value in values]
+        cases += [Case("convert-1d", f"{option} {value}", cv(option, value, *extra), CLEAN, (option_or_word(option),)) for value in values]
     cases += _broken_checkpoint_cases(fx, "convert-1d", lambda ck: cv(ck=ck), SOME_BROKEN)
     return cases + _output_cases("convert-1d", lambda out: cv(out=out), folder=False)
 
@@ -269,7 +269,7 @@ def export_cases(fx: Fixtures) -> list[Case]:
         Case("export", "official TSM file without a frame count", ex(ck=fx["ck_tsm_official_noseg"]), CLEAN, ("--num-segments",)),
     ]
     for option, values in (("--batch", ("0", "-1", "abc")), ("--size", ("0",)), ("--num-segments", ("0",))):
-        cases += [Case("export", f"{option} {value}", ex(option, value), CLEAN, (option,)) for value in values]
+        cases += [Case("export", f"{option} {value}", ex(option, value), CLEAN, (option_or_word(option),)) for value in values]
     cases += _broken_checkpoint_cases(fx, "export", lambda ck: ex(ck=ck), SOME_BROKEN)
     return cases + _output_cases("export", lambda out: ex(out=out), folder=False)
 

@@ -8,7 +8,7 @@ import csv
 import json
 from pathlib import Path
 
-from .case import CLEAN, OK, USAGE, Case, Outcome
+from .case import CLEAN, OK, USAGE, Case, Outcome, option_or_word
 from .checks import all_of, files, png, stdout_json
 from .fixtures import UNWRITABLE, Fixtures
 
@@ -16,7 +16,7 @@ from .fixtures import UNWRITABLE, Fixtures
 UNREADABLE = {
     "missing": "", "vid_zero_mp4": "", "vid_trunc_mp4": "", "vid_trunc_webm": "", "vid_audio": "", "vid_text_mp4": "",
     "vid_one_px": "", "vid_wide": "", "vid_tiny": "", "vid_frames_empty": "", "vid_frames_corrupt": "00003.jpg",
-    "vid_frames_zero": "00002.jpg",
+    "vid_frames_zero": "00003.jpg",
 }
 BAD_LABELS = ("lab_three", "lab_latin1", "lab_map_word", "lab_map_gap", "lab_not_json", "lab_empty", "missing")
 
@@ -111,7 +111,7 @@ def visualize_cases(fx: Fixtures) -> list[Case]:
                           (fx[name],)))
     for option, values in (("--frames", ("0",)), ("--alpha", ("0", "nan")),
                            ("--resize-mode", ("bogus",)), ("--backend", ("bogus",)), ("--video-format", ("avi",))):
-        cases += [Case("visualize", f"{option} {value}", vis("vid_mp4", option, value), CLEAN, (option,)) for value in values]
+        cases += [Case("visualize", f"{option} {value}", vis("vid_mp4", option, value), CLEAN, (option_or_word(option),)) for value in values]
     cases += [
         Case("visualize", "--out under a file", vis("vid_mp4", out="taken/vis"), CLEAN, ("taken",), setup=_in_the_way),
         Case("visualize", "--out unwritable", vis("vid_mp4", out=UNWRITABLE), CLEAN, (UNWRITABLE,)),
@@ -202,7 +202,7 @@ def predict_cases(fx: Fixtures) -> list[Case]:
         cases.append(Case("predict", f"--labels {name.removeprefix('lab_')}",
                           pr("vid_mp4", *official, "--labels", fx[name], ck="ck_tsm_official_noseg"), CLEAN, (fx[name],)))
     for option, values in (("--views", ("bogus",)), ("--top-k", ("0",)), ("--label-order", ("bogus",))):
-        cases += [Case("predict", f"{option} {value}", pr("vid_mp4", option, value), CLEAN, (option,)) for value in values]
+        cases += [Case("predict", f"{option} {value}", pr("vid_mp4", option, value), CLEAN, (option_or_word(option),)) for value in values]
     cases += [
         Case("predict", "--out under a file", pr("vid_mp4", "--out", "taken/p.csv"), CLEAN, ("taken",), setup=_in_the_way),
         Case("predict", "--out is a folder", pr("vid_mp4", "--out", "."), CLEAN, ("--out",)),

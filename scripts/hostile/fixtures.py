@@ -17,7 +17,7 @@ from typing import Callable
 from . import media
 
 #: Bump when the fixtures change, so that an old ``DIR/fx`` is rebuilt.
-VERSION = "6"
+VERSION = "7"
 #: The build steps in order, the folders each writes, and the steps each reads.
 STEPS = ("misc", "datasets", "prepared_variants", "sthv1_releases", "sthv2_releases", "diving48_releases", "user_trees",
          "checkpoints", "configs", "videos", "label_files", "plugin", "reference_eval")
@@ -392,9 +392,11 @@ class Fixtures:
         lists = {name: self._add(f"list_{name}", f"user/lists/{name}.txt") for name in (
             "train", "val", "test", "frames_train", "frames_val", "one_token", "word_label", "negative_label",
             "float_label", "escape", "missing_media", "empty", "crlf", "dup_two_labels")}
-        for name in ("labels_txt", "labels_latin1", "labels_short", "labels_json_bad", "labels_json_dup",
-                     "flip_bad_json", "flip_unknown", "flip_self", "flip_latin1", "flip_ok"):
+        for name in ("labels_txt", "labels_latin1", "labels_short", "labels_json_bad", "labels_json_dup"):
             self._add(name, f"user/{name}")
+        for name, suffix in (("flip_bad_json", ".json"), ("flip_unknown", ".json"), ("flip_self", ".json"),
+                             ("flip_latin1", ".csv"), ("flip_ok", ".csv")):  # --flip-map reads JSON by its suffix
+            self._add(name, f"user/{name}{suffix}")
         if not build:
             return
         classes = ("clap", "jump", "wave")
@@ -420,9 +422,10 @@ class Fixtures:
         label = {c: i for i, c in enumerate(classes)}
         rows = [f"{v} {label[v.split('/')[0]]}" for v in videos]
         lists["train"].parent.mkdir(parents=True)
-        lists["train"].write_text("\n".join(rows[i] for i in range(len(rows)) if i % 3 != 0) + "\n")
-        lists["val"].write_text("\n".join(rows[i] for i in range(len(rows)) if i % 3 == 0) + "\n")
-        lists["test"].write_text(rows[0] + "\n")
+        # the last clip is held out for --test: a clip must be in one split only
+        lists["train"].write_text("\n".join(rows[i] for i in range(len(rows) - 1) if i % 3 != 0) + "\n")
+        lists["val"].write_text("\n".join(rows[i] for i in range(len(rows) - 1) if i % 3 == 0) + "\n")
+        lists["test"].write_text(rows[-1] + "\n")
         frame_dirs = sorted(p.relative_to(frames_tree).as_posix() for p in frames_tree.glob("*/*"))
         frame_rows = [f"{d} 5 {label[d.split('/')[0]]}" for d in frame_dirs]
         lists["frames_train"].write_text("\n".join(frame_rows[1:]) + "\n")
@@ -575,7 +578,7 @@ class Fixtures:
         media.write_frames(p("vid_frames_corrupt"), media.frames(6, 32, 32))
         (p("vid_frames_corrupt") / "00003.jpg").write_bytes(b"\xff\xd8 garbage, not a JPEG")
         media.write_frames(p("vid_frames_zero"), media.frames(6, 32, 32))
-        (p("vid_frames_zero") / "00002.jpg").write_bytes(b"")
+        (p("vid_frames_zero") / "00003.jpg").write_bytes(b"")  # a frame 4-frame sampling reads, as frames_corrupt's
         media.write_video(p("vid_vids") / "a.mp4", media.frames(8, 32, 32, seed=1))
         media.write_video(p("vid_vids") / "b.webm", media.frames(8, 32, 32, seed=2), codec="libvpx")
         media.write_video(p("vid_vids_one_bad") / "a.mp4", media.frames(8, 32, 32, seed=1))

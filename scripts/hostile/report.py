@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .case import CLEAN, OK, USAGE, Case, Outcome, Verdict
+from .case import CLEAN, OK, QUIET, USAGE, Case, Outcome, Verdict
 
 
 @dataclass
@@ -34,6 +34,7 @@ def summary(results: list[Result]) -> dict:
         "clean_one_line_errors": sum(r.case.expect == CLEAN for r in passed),
         "usage_errors_exit_2": sum(r.case.expect == USAGE for r in passed),
         "expected_successes": sum(r.case.expect == OK for r in passed),
+        "quiet_exits_reader_gone": sum(r.case.expect == QUIET for r in passed),
         "failures": len(results) - len(passed),
         "failures_by_kind": dict(Counter(r.verdict.kind for r in results if not r.verdict.passed)),
         "by_command": {cmd: {"cases": n, "failures": sum(1 for r in results if r.case.command == cmd and not r.verdict.passed)}
@@ -55,6 +56,7 @@ def print_report(console: Console, results: list[Result], *, deep_changes: list[
     console.print(
         f"\n[bold]{totals['total']} cases[/] in {seconds / 60:.1f} min: {totals['clean_one_line_errors']} clean one-line errors, "
         f"{totals['usage_errors_exit_2']} usage errors (exit 2), {totals['expected_successes']} expected successes, "
+        f"{totals['quiet_exits_reader_gone']} quiet exits (reader gone), "
         f"[bold {'red' if totals['failures'] else 'green'}]{totals['failures']} failures[/]", highlight=False)
     if deep_changes:
         console.print(f"[bold red]user data changed (SHA-256 before and after the sweep):[/] {escape(', '.join(deep_changes[:10]))}")

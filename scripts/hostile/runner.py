@@ -69,3 +69,19 @@ def finish(proc: subprocess.Popen, timeout: float, started: float) -> Outcome:
 def run_plain(case: Case, case_dir: Path, env: dict, aknet: str) -> Outcome:
     started = time.monotonic()
     return finish(spawn([aknet, *case.argv], case_dir, env), case.timeout, started)
+
+
+def run_reader_gone(case: Case, case_dir: Path, env: dict, aknet: str) -> Outcome:
+    """``aknet ... | head`` once ``head`` has quit: stdout is a pipe whose read end is closed
+    before the first write, and stdout is block-buffered as in a user's shell."""
+    env = {k: v for k, v in env.items() if k != "PYTHONUNBUFFERED"}
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen([aknet, *case.argv], cwd=case_dir, env=env, stdout=write_end, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, text=True, errors="replace", start_new_session=True)
+    finally:
+        os.close(write_end)
+    outcome = finish(proc, case.timeout, started)
+    return Outcome(outcome.rc, "", outcome.stderr, outcome.seconds)
