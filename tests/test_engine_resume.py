@@ -128,3 +128,27 @@ def test_the_lock_is_released_when_a_run_fails(config, tmp_path):
     from aknet_cli.engine.workdir import WorkDirLock
 
     WorkDirLock(tmp_path).acquire().release()  # would raise WorkDirInUse if the failed run still held it
+
+
+def test_a_run_stopped_between_the_epoch_end_writes_never_records_a_best_that_is_not_on_disk(config, tmp_path, monkeypatch):
+    """Ctrl-C after the first of the two checkpoints an improving epoch writes: a last.pt that
+    records a best top-1 must have that best.pt beside it, or the resumed run, never beating it,
+    finishes without any best.pt."""
+    import aknet_cli.engine.trainer as trainer
+
+    real, written = trainer.save, []
+
+    def save_then_stop(run, name, *args, **kwargs):
+        real(run, name, *args, **kwargs)
+        written.append(name)
+        if len(written) == 1:
+            raise KeyboardInterrupt  # the user's Ctrl-C, landing between the two writes
+
+    monkeypatch.setattr(trainer, "save", save_then_stop)
+    work = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt):
+        train(load_config(config), work_dir=work, progress=False)
+    if (work / "last.pt").is_file():
+        recorded = torch.load(work / "last.pt", map_location="cpu", weights_only=True)["train_state"]["best_top1"]
+        assert recorded < 0 or (work / "best.pt").is_file(), written  # < 0: no best yet
+    assert (work / "best.pt").is_file(), written  # the first epoch always improves on nothing

@@ -315,9 +315,11 @@ def finish_epoch(run: Run, position: Position, epoch: int, timing: dict[str, Any
     if improved:
         position.best = row["val_top1"]
     position.epoch, position.step, position.meters = epoch + 1, 0, {}
-    save(run, "last.pt", position, epoch=epoch, step=run.steps_per_epoch, with_state=True)
+    # best.pt first: last.pt records the best top-1 so far, and a run stopped between the two
+    # writes must not resume believing in a best.pt that never reached the disk
     if improved:
         save(run, "best.pt", position, epoch=epoch, step=run.steps_per_epoch, with_state=False)
+    save(run, "last.pt", position, epoch=epoch, step=run.steps_per_epoch, with_state=True)
     if run.ctx.is_main:
         write_metrics(position.history, run.work_dir / "metrics.csv")
         write_curves(position.history, run.work_dir / "curves.png", title=cfg.name)
