@@ -18,7 +18,7 @@ from aknet_cli.engine.config import load_config
 from aknet_cli.engine.resume import resume_source
 from aknet_cli.engine.trainer import train
 from aknet_cli.engine.workdir import LOCK_NAME, WorkDirInUse
-from aknet_cli.exceptions import CheckpointError, ConfigError
+from aknet_cli.exceptions import CheckpointError, ConfigError, UnknownBackboneError
 from train_fixtures import Killed, kill_at, make_synth, write_config
 
 
@@ -152,3 +152,10 @@ def test_a_run_stopped_between_the_epoch_end_writes_never_records_a_best_that_is
         recorded = torch.load(work / "last.pt", map_location="cpu", weights_only=True)["train_state"]["best_top1"]
         assert recorded < 0 or (work / "best.pt").is_file(), written  # < 0: no best yet
     assert (work / "best.pt").is_file(), written  # the first epoch always improves on nothing
+
+
+def test_an_unknown_backbone_is_refused_before_the_work_dir_exists(config, tmp_path):
+    work = tmp_path / "never"
+    with pytest.raises(UnknownBackboneError, match="unknown backbone 'nope_net'"):
+        train(load_config(config, ["model.backbone=nope_net"]), work_dir=work, progress=False)
+    assert not work.exists()

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .._atomic import atomic_output
+from .._registry import get_backbone_factory
 from ..data import load_manifest
 from ..exceptions import AKNetError, CheckpointError, ConfigError, OutputError
 from . import rng
@@ -87,6 +88,7 @@ def train(
         A :class:`TrainResult`.
     """
     check_config(cfg)
+    get_backbone_factory(cfg.model.backbone)  # an unknown or broken backbone: refused before the work dir exists
     work_dir = Path(work_dir)
     ctx = setup(cfg.train.device)
     manifest = load_manifest(Path(cfg.data.dataset))
