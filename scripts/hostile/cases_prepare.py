@@ -90,8 +90,9 @@ def sthv1_cases(fx: Fixtures) -> list[Case]:
              check=dataset("out", splits=V1_SPLITS)),
         Case("prepare", "sthv1: --out is the user's own folder", prep("good"), CLEAN, ("out",), setup=users_folder,
              check=kept("out/keep.txt")),
-        Case("prepare", "sthv1: --out is the user's own folder, --force", prep("good", "--force"), CLEAN, ("out",),
-             setup=users_folder, check=kept("out/keep.txt")),
+        # --force is what the refusal above offers: the dataset is written beside the user's files, which stay
+        Case("prepare", "sthv1: --out is the user's own folder, --force", prep("good", "--force"), OK,
+             setup=users_folder, check=all_of(kept("out/keep.txt"), dataset("out", splits=V1_SPLITS, classes=2))),
         Case("prepare", "sthv1: missing --root", ["prepare", "sthv1", "--root", fx["missing"], "--out", "out"], CLEAN, (fx["missing"],)),
         Case("prepare", "sthv1: --root holds no release", ["prepare", "sthv1", "--root", fx["adir"], "--out", "out"], CLEAN, (labels_csv,)),
         Case("prepare", "sthv1: Latin-1 labels file", prep("latin1"), CLEAN, (labels_csv,)),
@@ -117,7 +118,7 @@ def sthv2_cases(fx: Fixtures) -> list[Case]:
     labels_json, train_json = "something-something-v2-labels.json", "something-something-v2-train.json"
     one_less = dataset("out", splits={"train": 3, "val": 2})
     ok_skip = {"unknown_template": "a template not in the labels file", "null_id": "a null id",
-               "no_template": "a record without a template", "zero_byte": "a zero-byte video",
+               "zero_byte": "a zero-byte video",
                "truncated": "a truncated video", "audio_only": "an audio-only file", "video_missing": "a missing video"}
     cases = [
         Case("prepare", "sthv2: a clean release", prep("good"), OK, check=dataset("out", splits=V1_SPLITS, classes=2)),
@@ -130,6 +131,8 @@ def sthv2_cases(fx: Fixtures) -> list[Case]:
     cases.append(Case("prepare", "sthv2: an audio-only file, pyav", prep("audio_only", "--backend", "pyav"), OK,
                       warns=(SKIPPED_ONE,), check=one_less))
     cases += [
+        # a record without the key every official record has: not the release's format, so the file is refused
+        Case("prepare", "sthv2: a record without a template", prep("no_template"), CLEAN, (train_json, "template")),
         Case("prepare", "sthv2: labels file not JSON", prep("labels_not_json"), CLEAN, (labels_json,)),
         Case("prepare", "sthv2: float label indices", prep("labels_float_index"), CLEAN, (labels_json,)),
         Case("prepare", "sthv2: a word as label index", prep("labels_word_index"), CLEAN, (labels_json, "first")),
@@ -235,7 +238,11 @@ def synthetic_cases(fx: Fixtures) -> list[Case]:
              check=all_of(tiny, same_bytes)),
         Case("prepare", "synthetic: interrupted, then again with --force", synth("--force"), OK, run=_interrupted_then,
              check=all_of(tiny, _interrupt_was_clean), timeout=180),
-        Case("prepare", "synthetic: a half-written raw folder, --force", synth("--force"), OK, setup=half_raw, check=tiny),
+        # clips without the generator's marker cannot be told from the user's own: refused even with --force (an
+        # interrupted run leaves its marker now: the case above)
+        Case("prepare", "synthetic: a raw folder without the generator's marker, --force", synth("--force"), CLEAN,
+             ("--raw", "out/raw"), setup=half_raw, check=lambda o, d: None if (d / "out" / "raw" / "1").is_dir()
+             else "the unmarked raw folder was deleted"),
         Case("prepare", "synthetic: --classes 1", with_option("--classes", "1"), CLEAN, ("--classes",)),
         Case("prepare", "synthetic: --classes abc", with_option("--classes", "abc"), USAGE, ("--classes",)),
         Case("prepare", "synthetic: --train-per-class 0", with_option("--train-per-class", "0"), CLEAN, ("--train-per-class",)),
