@@ -261,7 +261,7 @@ def folder_cases(fx: Fixtures) -> list[Case]:
     def prep(root: str, *extra: str, out: str = "out") -> list[str]:
         return ["prepare", "folder", "--root", fx[root], "--out", out, "--workers", "1", *extra]
 
-    nine = dataset("out", splits={"train": 5, "val": 3}, classes=3)  # of the nine clips, one is the --test list's
+    nine = dataset("out", splits={"train": 6, "val": 3}, classes=3)
     return [
         Case("prepare", "folder: class folders of videos", prep("tree"), OK, check=nine),
         Case("prepare", "folder: class folders of frame folders", prep("frames_tree"), OK, check=nine),

@@ -47,7 +47,7 @@ def _keypoints(folder: str, *, count: int, frames: int, side: int, tau: float | 
             return "a keypoint lies off the split map"
         height, width = data["geometry"]["height"], data["geometry"]["width"]
         for p in points:
-            x0, y0, x1, y1 = p["box"]
+            y0, x0, y1, x1 = p["box"]  # keypoints.json's order (docs/visualize.md)
             if not (-1e-3 <= x0 < x1 <= width + 1e-3 and -1e-3 <= y0 < y1 <= height + 1e-3):
                 return f"box {p['box']} outside the {width}×{height} frame"
         if sum(data["counts"]) != count:
