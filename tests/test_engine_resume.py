@@ -159,3 +159,18 @@ def test_an_unknown_backbone_is_refused_before_the_work_dir_exists(config, tmp_p
     with pytest.raises(UnknownBackboneError, match="unknown backbone 'nope_net'"):
         train(load_config(config, ["model.backbone=nope_net"]), work_dir=work, progress=False)
     assert not work.exists()
+
+
+def test_a_run_resumed_into_another_work_dir_brings_its_best_checkpoint(config, tmp_path):
+    """--resume A/last.pt --work-dir B: when no epoch run in B beats the recorded best (an lr
+    that changes nothing), B must still hold the best.pt its last.pt and the CLI name."""
+    first = tmp_path / "a"
+    train(load_config(config, ["optim.epochs=1"]), work_dir=first, progress=False)
+    second = tmp_path / "b"
+    result = train(load_config(config, ["optim.epochs=2", "optim.lr=1e-12"]), work_dir=second,
+                   resume=str(first / "last.pt"), progress=False)
+    assert result.best_checkpoint.is_file()
+    recorded = torch.load(second / "last.pt", map_location="cpu", weights_only=True)["train_state"]["best_top1"]
+    assert recorded == result.best_top1 == max(pd.read_csv(second / "metrics.csv")["val_top1"])
+    best = torch.load(second / "best.pt", map_location="cpu", weights_only=True)
+    assert best["meta"]["best_top1"] == recorded

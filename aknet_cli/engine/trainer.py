@@ -17,6 +17,7 @@ kernels may not be deterministic), on the same number of processes.
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -224,6 +225,8 @@ def prepare_run(cfg: RunConfig, ctx: DistContext, manifest, work_dir: Path, resu
     model = build_training_model(cfg, manifest, work_dir, ctx, resumed if cfg.model.stage == 2 else None)
     run = _assemble(cfg, ctx, work_dir, manifest, model, fresh=ckpt is None, progress=progress)
     position = restore_position(run, ckpt, source, schedule) if ckpt else Position()
+    if source is not None:
+        carry_best(run, position, source)
     if ctx.is_main:
         with atomic_output(work_dir / "config.toml") as tmp:
             tmp.write_text(to_toml(cfg), encoding="utf-8")
@@ -301,6 +304,29 @@ def restore_position(run: Run, ckpt: dict[str, Any], source: Path, schedule: dic
         if run.show:
             print(f"note: {note}", flush=True)
     return position
+
+
+def carry_best(run: Run, position: Position, source: Path) -> None:
+    """A run resumed into another work dir brings the best.pt its top-1 so far belongs to.
+
+    Without it the new work dir would name a best.pt that is not there whenever no later epoch
+    beats the recorded best. With no best.pt beside ``source``, the best is chosen anew among
+    the epochs run here (and said).
+    """
+    here, there = run.work_dir / "best.pt", Path(source).parent / "best.pt"
+    if here.exists() or Path(source).resolve().parent == run.work_dir.resolve() or position.best < 0:
+        return
+    if there.is_file():
+        if run.ctx.is_main:
+            with atomic_output(here) as tmp:
+                shutil.copyfile(there, tmp)
+        note = f"best.pt (val top-1 {position.best:.2f}%) copied from {there}"
+    else:
+        position.best = -1.0
+        note = f"no best.pt beside {source}: best.pt is chosen among the epochs run in {run.work_dir}"
+    barrier(run.ctx)
+    if run.show:
+        print(f"note: {note}", flush=True)
 
 
 # --------------------------------------------------------------------------- epoch end
