@@ -123,9 +123,16 @@ def _stale_temporary(d: Path) -> None:
     (d / "w" / ".last.pt.a1b2c3d4.tmp").write_bytes(b"\0" * 100_000)
 
 
+HOLDER_EPOCHS = 40
+
+
 def _two_at_once(case: Case, case_dir: Path, env: dict, aknet: str) -> Outcome:
-    """Start a 3-epoch run, wait until it holds the work dir, then start the case's run there."""
-    first = spawn([aknet, *case.argv[:-2], "--set", "optim.epochs=3"], case_dir, env)
+    """Start a long run, wait until it holds the work dir, then start the case's run there.
+
+    Long: the second process takes seconds to import torch before it asks for the lock, and 3
+    one-step epochs were over by then on a quiet machine (it then trained in the finished work dir).
+    """
+    first = spawn([aknet, *case.argv[:-2], "--set", f"optim.epochs={HOLDER_EPOCHS}"], case_dir, env)
     started = time.monotonic()
     lock = case_dir / "w" / ".aknet-train.lock"
     while time.monotonic() - started < 90 and not (lock.is_file() and "pid" in lock.read_text()):
@@ -140,7 +147,7 @@ def _first_run_finished(outcome: Outcome, case_dir: Path):
     first = json.loads((case_dir / "first.json").read_text())
     if first["rc"] != 0:
         return f"the run holding the work dir ended with exit {first['rc']}: {first['lines']}"
-    return _trained(3)(outcome, case_dir)
+    return _trained(HOLDER_EPOCHS)(outcome, case_dir)
 
 
 def _interrupted_then_resumed(case: Case, case_dir: Path, env: dict, aknet: str) -> Outcome:
