@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from .exceptions import UnknownBackboneError
+from .exceptions import PluginError, UnknownBackboneError
 
 ENTRY_POINT_GROUP = "aknet.backbones"
+#: The distribution of the built-in plugins: a failure to import one of them is our bug.
+OWN_DISTRIBUTION = "aknet"
 
 
 @dataclass(frozen=True)
@@ -61,14 +63,32 @@ def backbone_names() -> list[str]:
 
 
 def get_backbone_factory(name: str):
-    """Import and return the factory registered under ``name``."""
+    """Import and return the factory registered under ``name``.
+
+    Raises:
+        UnknownBackboneError: nothing is registered under ``name``.
+        PluginError: a third-party plugin's module or factory cannot be imported (one line
+            naming the package that registered it); the built-ins' own failures keep their
+            traceback.
+    """
     eps = _entry_points()
     if name not in eps:
         available = ", ".join(sorted(eps)) or "(none installed)"
         raise UnknownBackboneError(
             f"unknown backbone {name!r}; available: {available} (see `aknet backbones`)"
         )
-    return eps[name].load()
+    ep = eps[name]
+    package = ep.dist.metadata["Name"] if ep.dist is not None else None
+    try:
+        return ep.load()
+    except Exception as exc:
+        if package == OWN_DISTRIBUTION:
+            raise
+        who = f"package {package} {ep.dist.version}" if package else "a package"
+        raise PluginError(
+            f"backbone {name!r} is registered by {who} as {ep.value}, which cannot be imported "
+            f"({type(exc).__name__}: {exc}); reinstall or uninstall that package"
+        ) from None
 
 
 def create_backbone(

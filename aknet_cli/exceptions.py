@@ -27,6 +27,10 @@ class UnknownBackboneError(AKNetError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class PluginError(AKNetError, ImportError):
+    """A registered third-party plugin cannot be imported (its package is broken or half installed)."""
+
+
 class InputShapeError(AKNetError, ValueError):
     """A tensor handed to a model has the wrong rank, frame count or channel count."""
 

@@ -8,7 +8,10 @@ local file path works everywhere.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -52,8 +55,12 @@ def _hub_state_dict(arch: str, weights) -> dict:
     filename = os.path.basename(urlparse(weights.url).path)
     cache = Path(torch.hub.get_dir()) / "checkpoints" / filename
     name = f"{type(weights).__name__}.{weights.name}"
+    said = io.StringIO()  # torch announces "Downloading: ..." before it tries: news only once it worked
     try:
-        return weights.get_state_dict(progress=False, check_hash=True)
+        with contextlib.redirect_stdout(said):
+            state = weights.get_state_dict(progress=False, check_hash=True)
+        sys.stdout.write(said.getvalue())
+        return state
     except OSError as exc:  # URLError, timeouts, refused connections, an unwritable cache
         reason = getattr(exc, "reason", None) or exc
         raise CheckpointError(

@@ -160,6 +160,8 @@ def test_cli_json_and_table():
     (["--split", "res9"], "unknown split 'res9'"),
     (["--batch", "0"], "--batch"),
     (["--batch", "one"], "--batch expects comma-separated integers"),
+    (["--batch", "1,,2"], "--batch expects a comma-separated list without empty items"),
+    (["--split", "none,"], "--split expects a comma-separated list without empty items"),
     (["--device", "tpu"], "--device must be cpu or cuda"),
     (["--alpha", "0"], "--alpha"),
     (["--set", "nope=1"], "unknown AK-Net option 'nope'"),

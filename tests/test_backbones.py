@@ -92,10 +92,11 @@ def _offline(monkeypatch, tmp_path):
     return tmp_path / "torch_home" / "hub" / "checkpoints"
 
 
-def test_imagenet_weights_offline_say_where_the_file_goes(monkeypatch, tmp_path):
+def test_imagenet_weights_offline_say_where_the_file_goes(monkeypatch, tmp_path, capsys):
     cache = _offline(monkeypatch, tmp_path)
     with pytest.raises(CheckpointError) as err:
         create_backbone("tsm_resnet18", num_classes=3, num_segments=2, pretrained="IMAGENET1K_V1")
+    assert capsys.readouterr().out == ""  # no "Downloading: ..." beside the one line: nothing came
     message = str(err.value)
     assert len(message.splitlines()) == 1
     filename = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]

@@ -161,6 +161,7 @@ def test_a_device_that_is_not_cpu_or_cuda_is_refused_by_name(files):
     (["frobnicate"], "frobnicate"),
     (["flops", "stray"], "stray"),
     (["eval"], "checkpoint"),
+    (["train", "--work-dir", "never_made"], "CONFIG"),  # optional only beside --list-configs, still missing
     (["bench", "--no-such-option"], "--no-such-option"),
 ])
 def test_usage_errors_are_one_line_with_exit_status_2(argv, fragment):

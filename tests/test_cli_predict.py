@@ -207,6 +207,13 @@ def test_keypoints_are_drawn_for_an_aknet_checkpoint(dataset, stage1, tmp_path):
         assert entry["keypoints"]["keypoints_png"] == str(folder / "keypoints.png")
     assert_one_line_error(runner.invoke(app, ["predict", str(videos[0]), "-c", str(stage1), "--keypoints",
                                               str(drawn)]), "--keypoints needs an AK-Net checkpoint")
+    # visualize reads --labels as predict does: one name per class the model predicts
+    wrong = tmp_path / "three.csv"
+    wrong.write_text("a\nb\nc\n")
+    classes = len(json.loads((dataset / "dataset.json").read_text())["classes"])
+    assert_one_line_error(runner.invoke(app, ["visualize", "--video", str(videos[0]), "-c", str(ak), "--labels", str(wrong),
+                                              "--out", str(tmp_path / "vis")]), "three.csv", "lists 3 classes",
+                          f"predicts {classes}")
 
 
 def test_predict_mistakes_are_one_line_before_any_work(stage1, tmp_path):
@@ -215,13 +222,22 @@ def test_predict_mistakes_are_one_line_before_any_work(stage1, tmp_path):
     cases = [
         (["predict", str(tmp_path / "missing.mp4"), "-c", str(stage1)], ("missing.mp4", "does not exist")),
         (["predict", str(video), "-c", str(tmp_path / "nope.pt")], ("nope.pt", "not found")),
-        (["predict", str(video), "-c", str(stage1), "--out", str(tmp_path / "no" / "p.csv")], ("does not exist",)),
+        (["predict", str(video), "-c", str(stage1), "--out", str(tmp_path / "taken" / "p.csv")], ("--out", "taken", "is a file")),
+        (["predict", str(video), "-c", str(stage1), "--keypoints", str(tmp_path / "taken" / "kp")], ("--keypoints", "taken", "is a file")),
+        (["predict", str(video), "-c", str(stage1), "--out", str(tmp_path)], ("--out", "is a folder")),
+        (["predict", str(tmp_path / "latin1.txt"), "-c", str(stage1)], ("latin1.txt", "not UTF-8")),
+        (["predict", str(tmp_path / "zero.mp4"), "-c", str(stage1)], ("zero.mp4", "zero-byte")),
+        (["predict", str(tmp_path / "two_bad.txt"), "-c", str(stage1)], ("two_bad.txt", "2 skipped", "zero-byte")),
         (["predict", str(video), "-c", str(stage1), "--top-k", "0"], ("--top-k",)),
         (["predict", str(video), "-c", str(stage1), "--views", "3x2"], ("--views",)),
         (["predict", str(tmp_path / "empty"), "-c", str(stage1)], ("holds no videos",)),
         (["predict", str(video), "-c", str(stage1), "--label-order", "file"], ("records its class names",)),
     ]
     (tmp_path / "empty").mkdir()
+    (tmp_path / "taken").write_text("the user's file\n")
+    (tmp_path / "latin1.txt").write_bytes(f"{video}\n{tmp_path / 'vidéo.mp4'}\n".encode("latin-1"))
+    (tmp_path / "zero.mp4").write_bytes(b"")
+    (tmp_path / "two_bad.txt").write_text(f"{tmp_path / 'zero.mp4'}\n{tmp_path / 'empty'}\n")
     for args, fragments in cases:
         assert_one_line_error(runner.invoke(app, args), *fragments)
 

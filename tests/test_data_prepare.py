@@ -1,5 +1,6 @@
 """Readers of the three official layouts and the shared prepare step, incl. malformed releases."""
 
+import contextlib
 import json
 import shutil
 
@@ -220,6 +221,28 @@ def test_progress_bar_fits_80_columns():
     assert len(text.rstrip("\n").splitlines()) == 1, text
 
 
+def test_progress_bar_stays_when_done_and_goes_on_an_error():
+    """Piped output (no terminal): a finished count is printed once; a run that fails leaves only
+    its error line, not a bar stopped at 0/8 above it."""
+    import io
+
+    from rich.console import Console
+
+    def run(fail: bool) -> str:
+        console = Console(file=io.StringIO(), width=80, color_system=None)
+        with pytest.raises(DataError) if fail else contextlib.nullcontext():
+            with progress_bar(console) as progress:
+                task = progress.add_task(TASK_DESCRIPTION.format(name="sthv1"), total=8)
+                progress.advance(task, 3)
+                if fail:
+                    raise DataError("--strict: clip 4 is missing")
+                progress.advance(task, 5)
+        return console.file.getvalue()
+
+    assert "8/8" in run(fail=False)
+    assert run(fail=True).strip() == ""
+
+
 def test_synth_reversed_pairs_follow_the_label_order(tmp_path):
     config = SynthConfig(classes=12, train_per_class=1, val_per_class=1, test_per_class=1, size=32, frames=4)
     prepare_synthetic(config, out=tmp_path / "s")
@@ -239,3 +262,11 @@ def test_synth_reversed_pairs_follow_the_label_order(tmp_path):
     root = make_sthv1(tmp_path / "raw")
     prepare_release(read_sthv1(root, frames_dir="frames"), out=tmp_path / "v1")
     assert load_manifest(tmp_path / "v1").data["reversed_pairs"] == [] and load_manifest(tmp_path / "v1").reversed_pairs == []
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_synth_seed_outside_numpys_range_is_one_line(tmp_path, seed):
+    with pytest.raises(ConfigError, match=f"--seed must be between 0 and 4294967295, got {seed}"):
+        prepare_synthetic(SynthConfig(classes=2, train_per_class=1, val_per_class=1, size=32, frames=4, seed=seed),
+                          out=tmp_path / "s")
+    assert not (tmp_path / "s").exists()

@@ -110,6 +110,10 @@ def test_flip_map_from_class_name_pairs(tmp_path):
     (tmp_path / "flip.json").write_text(json.dumps([["wave", "Running"]]))
     with pytest.raises(DataError, match=r"flip.json entry 1: 'Running' is not one of the dataset's classes"):
         read_folder(root, flip_map=tmp_path / "flip.json")
+    for pairs, twice in (([["wave", "wave"]], "wave"), ([["wave", "Clap"], ["jump", "Clap"]], "Clap")):
+        (tmp_path / "flip.json").write_text(json.dumps(pairs))
+        with pytest.raises(DataError, match=rf"flip.json entry {len(pairs)}: '{twice}' is paired again or with itself"):
+            read_folder(root, flip_map=tmp_path / "flip.json")
 
 
 # ----------------------------------------------------------------------------- folder: bad input

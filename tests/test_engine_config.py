@@ -168,3 +168,12 @@ def test_stage_2s_position_module_gets_its_own_lr_multiplier():
     assert all(g["lr"] == pytest.approx(cfg.scaled_lr * 0.1) for g in slow)
     stage1 = load_config("demo_tdn_stage1", ["optim.position_lr_mult=0.1", "data.dataset=x"], check_paths=False)
     assert {g["lr_mult"] for g in param_groups(model, stage1)} == {1.0}  # stage 1 has no fresh position module
+
+
+def test_a_config_saved_with_a_utf8_byte_order_mark_reads_as_without(tmp_path):
+    """Windows editors start UTF-8 with a BOM, which tomllib alone refuses at line 1, column 1."""
+    text = 'name = "bom"\n[model]\nbackbone = "tsm_resnet18"\nnum_segments = 4\n'
+    plain, marked = tmp_path / "plain.toml", tmp_path / "marked.toml"
+    plain.write_text(text, encoding="utf-8")
+    marked.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert load_config(marked, check_paths=False).model == load_config(plain, check_paths=False).model

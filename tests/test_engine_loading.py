@@ -389,3 +389,17 @@ def test_eval_reads_an_official_tdn_checkpoint_as_it_is(datasets, tmp_path):
     x = torch.randn(1, T, 5, 3, 32, 32, generator=torch.Generator().manual_seed(6))
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(x), source(x), rtol=1e-5, atol=1e-5)
+
+
+def test_an_aknet_checkpoint_of_an_unknown_kind_is_named_not_read_as_a_foreign_file(tmp_path):
+    """aknet's own container with a kind this version does not build (a newer aknet's): one
+    line naming the kind, instead of a request for --num-segments as if it were TSM's file."""
+    from aknet_cli import create_backbone
+    from aknet_cli.engine.checkpoint import save_checkpoint
+
+    net = create_backbone("resnet18", num_classes=3, num_segments=2)
+    path = tmp_path / "teacher.pt"
+    save_checkpoint(path, kind="teacher", config={"backbone": "resnet18", "num_classes": 3, "num_segments": 2},
+                    state_dict=net.state_dict())
+    with pytest.raises(CheckpointError, match=r"teacher.pt is an aknet checkpoint of kind 'teacher'"):
+        read_checkpoint(path)

@@ -18,7 +18,7 @@ from aknet_cli.engine.config import load_config
 from aknet_cli.engine.resume import resume_source
 from aknet_cli.engine.trainer import train
 from aknet_cli.engine.workdir import LOCK_NAME, WorkDirInUse
-from aknet_cli.exceptions import CheckpointError, ConfigError
+from aknet_cli.exceptions import CheckpointError, ConfigError, UnknownBackboneError
 from train_fixtures import Killed, kill_at, make_synth, write_config
 
 
@@ -128,3 +128,49 @@ def test_the_lock_is_released_when_a_run_fails(config, tmp_path):
     from aknet_cli.engine.workdir import WorkDirLock
 
     WorkDirLock(tmp_path).acquire().release()  # would raise WorkDirInUse if the failed run still held it
+
+
+def test_a_run_stopped_between_the_epoch_end_writes_never_records_a_best_that_is_not_on_disk(config, tmp_path, monkeypatch):
+    """Ctrl-C after the first of the two checkpoints an improving epoch writes: a last.pt that
+    records a best top-1 must have that best.pt beside it, or the resumed run, never beating it,
+    finishes without any best.pt."""
+    import aknet_cli.engine.trainer as trainer
+
+    real, written = trainer.save, []
+
+    def save_then_stop(run, name, *args, **kwargs):
+        real(run, name, *args, **kwargs)
+        written.append(name)
+        if len(written) == 1:
+            raise KeyboardInterrupt  # the user's Ctrl-C, landing between the two writes
+
+    monkeypatch.setattr(trainer, "save", save_then_stop)
+    work = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt):
+        train(load_config(config), work_dir=work, progress=False)
+    if (work / "last.pt").is_file():
+        recorded = torch.load(work / "last.pt", map_location="cpu", weights_only=True)["train_state"]["best_top1"]
+        assert recorded < 0 or (work / "best.pt").is_file(), written  # < 0: no best yet
+    assert (work / "best.pt").is_file(), written  # the first epoch always improves on nothing
+
+
+def test_an_unknown_backbone_is_refused_before_the_work_dir_exists(config, tmp_path):
+    work = tmp_path / "never"
+    with pytest.raises(UnknownBackboneError, match="unknown backbone 'nope_net'"):
+        train(load_config(config, ["model.backbone=nope_net"]), work_dir=work, progress=False)
+    assert not work.exists()
+
+
+def test_a_run_resumed_into_another_work_dir_brings_its_best_checkpoint(config, tmp_path):
+    """--resume A/last.pt --work-dir B: when no epoch run in B beats the recorded best (an lr
+    that changes nothing), B must still hold the best.pt its last.pt and the CLI name."""
+    first = tmp_path / "a"
+    train(load_config(config, ["optim.epochs=1"]), work_dir=first, progress=False)
+    second = tmp_path / "b"
+    result = train(load_config(config, ["optim.epochs=2", "optim.lr=1e-12"]), work_dir=second,
+                   resume=str(first / "last.pt"), progress=False)
+    assert result.best_checkpoint.is_file()
+    recorded = torch.load(second / "last.pt", map_location="cpu", weights_only=True)["train_state"]["best_top1"]
+    assert recorded == result.best_top1 == max(pd.read_csv(second / "metrics.csv")["val_top1"])
+    best = torch.load(second / "best.pt", map_location="cpu", weights_only=True)
+    assert best["meta"]["best_top1"] == recorded

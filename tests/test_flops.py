@@ -322,6 +322,9 @@ def test_cli_table_i_json():
         (["--split", "res5"], "split"),
         (["--backbone", "nope"], "unknown backbone"),
         (["--table", "iii"], "--table"),
+        # N points are chosen among the T·H·W = 2·5·5 = 50 positions of Table I's layer
+        (["--table", "i", "--t", "2", "--h", "5", "--w", "5", "--n", "51"], "--n must be between 1 and T×H×W = 50"),
+        (["--plot", "p.png", "--compare", "resnet18,"], "--compare expects a comma-separated list without empty items"),
     ],
 )
 def test_cli_bad_values_one_line_exit_1(args, needle):

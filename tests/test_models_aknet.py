@@ -173,7 +173,7 @@ def test_bad_input_tensor_is_named(x, message):
         ({"backbone": "no_such_net"}, UnknownBackboneError, r"no_such_net.*available: .*tsm_resnet50"),
         ({"alpha": 0.0}, ConfigError, r"alpha must be in \(0, 1\], got 0.0"),
         ({"alpha": 1.2}, ConfigError, r"got 1.2"),
-        ({"split": "res5"}, ConfigError, r"unknown stage 'res5'.*res2, res3, res4"),
+        ({"split": "res5"}, ConfigError, r"unknown split 'res5'.*res2, res3, res4"),
         ({"position": "sinusoid"}, ConfigError, r"'sinusoid'"),
         ({"ranking_mode": "x"}, ConfigError, r"unknown AK-Net option\(s\) ranking_mode"),
     ],

@@ -158,8 +158,10 @@ class LayerConfig:
         for name in ("ks", "kt", "kp"):
             if getattr(self, name) % 2 == 0:
                 raise ConfigError(f"--{name} must be odd (same-padding keeps the feature size), got {getattr(self, name)}")
-        if self.n is not None and self.n < 1:
-            raise ConfigError(f"--n must be >= 1, got {self.n}")
+        positions = self.t * self.h * self.w
+        if self.n is not None and not 1 <= self.n <= positions:
+            raise ConfigError(f"--n must be between 1 and T×H×W = {positions} (the points are chosen among the "
+                              f"positions), got {self.n}")
         return self
 
 

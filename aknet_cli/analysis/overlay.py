@@ -76,16 +76,30 @@ class Geometry:
 
 
 # --------------------------------------------------------------------------------- model
-def load_labels(path: str | Path) -> list[str]:
-    """Class names: one per line, a JSON list, or a JSON ``{name: index}`` (Sth-Sth V2 labels).
+def load_labels(path: str | Path, *, num_classes: int | None = None) -> list[str]:
+    """Class names: one per line, a JSON list, or a JSON ``{name: index}`` (Sth-Sth V2 labels);
+    with ``num_classes``, exactly that many (the model's).
 
     Raises:
         DataError: missing file, not UTF-8, bad JSON, an empty or repeated name, or an index
             that is not an integer of 0..N-1 (one line naming the file).
+        ConfigError: the file lists another number of classes than the model predicts.
     """
     from ..data.formats import read_label_names
 
-    return read_label_names(Path(path))
+    names = read_label_names(Path(path))
+    return names if num_classes is None else fit_labels(names, num_classes, path)
+
+
+def fit_labels(names: list[str], num_classes: int, path: str | Path) -> list[str]:
+    """``names`` when there is one for each of the model's classes.
+
+    Raises:
+        ConfigError: another number of names than classes (one line naming the file).
+    """
+    if len(names) != num_classes:
+        raise ConfigError(f"--labels {path} lists {len(names)} classes, the checkpoint predicts {num_classes}")
+    return names
 
 
 def checkpoint_classes(ckpt: dict[str, Any]) -> list[str] | None:

@@ -21,6 +21,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from .._atomic import check_output_dir, check_output_file
+from ..data.formats._text import read_text
 from ..exceptions import ConfigError, DataError, VideoDecodeError
 from .video_source import Source, is_frame_folder, open_source
 
@@ -42,7 +44,7 @@ def collect_inputs(target: str | Path) -> list[Path]:
     if not target.exists():
         raise DataError(f"{target} does not exist: give a video, a folder of videos or frames, or a .txt list")
     if target.is_file() and target.suffix.lower() == ".txt":
-        lines = [line.strip() for line in target.read_text(encoding="utf-8").splitlines()]
+        lines = [line.strip() for line in read_text(target, hint="save the list as UTF-8").splitlines()]
         paths = [Path(line) if Path(line).is_absolute() else target.parent / line
                  for line in lines if line and not line.startswith("#")]
         if not paths:
@@ -97,10 +99,7 @@ def class_names(description: dict[str, Any], labels: str | Path | None) -> list[
     from ..data.manifest import order_classes
     from .overlay import load_labels
 
-    names = load_labels(labels)
-    if len(names) != int(description["num_classes"]):
-        raise ConfigError(f"--labels {labels} lists {len(names)} classes, the checkpoint predicts "
-                          f"{description['num_classes']}")
+    names = load_labels(labels, num_classes=int(description["num_classes"]))
     order = description.get("label_order")
     return order_classes(names, order) if order else names
 
@@ -222,14 +221,23 @@ def predictions_table(results: list[Prediction], top_k: int):
     return pd.DataFrame(rows)
 
 
-def check_output(path: Path | None, suffix: str, flag: str) -> None:
-    """Fail before any work when an output file cannot be written."""
-    if path is None:
-        return
-    if path.is_dir():
-        raise ConfigError(f"{flag} {path} is a folder; give a {suffix} file name")
-    if not path.parent.is_dir():
-        raise ConfigError(f"{flag} {path}: the folder {path.parent} does not exist")
+def check_outputs(out: Path | None, keypoints: Path | None) -> None:
+    """Fail before any work when ``--out`` (a CSV file) or ``--keypoints`` (a folder) cannot be
+    written: the checks every command's outputs go through."""
+    if out is not None:
+        check_output_file(out, option="--out")
+    if keypoints is not None:
+        check_output_dir(keypoints, option="--keypoints")
+
+
+def unreadable_error(target: Path, results: list) -> DataError:
+    """The one line for a run in which no video could be read: the reason itself when there was
+    one video, else the count and the first reason."""
+    first = results[0].error
+    if len(results) == 1:
+        return DataError(f"cannot predict {target}: {first}")
+    return DataError(f"no video of {target} could be read ({len(results)} skipped; the first: {first}); "
+                     "check the paths and that the files are videos or frame folders")
 
 
 def keypoint_drawer(predictor: Predictor, out: Path, *, backend: str, video_format: str = "mp4"):
@@ -245,8 +253,6 @@ def keypoint_drawer(predictor: Predictor, out: Path, *, backend: str, video_form
     if not isinstance(predictor.model, AKNet):
         raise ConfigError("--keypoints needs an AK-Net checkpoint; this one is a backbone, which selects no keypoints "
                           "(make one with aknet convert-1d)")
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--keypoints {out} is a file; give a folder")
     loaded = overlay.LoadedModel.of(predictor.model, classes=predictor.classes, trained=True,
                                     data=predictor.description.get("data") or {})
     crop = predictor.crop if predictor.crops == 1 else int((predictor.description.get("data") or {}).get("crop", 224))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import typer
 from rich.console import Console
@@ -60,10 +62,48 @@ class OneLineErrors(TyperGroup):
         except _click.exceptions.ClickException as exc:
             print_error(" ".join(exc.format_message().split()))
             sys.exit(exc.exit_code)
-        except _click.exceptions.Abort:
+        except typer.Abort:  # typer's own class: its vendored click has none
             print_error("aborted")
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+@contextlib.contextmanager
+def quiet_when_the_reader_leaves() -> Iterator[None]:
+    """End quietly with status 1 when whoever reads stdout has gone (``aknet ... | head``).
+
+    Click already ends a command quietly on a broken pipe met while it runs; this covers the
+    output still buffered when the command returns, which Python would flush at exit into
+    "Exception ignored ... BrokenPipeError" and status 120. The idiom of Python's docs on
+    SIGPIPE: point stdout at /dev/null, so that the exit's own flush has somewhere to go.
+    """
+    try:
+        yield
+    finally:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
+
+
+def comma_list(text: str, option: str, convert: Callable[[str], Any] = str, *, kind: str = "names",
+               example: str = "1,8") -> tuple:
+    """``text`` split at commas, each item stripped and converted, duplicates dropped in order.
+
+    Raises:
+        ConfigError: an empty item (``1,,8``, a trailing comma, nothing at all) or one that
+            ``convert`` refuses.
+    """
+    from ..exceptions import ConfigError
+
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise ConfigError(f"{option} expects a comma-separated list without empty items, e.g. {example}; got {text!r}")
+    try:
+        return tuple(dict.fromkeys(convert(item) for item in items))
+    except ValueError:
+        raise ConfigError(f"{option} expects comma-separated {kind}, e.g. {example}; got {text!r}") from None
 
 
 def print_json(payload: Any) -> None:

@@ -9,14 +9,7 @@ import typer
 from rich.table import Table
 
 from ..exceptions import ConfigError
-from ._common import console, err_console, print_json
-
-
-def _int_list(text: str, option: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ConfigError(f"{option} expects comma-separated integers, got {text!r}") from None
+from ._common import comma_list, console, err_console, print_json
 
 
 def bench_command(
@@ -64,8 +57,8 @@ def bench_command(
         options["transform_rank"] = parse_rank(transform_rank)
     if {"split", "alpha"} & set(options):
         raise ConfigError("use --split and --alpha, not --set, for the split and the sampling rate")
-    splits = tuple(dict.fromkeys(s.strip().lower() for s in split.split(",") if s.strip()))
-    batches = tuple(dict.fromkeys(_int_list(batch, "--batch")))
+    splits = comma_list(split, "--split", str.lower, example="none,res4")
+    batches = comma_list(batch, "--batch", int, kind="integers")
     if plot is not None:
         from .._atomic import check_output_file
 

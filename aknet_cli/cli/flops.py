@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ..exceptions import ConfigError
-from ._common import console, print_json
+from ._common import comma_list, console, print_json
 
 
 def flops_command(
@@ -95,9 +95,7 @@ def flops_command(
     if plot is not None:
         F.validate(split=split, alpha=alpha, frames=frames, size=size, mode=mode, num_classes=num_classes,
                    options=options)
-        names = [s.strip() for s in compare.split(",") if s.strip()]
-        if not names:
-            raise ConfigError("--compare needs at least one backbone name")
+        names = list(comma_list(compare, "--compare", example="tsm_resnet50,tdn_resnet50"))
         rows = plots.read_results(results) if results is not None else None
         points = plots.plot_splits(plot, names, alpha=alpha, frames=frames, size=size, num_classes=num_classes,
                                    options=options, results=rows)

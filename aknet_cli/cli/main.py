@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from . import ablate, backbones, bench, convert_1d, evaluate, export, flops, predict, prepare, train, visualize
-from ._common import OneLineErrors, domain_errors
+from ._common import OneLineErrors, domain_errors, quiet_when_the_reader_leaves
 
 app = typer.Typer(
     name="aknet",
@@ -57,7 +57,8 @@ def run() -> None:
 
     if len(sys.argv) > 1 and sys.argv[1] == "train":
         sys.argv[1:] = train.optional_resume_value(sys.argv[1:])
-    app()
+    with quiet_when_the_reader_leaves():
+        app()
 
 
 if __name__ == "__main__":

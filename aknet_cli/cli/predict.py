@@ -42,10 +42,9 @@ def predict_command(
     """
     from ..analysis import predict as P
     from ..data.video_io import check_backend
-    from ..exceptions import DataError
 
     backend = check_backend(backend)
-    P.check_output(out, ".csv", "--out")
+    P.check_outputs(out, keypoints)
     videos = P.collect_inputs(target)
     predictor = P.load_predictor(checkpoint, views=views, labels=labels, backbone=backbone,
                                  num_segments=num_segments, label_order=label_order, device=device)
@@ -68,6 +67,8 @@ def predict_command(
             bar.update(task, advance=1, rate=f"{done / elapsed:.2f} videos/s" if elapsed > 0 else "")
 
         results = P.predict(predictor, videos, top_k=top_k, backend=backend, strict=strict, on_video=on_video)
+    if all(r.error for r in results):
+        raise P.unreadable_error(target, results)
     k = min(top_k, int(predictor.description["num_classes"]))
     if out is not None:
         from ..engine.reports import write_csv
@@ -87,8 +88,6 @@ def predict_command(
                       + (f", {len(skipped)} skipped (unreadable)" if skipped else "")
                       + (f"; wrote {out}" if out else "") + (f"; keypoints in {keypoints}" if drawn else ""),
                       highlight=False)
-    if len(skipped) == len(results):
-        raise DataError(f"no video of {target} could be read ({len(skipped)} skipped)")
 
 
 def _print_table(results, k: int, predictor, checkpoint: Path, views: str) -> None:

@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from typer import _click
 
 from ..exceptions import ConfigError
 from ._common import console
 
 
 def train_command(
+    ctx: typer.Context,
     config: Optional[str] = typer.Argument(None, help="A config file (TOML) or the name of a shipped config (see --list-configs)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key, repeatable: --set optim.lr=0.02 --set model.aknet.alpha=0.5."),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Where checkpoints, metrics and plots go [default: work_dirs/CONFIG_NAME]."),
@@ -47,7 +49,9 @@ def train_command(
             console.print(f"{name}  [dim]{path}[/]", highlight=False, soft_wrap=True)
         return
     if config is None:
-        raise ConfigError("missing CONFIG: a config file or a shipped config name (see `aknet train --list-configs`)")
+        # a usage error (exit 2, like any missing argument): CONFIG is optional only for --list-configs
+        raise _click.exceptions.UsageError("missing CONFIG: a config file or a shipped config name (see "
+                                           "`aknet train --list-configs`)", ctx=ctx)
     if nproc < 1:
         raise ConfigError(f"--nproc must be >= 1, got {nproc}")
     overrides = list(set_)

@@ -55,7 +55,10 @@ def visualize_command(
 
     names = O.load_labels(labels) if labels is not None else None
     source = open_source(video, backend=backend)
-    loaded = O.load_overlay_model(checkpoint, backbone=backbone, split=split, alpha=alpha, frames=frames)
+    loaded = O.load_overlay_model(checkpoint, backbone=backbone, split=split, alpha=alpha, frames=frames,
+                                  **({"num_classes": len(names)} if names and checkpoint is None else {}))
+    if names is not None:
+        names = O.fit_labels(names, loaded.num_classes, labels)
     if not loaded.trained:
         err_console.print("[yellow]warning:[/] no --checkpoint: the weights are untrained (random), so the keypoints "
                           "show the pipeline, not what a trained model looks at", soft_wrap=True)

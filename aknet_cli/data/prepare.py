@@ -511,7 +511,16 @@ def progress_bar(console):
             speed = task.completed / task.elapsed if task.finished and task.elapsed else task.speed
             return Text(f"{speed:,.0f} clips/s" if speed else "- clips/s", style="cyan")
 
-    return Progress(
+    class KeptWhenDone(Progress):
+        """The finished count stays on screen (it is part of the result); an error takes the bar
+        away, so that the error's one line is all a failed run leaves."""
+
+        def __exit__(self, exc_type, exc, tb) -> None:
+            if exc_type is not None:
+                self.live.transient = True
+            super().__exit__(exc_type, exc, tb)
+
+    return KeptWhenDone(
         TextColumn("{task.description}"), BarColumn(bar_width=16), MofNCompleteColumn(), RateColumn(),
         TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
         console=console, disable=console is None, transient=False,

@@ -90,6 +90,8 @@ class SynthConfig:
             raise ConfigError(f"--size must be between 32 and 1024 pixels, got {self.size}")
         if not 4 <= self.frames <= 512:
             raise ConfigError(f"--frames must be between 4 and 512, got {self.frames}")
+        if not 0 <= self.seed < 2**32:  # what numpy's generators accept
+            raise ConfigError(f"--seed must be between 0 and {2**32 - 1}, got {self.seed}")
         if self.format not in FORMATS:
             raise ConfigError(f"unknown --format {self.format!r}; choose one of {', '.join(FORMATS)}")
         return self

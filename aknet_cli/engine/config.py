@@ -190,7 +190,7 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
     """
     path = resolve_config_path(name_or_path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # Notepad starts UTF-8 with a BOM
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError:

@@ -221,6 +221,9 @@ def read_checkpoint(path: str | Path, *, backbone: str | None = None, num_segmen
     _check_label_order(label_order)
     path = Path(path)
     raw = load_checkpoint(path)
+    if raw["format"] is not None and raw["kind"] not in ("backbone", "aknet"):  # aknet's container, not a foreign file
+        raise CheckpointError(f"{path} is an aknet checkpoint of kind {raw['kind']!r}, which this version cannot "
+                              f"rebuild (it reads 'backbone' and 'aknet'); was it written by another aknet version?")
     if raw["kind"] in ("backbone", "aknet"):
         return _read_aknet(raw, path, backbone=backbone, num_segments=num_segments, label_order=label_order)
     try:

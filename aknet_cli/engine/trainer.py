@@ -17,6 +17,7 @@ kernels may not be deterministic), on the same number of processes.
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 
 from .._atomic import atomic_output
+from .._registry import get_backbone_factory
 from ..data import load_manifest
 from ..exceptions import AKNetError, CheckpointError, ConfigError, OutputError
 from . import rng
@@ -87,6 +89,7 @@ def train(
         A :class:`TrainResult`.
     """
     check_config(cfg)
+    get_backbone_factory(cfg.model.backbone)  # an unknown or broken backbone: refused before the work dir exists
     work_dir = Path(work_dir)
     ctx = setup(cfg.train.device)
     manifest = load_manifest(Path(cfg.data.dataset))
@@ -222,6 +225,8 @@ def prepare_run(cfg: RunConfig, ctx: DistContext, manifest, work_dir: Path, resu
     model = build_training_model(cfg, manifest, work_dir, ctx, resumed if cfg.model.stage == 2 else None)
     run = _assemble(cfg, ctx, work_dir, manifest, model, fresh=ckpt is None, progress=progress)
     position = restore_position(run, ckpt, source, schedule) if ckpt else Position()
+    if source is not None:
+        carry_best(run, position, source)
     if ctx.is_main:
         with atomic_output(work_dir / "config.toml") as tmp:
             tmp.write_text(to_toml(cfg), encoding="utf-8")
@@ -301,6 +306,29 @@ def restore_position(run: Run, ckpt: dict[str, Any], source: Path, schedule: dic
     return position
 
 
+def carry_best(run: Run, position: Position, source: Path) -> None:
+    """A run resumed into another work dir brings the best.pt its top-1 so far belongs to.
+
+    Without it the new work dir would name a best.pt that is not there whenever no later epoch
+    beats the recorded best. With no best.pt beside ``source``, the best is chosen anew among
+    the epochs run here (and said).
+    """
+    here, there = run.work_dir / "best.pt", Path(source).parent / "best.pt"
+    if here.exists() or Path(source).resolve().parent == run.work_dir.resolve() or position.best < 0:
+        return
+    if there.is_file():
+        if run.ctx.is_main:
+            with atomic_output(here) as tmp:
+                shutil.copyfile(there, tmp)
+        note = f"best.pt (val top-1 {position.best:.2f}%) copied from {there}"
+    else:
+        position.best = -1.0
+        note = f"no best.pt beside {source}: best.pt is chosen among the epochs run in {run.work_dir}"
+    barrier(run.ctx)
+    if run.show:
+        print(f"note: {note}", flush=True)
+
+
 # --------------------------------------------------------------------------- epoch end
 def finish_epoch(run: Run, position: Position, epoch: int, timing: dict[str, Any]) -> None:
     """Validate (when due), record the epoch, write ``last.pt``/``best.pt`` and the reports."""
@@ -315,9 +343,11 @@ def finish_epoch(run: Run, position: Position, epoch: int, timing: dict[str, Any
     if improved:
         position.best = row["val_top1"]
     position.epoch, position.step, position.meters = epoch + 1, 0, {}
-    save(run, "last.pt", position, epoch=epoch, step=run.steps_per_epoch, with_state=True)
+    # best.pt first: last.pt records the best top-1 so far, and a run stopped between the two
+    # writes must not resume believing in a best.pt that never reached the disk
     if improved:
         save(run, "best.pt", position, epoch=epoch, step=run.steps_per_epoch, with_state=False)
+    save(run, "last.pt", position, epoch=epoch, step=run.steps_per_epoch, with_state=True)
     if run.ctx.is_main:
         write_metrics(position.history, run.work_dir / "metrics.csv")
         write_curves(position.history, run.work_dir / "curves.png", title=cfg.name)

@@ -37,7 +37,8 @@ class StageSpec:
 
 def check_stage(name: str, allowed: tuple[str, ...] = STAGE_NAMES) -> str:
     if name not in allowed:
-        raise ConfigError(f"unknown stage {name!r}; choose one of {', '.join(allowed)}")
+        what = "split" if allowed == SPLIT_STAGES else "stage"  # the word the user's option or key uses
+        raise ConfigError(f"unknown {what} {name!r}; choose one of {', '.join(allowed)}")
     return name
 
 

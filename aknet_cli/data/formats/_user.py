@@ -126,7 +126,9 @@ def read_flip_pairs(path: Path, class_names: list[str]) -> list[tuple[str, str]]
             if name not in known:
                 raise DataError(f"--flip-map {path} entry {number}: {name!r} is not one of the dataset's classes")
         if a == b or {a, b} & used:
-            raise DataError(f"--flip-map {path} entry {number}: each class may be in one pair only, with another class")
+            twice = a if a == b or a in used else b
+            raise DataError(f"--flip-map {path} entry {number}: {twice!r} is paired again or with itself; each class "
+                            f"may be in one pair only, with another class")
         used |= {a, b}
         pairs.append((a, b))
     return pairs
