@@ -168,3 +168,15 @@ def test_bad_table_and_missing_data_are_one_line(setup):
                                               "--config", str(setup / "s2.toml"), "--seeds", "1,1"]), "distinct")
     assert_one_line_error(runner.invoke(app, ["ablate", "--table", "v", "--dry-run", "--data", str(setup / "synth"),
                                               "--config", str(setup / "s2.toml"), "--rows", "nope"]), "'nope'")
+    for option, value in (("--seeds", "0,,1"), ("--rows", "baseline,")):
+        assert_one_line_error(runner.invoke(app, ["ablate", "--table", "v", "--dry-run", "--data", str(setup / "synth"),
+                                                  "--config", str(setup / "s2.toml"), option, value]), option, "empty")
+
+
+def test_a_given_stage1_that_cannot_serve_is_one_line_before_any_row(setup, tmp_path):
+    aknet_ckpt = next((setup / "work" / "v").glob("*/seed_0/best.pt"), None) or pytest.skip("needs the table-V runs")
+    work = tmp_path / "ab"
+    result = runner.invoke(app, ["ablate", "--table", "v", "--data", str(setup / "synth"), "--config",
+                                 str(setup / "s2.toml"), "--stage1", str(aknet_ckpt), "--work-dir", str(work)])
+    assert_one_line_error(result, "already an AK-Net checkpoint")
+    assert not (work / "v").exists()  # no row was started

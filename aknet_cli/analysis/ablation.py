@@ -254,6 +254,13 @@ def run_table(
                            progress=progress, dry_run=dry_run)
     runs = plan(table, base_cfg=base_cfg, work_dir=work_dir, seeds=seeds, rows=rows)
     split = report_split(data)
+    if stage1 is not None and not dry_run and runs:  # a given checkpoint is checked before any row starts
+        from ..data import load_manifest
+        from ..engine.trainer import check_stage1_checkpoint
+
+        first = row_config(runs[0], base_source=base_source, stage1=shared, data=data, epochs=epochs,
+                           overrides=overrides)
+        check_stage1_checkpoint(first, load_manifest(Path(data)))
     for run in runs:
         cfg = row_config(run, base_source=base_source, stage1=shared, data=data, epochs=epochs, overrides=overrides)
         run.gflops = count_gflops(cfg)

@@ -8,14 +8,17 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from ._common import console, print_json
+from ._common import comma_list, console, print_json
 
 
 def _seeds(text: str) -> tuple[int, ...]:
     from ..exceptions import ConfigError
 
+    items = [v.strip() for v in text.split(",")]
+    if not all(items):
+        raise ConfigError(f"--seeds expects comma-separated integers without empty items, e.g. 0,1,2; got {text!r}")
     try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
+        return tuple(int(v) for v in items)  # repeats are kept, for run_table to refuse
     except ValueError:
         raise ConfigError(f"--seeds expects comma-separated integers, e.g. 0,1,2; got {text!r}") from None
 
@@ -57,7 +60,7 @@ def ablate_command(
 
     if not dry_run:
         check_output_dir(work_dir, option="--work-dir")
-    chosen = tuple(r.strip() for r in rows.split(",") if r.strip()) if rows else None
+    chosen = comma_list(rows, "--rows", example='"Q only,all"') if rows is not None else None
     result = run_table(table, data=data, config=config, stage1_config=stage1_config, stage1=stage1,
                        overrides=list(set_), epochs=epochs, seeds=_seeds(seeds), rows=chosen, work_dir=work_dir,
                        dry_run=dry_run, force=force, progress=not json_out)

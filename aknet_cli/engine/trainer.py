@@ -141,7 +141,7 @@ def model_description(cfg: RunConfig, manifest, model: nn.Module) -> dict[str, A
     return description
 
 
-def _check_stage1_checkpoint(cfg: RunConfig, manifest) -> None:
+def check_stage1_checkpoint(cfg: RunConfig, manifest) -> None:
     """Fail before any work when the stage-1 checkpoint cannot serve this dataset."""
     path = Path(cfg.model.init_from)
     stored = load_checkpoint(path)
@@ -174,7 +174,7 @@ def build_training_model(cfg: RunConfig, manifest, work_dir: Path, ctx: DistCont
                                dropout=cfg.model.dropout)
     if resumed is not None:
         return build_model(resumed)
-    _check_stage1_checkpoint(cfg, manifest)
+    check_stage1_checkpoint(cfg, manifest)
     converted = work_dir / "converted.pt"
     switches = dict(cfg.model.aknet)
     switches.setdefault("dropout", cfg.model.dropout)
