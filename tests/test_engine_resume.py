@@ -174,3 +174,15 @@ def test_a_run_resumed_into_another_work_dir_brings_its_best_checkpoint(config, 
     assert recorded == result.best_top1 == max(pd.read_csv(second / "metrics.csv")["val_top1"])
     best = torch.load(second / "best.pt", map_location="cpu", weights_only=True)
     assert best["meta"]["best_top1"] == recorded
+
+
+def test_aknet_train_into_a_work_dir_holding_a_run_without_resume_is_refused_and_changes_nothing(config, killed):
+    from typer.testing import CliRunner
+
+    from aknet_cli.cli.main import app
+    from cli_helpers import assert_one_line_error
+
+    before = {p.name: p.read_bytes() for p in killed.iterdir() if p.is_file()}
+    result = CliRunner().invoke(app, ["train", str(config), "--work-dir", str(killed), "--quiet"])
+    assert_one_line_error(result, f"--work-dir {killed} already holds a run", "--resume")
+    assert {p.name: p.read_bytes() for p in killed.iterdir() if p.is_file()} == before

@@ -68,6 +68,11 @@ def train_command(
     from .._atomic import check_output_dir
 
     check_output_dir(work, option="--work-dir")
+    if resume is None and "RANK" not in os.environ and (work / "last.pt").is_file():
+        # a fresh start would overwrite the run's checkpoints, metrics and config (a torchrun
+        # restart, which has RANK set, continues from last.pt by itself)
+        raise ConfigError(f"--work-dir {work} already holds a run (last.pt); add --resume to continue it, or give "
+                          f"another --work-dir to start a new one")
     if nproc > 1 and "RANK" not in os.environ:
         _launch_torchrun(nproc)
         return
