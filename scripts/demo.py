@@ -191,10 +191,17 @@ def claim(rows: list[dict], paired: dict) -> str:
     """What the paired interval supports, in one sentence."""
     low, high = paired["ci"]
     saving = 1 - rows[2]["gflops"] / rows[1]["gflops"]
+    if low > 0:
+        verdict = f"AK-Net is above TDN, by {low:.1f} to {high:.1f} points"
+    elif high < 0:
+        verdict = f"AK-Net is below TDN, by {-high:.1f} to {-low:.1f} points"
+    else:
+        verdict = (f"AK-Net and TDN are not distinguishable on these clips: AK-Net is between {-low:.1f} points "
+                   f"below and {high:.1f} points above TDN")
     return (f"AK-Net − TDN on the {paired['clips']} test clips: {paired['difference']:+.2f} points "
             f"(95% CI {low:+.2f} to {high:+.2f}, paired bootstrap; McNemar p = {paired['mcnemar_p']:.2g}) at "
-            f"{saving:.0%} fewer GFLOPs: AK-Net is within {max(0.0, -low):.1f} points below and "
-            f"{max(0.0, high):.1f} points above TDN")
+            f"{saving:.0%} fewer GFLOPs: {verdict} (one trained seed; the interval covers the clips, not the "
+            f"training noise)")
 
 
 def report(rows: list[dict], paired: dict, out: Path) -> str:
