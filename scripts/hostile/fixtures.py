@@ -8,6 +8,7 @@ damaging its bytes. Names are looked up as ``fx["v1"]`` (a path string).
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
@@ -38,6 +39,20 @@ NEEDS = {
     "visualize": ("misc", "datasets", "checkpoints", "videos", "label_files"),
     "predict": ("misc", "datasets", "checkpoints", "videos", "label_files", "reference_eval"),
 }
+def edit_records(file: str, change: Callable[[list], None]) -> Callable[[Path], None]:
+    """A release edit: load the JSON list ``file`` of a release root, ``change`` it, write it back."""
+    def edit(root: Path) -> None:
+        records = json.loads((root / file).read_text())
+        change(records)
+        (root / file).write_text(json.dumps(records))
+    return edit
+
+
+def set_first(key: str, value) -> Callable[[list], None]:
+    """A records change: ``records[0][key] = value``."""
+    return lambda records: records[0].__setitem__(key, value)
+
+
 #: An output location nobody can write, not even root.
 UNWRITABLE = "/proc/aknet-hostile/out"
 
@@ -306,15 +321,8 @@ class Fixtures:
         def edit_labels(change: Callable[[dict], dict]) -> Callable[[Path], None]:
             return lambda r: (r / labels).write_text(json.dumps(change(json.loads((r / labels).read_text()))))
 
-        def edit_train(change: Callable[[list], None]) -> Callable[[Path], None]:
-            def edit(r: Path) -> None:
-                records = json.loads((r / train).read_text())
-                change(records)
-                (r / train).write_text(json.dumps(records))
-            return edit
-
-        def first(key: str, value) -> Callable[[list], None]:
-            return lambda records: records[0].__setitem__(key, value)
+        edit_train = functools.partial(edit_records, train)
+        first = set_first
 
         def video(name: str, make: Callable[[Path], None]) -> Callable[[Path], None]:
             return lambda r: make(r / f"{name}.webm")
@@ -353,15 +361,8 @@ class Fixtures:
         def write(file: str, text: str) -> Callable[[Path], None]:
             return lambda r: (r / file).write_text(text)
 
-        def edit_train(change: Callable[[list], None]) -> Callable[[Path], None]:
-            def edit(r: Path) -> None:
-                records = json.loads((r / train).read_text())
-                change(records)
-                (r / train).write_text(json.dumps(records))
-            return edit
-
-        def first(key: str, value) -> Callable[[list], None]:
-            return lambda records: records[0].__setitem__(key, value)
+        edit_train = functools.partial(edit_records, train)
+        first = set_first
 
         edits: dict[str, Callable[[Path], None] | None] = {
             "good": None,
