@@ -88,8 +88,9 @@ def quiet_when_the_reader_leaves() -> Iterator[None]:
 
 
 def comma_list(text: str, option: str, convert: Callable[[str], Any] = str, *, kind: str = "names",
-               example: str = "1,8") -> tuple:
-    """``text`` split at commas, each item stripped and converted, duplicates dropped in order.
+               example: str = "1,8", unique: bool = True) -> tuple:
+    """``text`` split at commas, each item stripped and converted, duplicates dropped in order
+    (kept with ``unique=False``, for a caller that refuses them itself).
 
     Raises:
         ConfigError: an empty item (``1,,8``, a trailing comma, nothing at all) or one that
@@ -101,7 +102,8 @@ def comma_list(text: str, option: str, convert: Callable[[str], Any] = str, *, k
     if not all(items):
         raise ConfigError(f"{option} expects a comma-separated list without empty items, e.g. {example}; got {text!r}")
     try:
-        return tuple(dict.fromkeys(convert(item) for item in items))
+        values = tuple(convert(item) for item in items)
+        return tuple(dict.fromkeys(values)) if unique else values
     except ValueError:
         raise ConfigError(f"{option} expects comma-separated {kind}, e.g. {example}; got {text!r}") from None
 

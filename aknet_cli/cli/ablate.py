@@ -11,18 +11,6 @@ from rich.table import Table
 from ._common import comma_list, console, print_json
 
 
-def _seeds(text: str) -> tuple[int, ...]:
-    from ..exceptions import ConfigError
-
-    items = [v.strip() for v in text.split(",")]
-    if not all(items):
-        raise ConfigError(f"--seeds expects comma-separated integers without empty items, e.g. 0,1,2; got {text!r}")
-    try:
-        return tuple(int(v) for v in items)  # repeats are kept, for run_table to refuse
-    except ValueError:
-        raise ConfigError(f"--seeds expects comma-separated integers, e.g. 0,1,2; got {text!r}") from None
-
-
 def ablate_command(
     table: str = typer.Option(..., "--table", help="iv (components), v (position information), vi (sampling rate α) or tau (ranking weight τ, beyond the paper)."),
     data: Path = typer.Option(Path("runs/demo/synth"), "--data", help="Prepared dataset (default: make demo's synth-sth)."),
@@ -62,7 +50,7 @@ def ablate_command(
         check_output_dir(work_dir, option="--work-dir")
     chosen = comma_list(rows, "--rows", example='"Q only,all"') if rows is not None else None
     result = run_table(table, data=data, config=config, stage1_config=stage1_config, stage1=stage1,
-                       overrides=list(set_), epochs=epochs, seeds=_seeds(seeds), rows=chosen, work_dir=work_dir,
+                       overrides=list(set_), epochs=epochs, seeds=comma_list(seeds, "--seeds", int, kind="integers", example="0,1,2", unique=False), rows=chosen, work_dir=work_dir,
                        dry_run=dry_run, force=force, progress=not json_out)
     if json_out:
         print_json(result)

@@ -249,8 +249,8 @@ def _check_user_splits(release: Release, out: Path, classes: list[str], jobs: li
                         f"fix or remove its clips; {where}")
     trained = {classes[row["label"]] for row in rows.get("train", []) if row["label"] >= 0}
     for name in sorted(kept - trained):
-        lost = [r["reason"] for r in skipped
-                if r["split"] == "train" and r["id"] in {e.id for s, e in jobs if s == "train" and e.label == name}]
+        ids = {e.id for split, e in jobs if split == "train" and e.label == name}
+        lost = [r["reason"] for r in skipped if r["split"] == "train" and r["id"] in ids]
         why = f"{len(lost)} skipped, e.g. {lost[0]}" if lost else "none was listed"
         raise DataError(f"class {name!r} has no readable training clip ({why}), so no model could learn it; add "
                         f"or fix its training clips; {_write_reasons(out, skipped)}")
