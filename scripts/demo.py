@@ -91,11 +91,13 @@ def step_seconds(cfg, model) -> float:
 def estimate(data: Path) -> tuple[float, str]:
     """Seconds the trainings and evaluations will take here: each model's step time × its
     steps, plus validation and the test evaluation (a forward costs about a third of a step)."""
+    from aknet_cli.data import load_manifest
     from aknet_cli.engine.config import load_config
 
     configs = [load_config(config, [f"data.dataset={data}", "model.init_from=x.pt"], check_paths=False)
                for _, _, config in STEPS]
-    train_clips, val_clips, test_clips = 480, 120, 600  # synth-sth's default split sizes
+    sizes = load_manifest(data).data["splits"]
+    train_clips, val_clips, test_clips = sizes["train"], sizes["val"], sizes[REPORT_SPLIT]
     total, parts = 0.0, []
     for (label, _, _), cfg, model in zip(STEPS, configs, _models_of(configs)):
         seconds = step_seconds(cfg, model)
