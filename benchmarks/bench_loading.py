@@ -27,7 +27,6 @@ import argparse
 import fractions
 import json
 import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aknet_cli._machine import cpu_model
 from aknet_cli.data import build_dataloader, load_manifest, sample_indices
 from aknet_cli.data.formats import read_sthv2
 from aknet_cli.data.prepare import prepare_release
@@ -177,15 +177,7 @@ def measure(datasets: dict[str, Path], backends: list[str], *, rounds: int, clip
 
 # --------------------------------------------------------------------------- report
 def machine() -> dict:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "load": list(os.getloadavg())}
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "load": list(os.getloadavg())}
 
 
 def fastest_exact(rates: dict, exact: dict, backends: list[str]) -> str | None:

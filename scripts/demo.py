@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from aknet_cli._machine import cpu_description
+
 STEPS = [  # (label in the table, work dir name, shipped config)
     ("TSN-R18", "tsn", "demo_tsn_stage1"),
     ("TDN-R18", "tdn", "demo_tdn_stage1"),
@@ -219,7 +221,8 @@ def report(rows: list[dict], paired: dict, out: Path) -> str:
         "val top-1 (selected on)": table["val_top1_selected"].map("{:.2f}".format),
         "GFLOPs": table["gflops"].map("{:.2f}".format), "CPU ms / clip": table["cpu_ms_per_clip"].map("{:.2f}".format),
     })
-    markdown = pretty.to_markdown(index=False) + "\n\n" + claim(rows, paired) + "\n"
+    markdown = (pretty.to_markdown(index=False) + "\n\n" + claim(rows, paired) + "\n\n"
+                + f"Measured on {cpu_description()}.\n")
     (out / "summary.md").write_text(markdown, encoding="utf-8")
     return markdown
 
@@ -239,7 +242,8 @@ def main() -> None:
     timings["prepare synth-sth"] = time.perf_counter() - tic
     if not all(finished(out / name) for _, name, _ in STEPS):
         seconds, parts = estimate(data)
-        print(f"\nestimated time of the trainings and evaluations on this machine: {seconds / 60:.1f} min "
+        print(f"\nestimated time of the trainings and evaluations on this machine ({cpu_description()}): "
+              f"{seconds / 60:.1f} min "
               f"({parts}; timed on random clips, before loading and validation overheads)", flush=True)
     train_all(args.aknet, data, out, timings)
 
@@ -261,7 +265,7 @@ def main() -> None:
     print("== wall time per step")
     for step, seconds in timings.items():
         print(f"  {step:<40} {seconds:7.1f} s")
-    print(f"\ndemo finished in {time.perf_counter() - start:.0f} s (without installation); "
+    print(f"\ndemo finished in {time.perf_counter() - start:.0f} s (without installation) on {cpu_description()}; "
           f"files in {out}/", flush=True)
 
 

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from aknet_cli._machine import cpu_model  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn  # noqa: E402
 
@@ -87,9 +86,7 @@ def run_case(case: Case, out: Path, fx: Fixtures, env: dict[str, str]) -> Result
 
 
 def environment(aknet: str) -> dict[str, str]:
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout if shutil.which("lscpu") else ""
-    model = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name")), platform.processor())
-    return {"aknet": aknet, "python": sys.version.split()[0], "cpu": model, "cores": str(os.cpu_count()),
+    return {"aknet": aknet, "python": sys.version.split()[0], "cpu": cpu_model(), "cores": str(os.cpu_count()),
             "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg())}
 
 

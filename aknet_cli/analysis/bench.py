@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterator, Mapping
 import torch
 from torch import nn
 
+from .._machine import cpu_model
 from .._stderr import silenced_stderr
 from ..engine.precision import autocast, autocast_dtype
 from ..exceptions import ConfigError
@@ -280,7 +281,7 @@ def _dtype_name(dtype: torch.dtype | None) -> str | None:
 def environment(cfg: BenchConfig) -> dict[str, Any]:
     dev = torch.device(cfg.device)
     env = {"device": cfg.device, "threads": torch.get_num_threads(), "torch": torch.__version__,
-           "python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
+           "python": platform.python_version(), "cpu": cpu_model(), "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
            "amp": _dtype_name(autocast_dtype(dev, cfg.amp)), "fused": cfg.fuse,
            "runtime": cfg.runtime}
     if dev.type == "cuda":

@@ -99,7 +99,7 @@ def _f(v, fmt: str) -> str:
 def _print(result: dict) -> None:
     env, cfg = result["environment"], result["config"]
     amp = f", autocast {env['amp']}" if env["amp"] else ""
-    dev = env.get("gpu") or env["cpu"]
+    dev = env.get("gpu") or f"{env['cpu']}, {env['cpu_kernels']} kernels"
     from ..analysis.bench import describe_runtime
 
     console.print(f"{describe_runtime(env)}; device {env['device']} ({dev}), {env['threads']} CPU threads, torch {env['torch']}{amp}; "
