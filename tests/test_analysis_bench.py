@@ -85,6 +85,9 @@ def test_rows_carry_the_documented_fields(result):
         assert r["clips_per_s"] == pytest.approx(r["batch"] * 1e3 / r["latency_ms_median"])
         assert r["latency_ms_p25"] <= r["latency_ms_median"] <= r["latency_ms_p75"]
     assert result["environment"]["threads"] == torch.get_num_threads()
+    # the machine a timing belongs to, as docs/bench.md lists it
+    assert result["environment"]["cpu_kernels"] == torch.backends.cpu.get_cpu_capability()
+    assert result["environment"]["cpu"]
     json.dumps(result, allow_nan=False)
 
 
