@@ -27,7 +27,6 @@ from pathlib import Path
 
 import torch
 
-from aknet_cli.engine import optim as engine_optim
 from aknet_cli.engine.config import load_config
 from aknet_cli.engine.evaluate import evaluate
 from aknet_cli.engine.reports import atomic_savefig, pyplot
@@ -107,12 +106,10 @@ def run_variant(name: str, args) -> dict:
     rank, lr_mult, v_std = VARIANTS[name]
     recorder = Recorder()
     recorder.install(v_std)
-    original_prefixes = engine_optim.fresh_head_prefixes
-    if lr_mult != 1.0:  # the transform net is the "fresh head" whose lr is scaled
-        engine_optim.fresh_head_prefixes = lambda cfg: ("position.",)
+    # set explicitly: the base config has its own position_lr_mult (0.1, the fix this measures)
     sets = [f"data.dataset={args.data}", f"model.init_from={args.stage1}", "model.aknet.split=res2",
             "model.aknet.ranking=true", "model.aknet.position=transform", f"model.aknet.transform_rank={rank}",
-            f"optim.epochs={args.epochs}", f"optim.fc_lr_mult={lr_mult}", f"optim.fc_bias_lr_mult={lr_mult}",
+            f"optim.epochs={args.epochs}", f"optim.position_lr_mult={lr_mult}",
             f"train.seed={args.seed}", "train.log_every=1"]
     work = Path(args.out) / name
     try:
@@ -121,7 +118,6 @@ def run_variant(name: str, args) -> dict:
                        on_step_end=[lambda step: recorder.end_step(step)])
     finally:
         recorder.uninstall()
-        engine_optim.fresh_head_prefixes = original_prefixes
     import pandas as pd
 
     metrics = pd.read_csv(work / "metrics.csv")
