@@ -17,6 +17,7 @@ for each row comes from :mod:`aknet_cli.analysis.paper`.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import shutil
@@ -254,16 +255,23 @@ def run_table(
                            progress=progress, dry_run=dry_run)
     runs = plan(table, base_cfg=base_cfg, work_dir=work_dir, seeds=seeds, rows=rows)
     split = report_split(data)
+    config_of = functools.partial(row_config, base_source=base_source, stage1=shared, data=data, epochs=epochs,
+                                  overrides=overrides)
+    configs = [config_of(run) for run in runs]
     if stage1 is not None and not dry_run and runs:  # a given checkpoint is checked before any row starts
         from ..data import load_manifest
         from ..engine.trainer import check_stage1_checkpoint
 
-        first = row_config(runs[0], base_source=base_source, stage1=shared, data=data, epochs=epochs,
-                           overrides=overrides)
-        check_stage1_checkpoint(first, load_manifest(Path(data)))
-    for run in runs:
-        cfg = row_config(run, base_source=base_source, stage1=shared, data=data, epochs=epochs, overrides=overrides)
-        run.gflops = count_gflops(cfg)
+        check_stage1_checkpoint(configs[0], load_manifest(Path(data)))
+    row_gflops: dict[str, float] = {}  # a row's seeds share its architecture, so it is counted once
+
+    def gflops_of(run: AblationRun, cfg=None) -> float:
+        if run.name not in row_gflops:
+            row_gflops[run.name] = count_gflops(cfg if cfg is not None else config_of(run))
+        return row_gflops[run.name]
+
+    for run, cfg in zip(runs, configs):
+        run.gflops = gflops_of(run, cfg)
         if dry_run:
             run.status = "done" if finished(run.work_dir, cfg.optim.epochs) else "planned"
             continue
@@ -277,9 +285,7 @@ def run_table(
     runs = _runs_on_disk(table, runs, work_dir, base_cfg)
     for run in runs:
         if run.gflops is None:  # a seed trained by an earlier invocation
-            known = next((r.gflops for r in runs if r.name == run.name and r.gflops is not None), None)
-            run.gflops = known if known is not None else count_gflops(
-                row_config(run, base_source=base_source, stage1=shared, data=data, epochs=epochs, overrides=overrides))
+            run.gflops = gflops_of(run)
         score_run(run, data=data, split=split)
     result["runs"] = [r.as_dict() for r in runs]
     result["rows"] = summarize(table, runs)

@@ -49,8 +49,10 @@ def ablate_command(
     if not dry_run:
         check_output_dir(work_dir, option="--work-dir")
     chosen = comma_list(rows, "--rows", example='"Q only,all"') if rows is not None else None
+    # repeats kept: run_table refuses them with its own message
+    seed_list = comma_list(seeds, "--seeds", int, kind="integers", example="0,1,2", unique=False)
     result = run_table(table, data=data, config=config, stage1_config=stage1_config, stage1=stage1,
-                       overrides=list(set_), epochs=epochs, seeds=comma_list(seeds, "--seeds", int, kind="integers", example="0,1,2", unique=False), rows=chosen, work_dir=work_dir,
+                       overrides=list(set_), epochs=epochs, seeds=seed_list, rows=chosen, work_dir=work_dir,
                        dry_run=dry_run, force=force, progress=not json_out)
     if json_out:
         print_json(result)
