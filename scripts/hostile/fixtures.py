@@ -39,6 +39,8 @@ NEEDS = {
     "visualize": ("misc", "datasets", "checkpoints", "videos", "label_files"),
     "predict": ("misc", "datasets", "checkpoints", "videos", "label_files", "reference_eval"),
 }
+
+
 def edit_records(file: str, change: Callable[[list], None]) -> Callable[[Path], None]:
     """A release edit: load the JSON list ``file`` of a release root, ``change`` it, write it back."""
     def edit(root: Path) -> None:
@@ -322,7 +324,6 @@ class Fixtures:
             return lambda r: (r / labels).write_text(json.dumps(change(json.loads((r / labels).read_text()))))
 
         edit_train = functools.partial(edit_records, train)
-        first = set_first
 
         def video(name: str, make: Callable[[Path], None]) -> Callable[[Path], None]:
             return lambda r: make(r / f"{name}.webm")
@@ -343,8 +344,8 @@ class Fixtures:
                 json.dumps({"Déplacer à gauche": "0", "Déplacer à droite": "1"}, ensure_ascii=False).encode("latin-1")),
             "train_not_list": write(train, json.dumps({"id": "1"})),
             "no_template": edit_train(lambda rs: rs[0].pop("template")),
-            "unknown_template": edit_train(first("template", "Juggling [something]")),
-            "null_id": edit_train(first("id", None)),
+            "unknown_template": edit_train(set_first("template", "Juggling [something]")),
+            "null_id": edit_train(set_first("id", None)),
             "dup_two_labels": edit_train(lambda rs: rs.append(dict(rs[0], template="Moving [something] from left to right"))),
             "zero_byte": video("1", lambda p: p.write_bytes(b"")),
             "truncated": video("1", lambda p: media.truncated(p, p, 0.4)),
@@ -362,7 +363,6 @@ class Fixtures:
             return lambda r: (r / file).write_text(text)
 
         edit_train = functools.partial(edit_records, train)
-        first = set_first
 
         edits: dict[str, Callable[[Path], None] | None] = {
             "good": None,
@@ -370,9 +370,9 @@ class Fixtures:
             "vocab_not_list": write(vocab, json.dumps({"a": 1})),
             "vocab_latin1": lambda r: (r / vocab).write_bytes(
                 json.dumps([["Départ", "é"], ["Arrivée", "à"]], ensure_ascii=False).encode("latin-1")),
-            "label_out_of_range": edit_train(first("label", 5)),
-            "label_negative": edit_train(first("label", -1)),
-            "label_float": edit_train(first("label", 1.5)),
+            "label_out_of_range": edit_train(set_first("label", 5)),
+            "label_negative": edit_train(set_first("label", -1)),
+            "label_float": edit_train(set_first("label", 1.5)),
             "no_vid_name": edit_train(lambda rs: rs[0].pop("vid_name")),
             "start_after_end": edit_train(lambda rs: rs[0].update(start_frame=3, end_frame=0)),
             "dup_two_labels": edit_train(lambda rs: rs.append(dict(rs[0], label=1 - rs[0]["label"]))),
