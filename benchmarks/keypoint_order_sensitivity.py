@@ -7,8 +7,11 @@ This measures, without training, how much each trained model does:
 
 * an AK-Net checkpoint is scored as trained, with its **points shuffled** (a random order per
   clip; each point keeps its own coordinates), and, where it has a position module, with its
-  **coordinates shuffled** (the points keep their order, each gets another point's coordinates)
-  and with the module **bypassed** (its input passed on unchanged: how much it changes at all);
+  **coordinates shuffled** (the points keep their order, each gets another point's coordinates
+  of the same clip: the clip's set of coordinates is kept, only their pairing with the features
+  is lost), with the **coordinates of another clip** (the next clip of the batch, each point
+  keeping its rank: the clip's own coordinates are lost entirely) and with the module
+  **bypassed** (its input passed on unchanged: how much it changes at all);
 * a 2-D checkpoint (stage 1) is scored as trained and with the **layout shuffled after a
   stage**: one random permutation of the ``H·W`` positions per clip, the same for every frame
   (so the temporal modules still see each position's own history).
@@ -41,6 +44,7 @@ from aknet_cli.engine import evaluate as engine_evaluate
 from aknet_cli.engine.statistics import compare_paired, mean_std
 
 SHUFFLE_SEED = 0
+MODES = ("points", "coords", "coords_clip", "bypass", "layout")
 
 
 def _random_orders(batch: int, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -55,6 +59,8 @@ def selector_hook(mode: str, generator: torch.Generator):
         shuffled_coords = coords.gather(1, order.unsqueeze(-1).expand_as(coords))
         if mode == "coords":
             return points, shuffled_coords
+        if mode == "coords_clip":
+            return points, coords.roll(1, dims=0)
         return points.gather(2, order.unsqueeze(1).expand_as(points)), shuffled_coords
     return hook
 
@@ -83,7 +89,7 @@ def perturbed_loading(mode: str, stage: str | None = None):
 
     def load(*args, **kwargs):
         model, description = original(*args, **kwargs)
-        if mode in ("points", "coords"):
+        if mode in ("points", "coords", "coords_clip"):
             model.selector.register_forward_hook(selector_hook(mode, generator))
         elif mode == "bypass":
             model.position.register_forward_hook(bypass_hook)
@@ -154,20 +160,26 @@ def main() -> None:
     parser.add_argument("--aknet", action="append", default=[], help="NAME=DIR of an ablation row (repeatable)")
     parser.add_argument("--backbone", action="append", default=[], help="NAME=CHECKPOINT of a 2-D model (repeatable)")
     parser.add_argument("--after", default="res2,res4", help="stages after which a 2-D model's layout is shuffled")
+    parser.add_argument("--variants", default=",".join(MODES), help=f"which perturbations (of {', '.join(MODES)})")
     parser.add_argument("--out", required=True, help="JSON file for the results (a .md beside it)")
     args = parser.parse_args()
+    modes = set(args.variants.split(","))
+    if not modes <= set(MODES):
+        parser.error(f"--variants: unknown {', '.join(sorted(modes - set(MODES)))}; choose from {', '.join(MODES)}")
     torch.set_num_threads(1)
     rows: list[dict] = []
     for spec in args.aknet:
         name, checkpoints = seeds_of(spec)
         variants = [("points shuffled", "points", None)]
         if has_position(checkpoints[0]):
-            variants += [("coordinates shuffled", "coords", None), ("position module bypassed", "bypass", None)]
+            variants += [("coordinates shuffled", "coords", None), ("coordinates of another clip", "coords_clip", None),
+                         ("position module bypassed", "bypass", None)]
+        variants = [v for v in variants if v[1] in modes]
         rows += measure_row(name, checkpoints, args.data, variants)
         print(markdown(rows), flush=True)
     for spec in args.backbone:
         name, checkpoints = seeds_of(spec)
-        variants = [(f"layout shuffled after {s}", "layout", s) for s in args.after.split(",")]
+        variants = [(f"layout shuffled after {s}", "layout", s) for s in args.after.split(",") if "layout" in modes]
         rows += measure_row(name, checkpoints, args.data, variants)
         print(markdown(rows), flush=True)
     out = Path(args.out)

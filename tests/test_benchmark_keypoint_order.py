@@ -45,6 +45,16 @@ def test_coordinate_shuffle_keeps_the_features_in_place():
     assert not torch.equal(new_points.transpose(1, 2), new_coords.float())
 
 
+def test_coordinates_of_another_clip_replace_a_clips_own_and_keep_its_features():
+    points, coords = _points_encoding_their_coords()
+    hook = kos.selector_hook("coords_clip", torch.Generator().manual_seed(0))
+    new_points, new_coords = hook(None, (), (points, coords))
+    assert torch.equal(new_points, points)
+    for b in range(coords.shape[0]):  # clip b now holds clip b-1's coordinates, in their rank order
+        assert torch.equal(new_coords[b], coords[b - 1])
+        assert sorted(map(tuple, new_coords[b].tolist())) != sorted(map(tuple, coords[b].tolist()))
+
+
 def test_layout_shuffle_is_one_permutation_per_clip_for_all_frames():
     t, c, h, w = 4, 2, 3, 3
     clip = torch.arange(h * w, dtype=torch.float32).view(1, 1, h, w).expand(2 * t, c, h, w).clone()
