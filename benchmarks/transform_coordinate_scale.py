@@ -1,0 +1,285 @@
+"""Why no trained transform net uses the keypoints' coordinates: their scale against the features'.
+
+The transform net (eqs. 8-10) reads ``concat(S, D')``: ``C`` feature channels and the 3
+normalised coordinates of eq. 8, which lie in the unit ball. This measures how much of what the
+net computes comes from each part, and retrains with the coordinates scaled up to see whether
+the net then uses them.
+
+``measure CKPT... --data DIR``: on the test split, for each AK-Net checkpoint with a rank-``r``
+transform net, the mean per-point norms ``‖S_i‖`` and ``‖D'_i‖``, and the coordinates' share of
+
+* the first layer of the point MLP: ``‖W_D D'‖ / ‖W_S S‖`` (``W = [W_S, W_D]``),
+* the transform's change to the points: ``‖V_S U_Dᵀ D'‖ / ‖V_S U_Sᵀ S‖``
+  (``T(S) = S + V_S (U_Sᵀ S + U_Dᵀ D')``, position.py),
+
+how much the feature matrix ``M = V_S U_Sᵀ`` differs between the clips of a batch
+(``mean ‖M_b − M̄‖ / ‖M̄‖``: 0 when the transform is the same linear map for every clip),
+
+with the mean column norms of ``W_S`` and ``W_D`` (both start at the same default init) and,
+where the run's ``converted.pt`` (its fine-tuning start) lies beside the checkpoint, how far
+each has moved from it. Nothing is trained.
+
+``retrain --config RUN/config.toml --scale K --out DIR``: the run of that config again with
+``D'`` multiplied by ``K`` inside the transform net (eq. 8 has no such factor, so it is patched
+here), then scored on the test split as trained, with the coordinates shuffled among the
+points, with another clip's coordinates and with the transform bypassed
+(``keypoint_order_sensitivity.py``'s perturbations), paired on the same clips. With ``--fixed-matrix`` the point MLP reads zeros,
+so ``A`` is learned but the same for every clip (a control for how much its dependence on the
+input matters). With ``--noise R`` the transform is replaced by random noise of relative size
+``R`` while training and by nothing at test (a control for a transform that only perturbs the
+points while training). ``score CKPT --scale K --data DIR [--fixed-matrix]`` scores such a run again.
+
+``compare NAME=GLOB... --reference NAME``: those runs' test top-1 side by side, each paired
+against the reference row.
+
+    python benchmarks/transform_coordinate_scale.py measure runs/ablate/vi/ours_alpha_0_3/seed_0/best.pt \\
+        --data runs/demo/synth
+    python benchmarks/transform_coordinate_scale.py retrain --config runs/ablate/vi/ours_alpha_0_3/seed_0/config.toml \\
+        --scale 50 --out runs/coord_scale/k50_s0
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from aknet_cli.engine.config import DataConfig, load_config
+from aknet_cli.engine.distributed import setup
+from aknet_cli.engine.evaluate import evaluate
+from aknet_cli.engine.loaders import build_eval_loader
+from aknet_cli.engine.loading import load_model_from_checkpoint
+from aknet_cli.engine.statistics import compare_paired, mean_std
+from aknet_cli.engine.trainer import train
+from aknet_cli.models import position
+from aknet_cli.models.selection import normalize_coordinates
+
+_KOS = Path(__file__).resolve().parent / "keypoint_order_sensitivity.py"
+
+
+def _order_sensitivity():
+    spec = importlib.util.spec_from_file_location("keypoint_order_sensitivity", _KOS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def coordinate_parts(net: position.TransformNet, points: torch.Tensor, coords: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The feature (``S``) and coordinate (``D``) parts of the point MLP's first layer and of the
+    change ``T(S) − S``: each pair sums to the whole, ``(B, 64, N)`` and ``(B, C, N)``."""
+    c = net.channels
+    coord = position.normalize_coordinates(coords).transpose(1, 2)
+    w = net.point_mlp[0].weight[:, :, 0]
+    g = net.global_mlp(net._point_features(points, coord).amax(dim=2))
+    uv = net.matrix(g).view(-1, 2, c + 3, net.rank)
+    u, v = uv[:, 0], uv[:, 1]
+    return {"coord": coord, "matrix_S": torch.bmm(v[:, :c], u[:, :c].transpose(1, 2)),
+            "first_S": torch.matmul(w[:, :c], points), "first_D": torch.matmul(w[:, c:], coord),
+            "change_S": torch.bmm(v[:, :c], torch.bmm(u[:, :c].transpose(1, 2), points)),
+            "change_D": torch.bmm(v[:, :c], torch.bmm(u[:, c:].transpose(1, 2), coord))}
+
+
+def coordinate_terms(net: position.TransformNet, points: torch.Tensor, coords: torch.Tensor) -> dict[str, float]:
+    """The norms of :func:`coordinate_parts` for one batch, and the points' mean per-point norms."""
+    parts = coordinate_parts(net, points, coords)
+    matrix = parts.pop("matrix_S")
+    mean_matrix = matrix.mean(dim=0, keepdim=True)
+    spread = (matrix - mean_matrix).flatten(1).norm(dim=1).mean() / mean_matrix.norm().clamp_min(1e-12)
+    return {"point_norm_S": float(points.norm(dim=1).mean()), "point_norm_D": float(parts["coord"].norm(dim=1).mean()),
+            "points": float(points.norm()), "matrix_spread": float(spread),
+            **{k: float(v.norm()) for k, v in parts.items() if k != "coord"}}
+
+
+@torch.no_grad()
+def measure(checkpoint: str, data: str) -> dict:
+    """``coordinate_terms`` over the test split, and the first layer's column norms."""
+    model, description = load_model_from_checkpoint(checkpoint)
+    model.eval()
+    net = model.position
+    if not isinstance(net, position.TransformNet) or net.rank is None:
+        raise SystemExit(f"{checkpoint}: measure needs an AK-Net with a rank-r transform net")
+    stored = description.get("data") or {}
+    cfg = DataConfig(dataset=data, resize=int(stored.get("resize", 72)), crop=int(stored.get("crop", 64)),
+                     resize_mode=stored.get("resize_mode", "square"), num_workers=0, pin_memory=False)
+    loader = build_eval_loader(cfg, setup("cpu"), split="test", frames_per_segment=model.backbone.frames_per_segment,
+                               num_segments=model.num_segments, batch_size=16)
+    seen: list[dict[str, float]] = []
+    hook = net.register_forward_hook(lambda mod, inputs, _out: seen.append(coordinate_terms(mod, *inputs)))
+    for clips, _labels in loader:
+        model(clips)
+    hook.remove()
+    mean = {k: float(np.mean([s[k] for s in seen])) for k in seen[0]}
+    w = net.point_mlp[0].weight[:, :, 0]
+    return {
+        "checkpoint": checkpoint, "batches": len(seen), **moved_from_start(checkpoint, w, net.channels),
+        "point_norm_S": round(mean["point_norm_S"], 3), "point_norm_D": round(mean["point_norm_D"], 3),
+        "first_layer_coordinate_share": round(mean["first_D"] / mean["first_S"], 4),
+        "change_coordinate_share": round(mean["change_D"] / mean["change_S"], 4),
+        "change_over_points": round(mean["change_S"] / mean["points"], 4),
+        "matrix_spread": round(mean["matrix_spread"], 4),
+        "W_S_column_norm": round(float(w[:, :net.channels].norm(dim=0).mean()), 4),
+        "W_D_column_norm": round(float(w[:, net.channels:].norm(dim=0).mean()), 4),
+    }
+
+
+def moved_from_start(checkpoint: str, w: torch.Tensor, channels: int) -> dict[str, float]:
+    """``‖W − W₀‖ / ‖W₀‖`` of the first layer's feature and coordinate columns, against the
+    ``converted.pt`` that ``aknet ablate`` leaves beside each run (its fine-tuning start)."""
+    start = Path(checkpoint).parent / "converted.pt"
+    if not start.is_file():
+        return {}
+    w0 = load_model_from_checkpoint(start)[0].position.point_mlp[0].weight[:, :, 0]
+    return {f"W_{part}_moved": round(float((w[:, cols] - w0[:, cols]).norm() / w0[:, cols].norm()), 4)
+            for part, cols in (("S", slice(None, channels)), ("D", slice(channels, None)))}
+
+
+@contextlib.contextmanager
+def scaled_coordinates(scale: float, fixed_matrix: bool = False):
+    """While active, every transform net reads ``scale · D'``; with ``fixed_matrix`` its point
+    MLP reads zeros instead of ``concat(S, D')``, so ``g`` and with it ``A = I + U Vᵀ`` are the
+    same for every clip: a learned linear map of ``concat(S, D')`` that does not depend on it."""
+    point_features = position.TransformNet._point_features
+    position.normalize_coordinates = lambda coords: scale * normalize_coordinates(coords)
+    if fixed_matrix:
+        position.TransformNet._point_features = lambda net, points, coord: point_features(
+            net, torch.zeros_like(points), torch.zeros_like(coord))
+    try:
+        yield
+    finally:
+        position.normalize_coordinates = normalize_coordinates
+        position.TransformNet._point_features = point_features
+
+
+@contextlib.contextmanager
+def noise_instead_of_transform(relative: float):
+    """While active, every transform net is replaced by noise while training, and by the
+    identity in eval mode: each point ``S_i`` gets ``relative · ‖S_i‖ / √C · ε``, ``ε ~ N(0, I)``,
+    a random change of about ``relative · ‖S_i‖``, the size of the one a trained transform makes."""
+    forward = position.TransformNet.forward
+
+    def noisy(net, points, coords):
+        if not net.training:
+            return points
+        scale = relative * points.norm(dim=1, keepdim=True) / points.shape[1] ** 0.5
+        return points + scale * torch.randn_like(points)
+
+    position.TransformNet.forward = noisy
+    try:
+        yield
+    finally:
+        position.TransformNet.forward = forward
+
+
+def retrain(config: str, scale: float, out: str, data: str | None, seed: int | None, fixed_matrix: bool,
+            noise: float | None = None) -> dict:
+    overrides = ([f"data.dataset={data}"] if data else []) + ([f"train.seed={seed}"] if seed is not None else [])
+    cfg = load_config(config, overrides)
+    variant = noise_instead_of_transform(noise) if noise is not None else scaled_coordinates(scale, fixed_matrix)
+    with variant:
+        result = train(cfg, work_dir=Path(out), progress=False)
+    if noise is not None:  # the trained model has no transform left to perturb or measure
+        table = evaluate(result.best_checkpoint, cfg.data.dataset, split="test", out=Path(out) / "eval_test",
+                         num_workers=1, progress=False)
+        return {"config": config, "seed": cfg.train.seed, "noise": noise, "test_top1": table["top1"]}
+    return {"config": config, "seed": cfg.train.seed,
+            **score(str(result.best_checkpoint), cfg.data.dataset, scale, fixed_matrix)}
+
+
+def score(checkpoint: str, data: str, scale: float, fixed_matrix: bool = False) -> dict:
+    """Test top-1 of a run trained with ``scale · D'``, as trained and with its coordinates
+    destroyed (``keypoint_order_sensitivity.py``'s perturbations), paired on the same clips."""
+    kos = _order_sensitivity()
+    with scaled_coordinates(scale, fixed_matrix):
+        out = Path(checkpoint).parent / "eval_test"  # kept, as `aknet ablate` keeps each run's
+        evaluate(checkpoint, data, split="test", out=out, num_workers=1, progress=False)
+        table = pd.read_csv(out / "predictions.csv")
+        trained = (table["top1"] == table["label"]).to_numpy(dtype=np.float64)
+        result = {"checkpoint": checkpoint, "scale": scale, "fixed_matrix": fixed_matrix, "test_top1": round(100 * trained.mean(), 2)}
+        for name, mode in (("coordinates_shuffled", "coords"), ("coordinates_of_another_clip", "coords_clip"),
+                           ("transform_bypassed", "bypass")):
+            perturbed = kos.correctness(Path(checkpoint), data, mode)
+            paired = compare_paired(perturbed, trained).as_dict()
+            result |= {f"{name}_top1": round(100 * perturbed.mean(), 2), f"{name}_change": paired["difference"],
+                       f"{name}_ci": paired["ci"]}
+        return result | {k: v for k, v in measure(checkpoint, data).items() if k != "checkpoint"}
+
+
+def _correct_by_clip(run_dir: Path) -> np.ndarray:
+    table = pd.read_csv(run_dir / "eval_test" / "predictions.csv").sort_values("id")
+    return (table["top1"] == table["label"]).to_numpy(dtype=np.float64)
+
+
+def compare(rows: list[str], reference: str) -> str:
+    """A markdown table of rows ``NAME=GLOB`` (run dirs, one per seed, each with the
+    ``eval_test/predictions.csv`` that ``score`` and ``aknet ablate`` leave): test top-1 per
+    seed, mean ± std, and each row's paired difference to the row named ``reference`` (seeds
+    averaged per clip, matched by their order for the per-seed differences)."""
+    correct = {}
+    for spec in rows:
+        name, _, pattern = spec.partition("=")
+        found = sorted(Path(p) for p in glob.glob(pattern))
+        if not found:
+            raise SystemExit(f"{spec!r}: no run dirs match {pattern!r}")
+        correct[name] = np.stack([_correct_by_clip(d) for d in found])
+    if reference not in correct:
+        raise SystemExit(f"--reference {reference!r} is none of the rows ({', '.join(correct)})")
+    ref = correct[reference]
+    lines = [f"| row | test top-1 per seed | mean ± std | − {reference} [95% CI] | per seed |", "|:--|:--|:--|:--|:--|"]
+    for name, c in correct.items():
+        top1 = 100 * c.mean(axis=1)
+        mean, std, _ = mean_std(top1)
+        diff = per_seed = "—"
+        if name != reference:
+            paired = compare_paired(c.mean(axis=0), ref.mean(axis=0)).as_dict()
+            diff = f"{paired['difference']:+.2f} [{paired['ci'][0]:+.2f}, {paired['ci'][1]:+.2f}]"
+            per_seed = ", ".join(f"{100 * (a.mean() - b.mean()):+.2f}" for a, b in zip(c, ref))
+        lines.append(f"| {name} | {', '.join(f'{v:.2f}' for v in top1)} | {mean:.2f} ± {std:.2f} | {diff} | {per_seed} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    look = sub.add_parser("measure")
+    look.add_argument("checkpoints", nargs="+")
+    look.add_argument("--data", required=True)
+    look.add_argument("--scale", type=float, default=1.0, help="the K the checkpoints were trained with")
+    again = sub.add_parser("retrain")
+    again.add_argument("--config", required=True)
+    again.add_argument("--scale", type=float, required=True)
+    again.add_argument("--out", required=True)
+    again.add_argument("--data", help="another dataset than the config's")
+    again.add_argument("--seed", type=int, help="another train.seed than the config's")
+    again.add_argument("--fixed-matrix", action="store_true", help="A the same for every clip (see scaled_coordinates)")
+    again.add_argument("--noise", type=float, help="train with relative noise instead of the transform (and score without)")
+    rescore = sub.add_parser("score")
+    rescore.add_argument("checkpoint")
+    rescore.add_argument("--scale", type=float, required=True, help="the K it was trained with")
+    rescore.add_argument("--data", required=True)
+    rescore.add_argument("--fixed-matrix", action="store_true", help="if it was trained with it")
+    table = sub.add_parser("compare")
+    table.add_argument("rows", nargs="+", help="NAME=GLOB of run dirs, one per seed")
+    table.add_argument("--reference", required=True, help="the row the others are paired against")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.command == "measure":
+        for checkpoint in args.checkpoints:
+            with scaled_coordinates(args.scale):
+                print(json.dumps(measure(checkpoint, args.data)), flush=True)
+    elif args.command == "compare":
+        print(compare(args.rows, args.reference))
+    elif args.command == "score":
+        print(json.dumps(score(args.checkpoint, args.data, args.scale, args.fixed_matrix)), flush=True)
+    else:
+        print(json.dumps(retrain(args.config, args.scale, args.out, args.data, args.seed, args.fixed_matrix, args.noise)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
