@@ -8,7 +8,6 @@ live in benchmarks/.
 from __future__ import annotations
 
 import json
-import math
 import time
 
 import numpy as np

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from aknet_cli.analysis import overlay, video_source
 from aknet_cli.cli.main import app
 from aknet_cli.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
+from aknet_cli.exceptions import DataError
 from cli_helpers import assert_one_line_error
 from data_fixtures import video_backends
 
@@ -260,5 +261,5 @@ def test_label_files_in_the_three_formats(tmp_path):
     assert overlay.load_labels(tmp_path / "b.json") == ["x", "y", "z"]
     assert overlay.load_labels(tmp_path / "c.json") == ["Holding [something]", "Moving [something]", "Tearing [something]"]
     (tmp_path / "bad.json").write_text("{")
-    with pytest.raises(overlay.DataError, match="bad.json"):
+    with pytest.raises(DataError, match="bad.json"):
         overlay.load_labels(tmp_path / "bad.json")

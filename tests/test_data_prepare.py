@@ -6,7 +6,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from data_fixtures import V1_NAMES, make_diving48, make_sthv1, make_sthv2, tiny_clip, video_backends, write_frames
+from data_fixtures import V1_NAMES, make_diving48, make_sthv1, make_sthv2, tiny_clip, video_backends
 
 from aknet_cli.data.formats import read_diving48, read_sthv1, read_sthv2
 from aknet_cli.data.manifest import flip_map, load_manifest

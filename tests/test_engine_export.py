@@ -13,7 +13,6 @@ from aknet_cli import build_aknet, create_backbone
 from aknet_cli.cli.main import app
 from aknet_cli.engine.checkpoint import save_checkpoint
 from aknet_cli.engine.export import example_clip, export_model, onnx_outputs, onnxruntime_latency
-from aknet_cli.exceptions import ConfigError
 
 runner = CliRunner()
 SIZE = 64

@@ -9,7 +9,6 @@ import math
 import pytest
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from aknet_cli._registry import create_backbone
 from aknet_cli.models.convert import Converter

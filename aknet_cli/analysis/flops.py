@@ -119,14 +119,14 @@ def table_ii(*, alpha: float = 0.3, frames: int = 8, size: int = 224, num_classe
     (``transform_rank=None``), unless ``options`` say otherwise."""
     rows = []
     options = {"transform_rank": None, **(options or {})}
-    for method, (backbone, split, paper) in PAPER_TABLE_II.items():
+    for method, (backbone, split, paper_gflops) in PAPER_TABLE_II.items():
         rep = count(backbone, split=split, alpha=alpha, frames=frames, size=size,
                     num_classes=num_classes, options=options)
         rows.append({
             "method": method, "backbone": backbone, "split": split,
             "alpha": alpha if split != "none" else None,
-            "gflops": rep.gflops, "paper_gflops": paper,
-            "rel_diff": rep.gflops / paper - 1.0,
+            "gflops": rep.gflops, "paper_gflops": paper_gflops,
+            "rel_diff": rep.gflops / paper_gflops - 1.0,
             "params_m": rep.params / 1e6,
             "by_part": {p.name: p.as_dict()["gflops"] for p in rep.parts},
         })

@@ -16,15 +16,18 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from .._atomic import atomic_output
-from ..exceptions import CheckpointError, ConfigError, DataError
+from ..exceptions import CheckpointError, ConfigError
 from .video_source import Source
+
+if TYPE_CHECKING:  # Pillow is imported where it draws, not when the module loads
+    from PIL import Image
 
 VIDEO_FORMATS = ("mp4", "gif")
 KEYPOINT_RGB = (255, 40, 40)
