@@ -37,9 +37,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
+from aknet_cli.analysis.ablation import correct_by_clip
 from aknet_cli.engine import evaluate as engine_evaluate
 from aknet_cli.engine.statistics import compare_paired, mean_std
 
@@ -55,12 +55,12 @@ def selector_hook(mode: str, generator: torch.Generator):
     """A forward hook on ``KeypointSelector`` that permutes what it returns, per clip."""
     def hook(_module, _inputs, output):
         points, coords = output
+        if mode == "coords_clip":
+            return points, coords.roll(1, dims=0)
         order = _random_orders(points.shape[0], points.shape[2], generator).to(points.device)
         shuffled_coords = coords.gather(1, order.unsqueeze(-1).expand_as(coords))
         if mode == "coords":
             return points, shuffled_coords
-        if mode == "coords_clip":
-            return points, coords.roll(1, dims=0)
         return points.gather(2, order.unsqueeze(1).expand_as(points)), shuffled_coords
     return hook
 
@@ -108,8 +108,7 @@ def correctness(checkpoint: Path, data: str, mode: str, stage: str | None = None
     """1/0 test top-1 per clip of ``checkpoint`` under ``mode``, in the split's order."""
     with tempfile.TemporaryDirectory() as out, perturbed_loading(mode, stage):
         engine_evaluate.evaluate(checkpoint, data, split="test", out=out, num_workers=1, progress=False)
-        table = pd.read_csv(Path(out) / "predictions.csv")
-    return (table["top1"] == table["label"]).to_numpy(dtype=np.float64)
+        return correct_by_clip(Path(out) / "predictions.csv")
 
 
 def seeds_of(spec: str) -> tuple[str, list[Path]]:

@@ -48,9 +48,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
+from aknet_cli.analysis.ablation import correct_by_clip
 from aknet_cli.engine.config import DataConfig, load_config
 from aknet_cli.engine.distributed import setup
 from aknet_cli.engine.evaluate import evaluate
@@ -199,8 +199,7 @@ def score(checkpoint: str, data: str, scale: float, fixed_matrix: bool = False) 
     with scaled_coordinates(scale, fixed_matrix):
         out = Path(checkpoint).parent / "eval_test"  # kept, as `aknet ablate` keeps each run's
         evaluate(checkpoint, data, split="test", out=out, num_workers=1, progress=False)
-        table = pd.read_csv(out / "predictions.csv")
-        trained = (table["top1"] == table["label"]).to_numpy(dtype=np.float64)
+        trained = correct_by_clip(out / "predictions.csv")
         result = {"checkpoint": checkpoint, "scale": scale, "fixed_matrix": fixed_matrix, "test_top1": round(100 * trained.mean(), 2)}
         for name, mode in (("coordinates_shuffled", "coords"), ("coordinates_of_another_clip", "coords_clip"),
                            ("transform_bypassed", "bypass")):
@@ -209,11 +208,6 @@ def score(checkpoint: str, data: str, scale: float, fixed_matrix: bool = False) 
             result |= {f"{name}_top1": round(100 * perturbed.mean(), 2), f"{name}_change": paired["difference"],
                        f"{name}_ci": paired["ci"]}
         return result | {k: v for k, v in measure(checkpoint, data).items() if k != "checkpoint"}
-
-
-def _correct_by_clip(run_dir: Path) -> np.ndarray:
-    table = pd.read_csv(run_dir / "eval_test" / "predictions.csv").sort_values("id")
-    return (table["top1"] == table["label"]).to_numpy(dtype=np.float64)
 
 
 def compare(rows: list[str], reference: str) -> str:
@@ -227,7 +221,7 @@ def compare(rows: list[str], reference: str) -> str:
         found = sorted(Path(p) for p in glob.glob(pattern))
         if not found:
             raise SystemExit(f"{spec!r}: no run dirs match {pattern!r}")
-        correct[name] = np.stack([_correct_by_clip(d) for d in found])
+        correct[name] = np.stack([correct_by_clip(d / "eval_test" / "predictions.csv") for d in found])
     if reference not in correct:
         raise SystemExit(f"--reference {reference!r} is none of the rows ({', '.join(correct)})")
     ref = correct[reference]

@@ -74,7 +74,7 @@ def _run_dir(root: Path, name: str, correct: list[int]) -> None:
     folder = root / name / "eval_test"
     folder.mkdir(parents=True)
     rows = [f"{i},{1},{1 if ok else 0}" for i, ok in enumerate(correct)]
-    (folder / "predictions.csv").write_text("id,label,top1\n" + "\n".join(reversed(rows)) + "\n")  # any order
+    (folder / "predictions.csv").write_text("id,label,top1\n" + "\n".join(reversed(rows)) + "\n")  # one order for every run, as evaluate writes the split
 
 
 def test_compare_pairs_each_row_with_the_reference_on_the_same_clips(tmp_path):
