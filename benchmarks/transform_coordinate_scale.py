@@ -58,6 +58,7 @@ from aknet_cli.engine.loaders import build_eval_loader
 from aknet_cli.engine.loading import load_model_from_checkpoint
 from aknet_cli.engine.statistics import compare_paired, mean_std
 from aknet_cli.engine.trainer import train
+from aknet_cli.exceptions import AKNetError
 from aknet_cli.models import position
 from aknet_cli.models.selection import normalize_coordinates
 
@@ -263,6 +264,13 @@ def main() -> None:
     table.add_argument("--reference", required=True, help="the row the others are paired against")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    try:
+        run_command(args)
+    except AKNetError as err:  # a wrong path or a corrupt file: the library's one line, no traceback
+        raise SystemExit(f"error: {err}") from None
+
+
+def run_command(args: argparse.Namespace) -> None:
     if args.command == "measure":
         for checkpoint in args.checkpoints:
             with scaled_coordinates(args.scale):
