@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 import typing
 from typing import Any
 
@@ -42,8 +43,10 @@ def describe_range(bounds: dict[str, Any]) -> str:
 
 
 def in_range(value: float, bounds: dict[str, Any]) -> bool:
-    checks = (("ge", value.__ge__), ("gt", value.__gt__), ("le", value.__le__), ("lt", value.__lt__))
-    return all(bounds.get(name) is None or test(bounds[name]) for name, test in checks)
+    # operator's comparisons, not the dunders: int.__le__(1.0) is NotImplemented, which is truthy,
+    # so an int would pass every bound of a float field (AKNetConfig(alpha=5))
+    checks = (("ge", operator.ge), ("gt", operator.gt), ("le", operator.le), ("lt", operator.lt))
+    return all(bounds.get(name) is None or test(value, bounds[name]) for name, test in checks)
 
 
 def check_number(value: Any, key: str, *, integer: bool = False, bounds: dict[str, Any] | None = None) -> Any:
