@@ -260,3 +260,123 @@ def test_an_object_outside_the_allow_list_is_named_with_how_to_strip(tmp_path):
     message = str(err.value)
     assert len(message.splitlines()) == 1
     assert "_Namespace" in message and "torch.save({'state_dict'" in message and "epoch_3.pth" in message
+
+
+# ------------------------------------------------------------------ the model description
+def _stage1(path, **config):
+    """A valid TSM-R18 stage-1 checkpoint (2 classes, 2 segments) with ``config`` keys replaced
+    (``None`` removes one); ``kind`` may be replaced too. Returns the path."""
+    from aknet_cli import create_backbone
+
+    kind = config.pop("kind", "backbone")
+    net = create_backbone("tsm_resnet18", num_classes=2, num_segments=2)
+    description = {"backbone": "tsm_resnet18", "num_classes": 2, "num_segments": 2,
+                   "backbone_kwargs": {"dropout": 0.5}, "classes": ["push", "pull"],
+                   "data": {"resize": 36, "crop": 32, "resize_mode": "square"}}
+    description.update(config)
+    description = {k: v for k, v in description.items() if v is not None}
+    save_checkpoint(path, kind=kind, config=description, state_dict=net.state_dict())
+    return path
+
+
+_SWITCHES = {"split": "res3", "alpha": 0.3}
+#: A description outside the schema: (replaced keys, fragments the one line must hold: the
+#: field, what it holds, what it should hold).
+BAD_DESCRIPTIONS = {
+    "an option the backbone does not take": ({"backbone_kwargs": {"bogus": 1}}, ("config.backbone_kwargs", "bogus")),
+    "a class count that is a word": ({"num_classes": "four"}, ("config.num_classes", "'four'", "integer >= 1")),
+    "an AK-Net without its switches": ({"kind": "aknet"}, ("config.aknet", "missing", "switches")),
+    "a frame count of 0": ({"num_segments": 0}, ("config.num_segments", "0", "integer >= 1")),
+    "a boolean class count": ({"num_classes": True}, ("config.num_classes", "True", "integer")),
+    "no class count": ({"num_classes": None}, ("config.num_classes",)),
+    "a backbone nobody registers": ({"backbone": "resnet9000"}, ("config.backbone", "resnet9000", "tsm_resnet18")),
+    "options that are not a table": ({"backbone_kwargs": [0.5]}, ("config.backbone_kwargs", "[0.5]", "table")),
+    "a value the backbone refuses": ({"backbone_kwargs": {"dropout": "half"}}, ("config.backbone_kwargs", "half")),
+    "class names of another count": ({"classes": ["push"]}, ("config.classes", "1 names", "2")),
+    "a repeated class name": ({"classes": ["push", "push"]}, ("config.classes", "'push' twice")),
+    "an unknown resize mode": ({"data": {"resize": 36, "crop": 32, "resize_mode": "fit"}},
+                               ("config.data.resize_mode", "fit", "short, square")),
+    "a crop larger than the resize": ({"data": {"resize": 36, "crop": 64}}, ("config.data.crop", "64", "36")),
+    "an unknown label order": ({"label_order": "random"}, ("config.label_order", "random", "file, sorted")),
+    "a field nobody writes": ({"teacher": "x"}, ("config.teacher",)),
+    "AK-Net switches in a stage-1 file": ({"aknet": dict(_SWITCHES)}, ("config.aknet", "stage-1")),
+    "an α out of range": ({"kind": "aknet", "aknet": {**_SWITCHES, "alpha": 5}}, ("config.aknet", "alpha", "5", "(0, 1]")),
+    "an unknown AK-Net switch": ({"kind": "aknet", "aknet": {**_SWITCHES, "turbo": 1}}, ("config.aknet.turbo", "split")),
+    "a split that is not a stage": ({"kind": "aknet", "aknet": {**_SWITCHES, "split": "res9"}}, ("config.aknet", "res9")),
+}
+
+
+@pytest.mark.parametrize("name", BAD_DESCRIPTIONS)
+def test_a_description_outside_its_schema_is_named_in_one_line_before_any_model_is_built(tmp_path, monkeypatch, name):
+    """The digest matches (the file was written so), yet the description cannot rebuild the
+    model: the reader names the field, what it holds and what it should hold, and the CLI says
+    it in one line instead of a TypeError/ValueError/KeyError traceback."""
+    import aknet_cli.engine.loading as loading
+    from typer.testing import CliRunner
+
+    from aknet_cli.cli.main import app
+    from aknet_cli.engine.loading import read_checkpoint
+    from cli_helpers import assert_one_line_error
+
+    replaced, fragments = BAD_DESCRIPTIONS[name]
+    path = _stage1(tmp_path / "c.pt", **replaced)
+    built = []
+    monkeypatch.setattr(loading, "create_backbone", lambda *a, **k: built.append(a))
+    with pytest.raises(CheckpointError) as err:
+        read_checkpoint(path)
+    message = str(err.value)
+    assert len(message.splitlines()) == 1 and str(path) in message
+    assert all(fragment in message for fragment in fragments), message
+    assert built == []
+    monkeypatch.undo()
+    result = CliRunner().invoke(app, ["convert-1d", "-c", str(path), "--out", str(tmp_path / "ak.pt")])
+    assert_one_line_error(result, "c.pt", fragments[0])
+
+
+@pytest.mark.parametrize("edit", [
+    ("config", lambda c: c["config"].update(num_classes=3)),
+    ("config", lambda c: c["config"]["backbone_kwargs"].update(bogus=1)),
+    ("meta", lambda c: c["meta"].update(epoch=9)),
+    ("kind", lambda c: c.update(kind="aknet")),
+    ("train_state", lambda c: c["train_state"].update(epoch=7)),
+    ("note", lambda c: c.update(note="added")),
+], ids=["a class count", "an option", "meta", "the kind", "the epoch to resume at", "a part added"])
+def test_metadata_edited_after_saving_is_named_with_the_part_it_changed(tmp_path, edit):
+    part, change = edit
+    path = _stage1(tmp_path / "c.pt")
+    obj = torch.load(path, weights_only=True)
+    obj["train_state"] = {"epoch": 2, "momentum": torch.ones(3)}
+    obj["digest"] = {"sha256": {"state_dict": obj["digest"]["sha256"]["state_dict"]}}
+    save_checkpoint(path, kind=obj["kind"], config=obj["config"], state_dict=obj["state_dict"], meta={"epoch": 1},
+                    train_state=obj["train_state"])
+    assert load_checkpoint(path)["metadata_verified"] is True
+    obj = torch.load(path, weights_only=True)
+    change(obj)
+    torch.save(obj, path)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    message = str(err.value)
+    assert len(message.splitlines()) == 1
+    assert "c.pt was edited after it was written" in message and f"its {part} no longer matches" in message
+
+
+def test_format_2_checkpoints_keep_loading_with_their_tensors_verified_and_their_description_checked(tmp_path):
+    """Format 2 (aknet before the metadata digest): a SHA-256 of the tensors only, written here
+    as that version wrote it."""
+    from aknet_cli.engine.checkpoint import payload_sha256
+    from aknet_cli.engine.loading import build_model, read_checkpoint
+
+    obj = torch.load(_stage1(tmp_path / "new.pt"), weights_only=True)
+    old = {"format": "aknet-checkpoint/2", "kind": obj["kind"], "config": obj["config"], "state_dict": obj["state_dict"],
+           "meta": {"epoch": 4}, "digest": {"sha256": {"state_dict": payload_sha256(obj["state_dict"])}}}
+    torch.save(old, tmp_path / "v2.pt")
+    ckpt = read_checkpoint(tmp_path / "v2.pt")
+    assert ckpt.verified and not ckpt.raw["metadata_verified"] and ckpt.raw["meta"] == {"epoch": 4}
+    build_model(ckpt)
+    torch.save({**old, "config": {**old["config"], "num_classes": "four"}}, tmp_path / "v2_bad.pt")
+    with pytest.raises(CheckpointError, match=r"config\.num_classes holds 'four'"):
+        read_checkpoint(tmp_path / "v2_bad.pt")
+    old["state_dict"] = {**old["state_dict"], "fc.bias": old["state_dict"]["fc.bias"] + 1}
+    torch.save(old, tmp_path / "v2_flipped.pt")
+    with pytest.raises(CheckpointError, match="SHA-256 of its state_dict tensors"):
+        read_checkpoint(tmp_path / "v2_flipped.pt")

@@ -2,9 +2,10 @@
 
 A checkpoint is a plain dict (so ``torch.load(..., weights_only=True)`` can read it)::
 
-    {"format": "aknet-checkpoint/2", "kind": "backbone" | "aknet",
+    {"format": "aknet-checkpoint/3", "kind": "backbone" | "aknet",
      "config": {"backbone": ..., "num_classes": ..., "num_segments": ..., "aknet": {...}},
-     "state_dict": {...}, "meta": {...}, "digest": {"sha256": {...}}[, "train_state": {...}]}
+     "state_dict": {...}, "meta": {...}, "digest": {"sha256": {...}, "metadata_sha256": {...}}
+     [, "train_state": {...}]}
 
 ``train_state`` (in a training run's ``last.pt``) holds what an exact resume needs: the
 optimizer, scheduler and AMP scaler states, epoch and step, and every RNG state.
@@ -12,11 +13,18 @@ optimizer, scheduler and AMP scaler states, epoch and step, and every RNG state.
 ``digest`` holds a SHA-256 of the tensor payload of ``state_dict`` (and of ``train_state``):
 every tensor's name, dtype, shape and bytes, in name order. :func:`load_checkpoint` checks it,
 so a file whose weights changed on disk (a flipped bit, a bad copy) is refused in one line
-instead of evaluating to wrong numbers. Format 1 (aknet 0.1) had no digest: such files load
-unverified and silently, like other toolkits' files, which never carry one; ``"verified"`` in
-what :func:`load_checkpoint` returns says which was the case.
+instead of evaluating to wrong numbers. Since format 3, ``digest`` also holds
+``metadata_sha256``: a SHA-256 of everything else in each top-level part (the kind, the model
+description in ``config``, ``meta``, the plain values of ``train_state``; :func:`metadata_sha256`),
+so a file whose description was edited after it was written is named as such, with the part
+that changed, instead of being rebuilt into another model. Format 2 files have the tensors'
+digest only: they load with their tensors verified and their metadata checked against the
+schema alone (:mod:`~aknet_cli.engine.checkpoint_schema`, by the reader that builds models).
+Format 1 (aknet 0.1) had no digest: such files load unverified and silently,
+like other toolkits' files, which never carry one; ``"verified"`` and ``"metadata_verified"``
+in what :func:`load_checkpoint` returns say which was the case.
 
-Format 2 also marks a model change: our TDN's long-term module pools as TDN's code does since
+Format 2 also marked a model change: our TDN's long-term module pools as TDN's code does since
 then (see ``docs/backbones.md``), so a format-1 TDN checkpoint was trained with the old pooling.
 
 Plain state dicts (ours or another toolkit's, possibly under ``state_dict`` / ``model``) are
@@ -29,6 +37,7 @@ could run code.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from pathlib import Path
@@ -40,9 +49,12 @@ import torch
 from .._atomic import atomic_output
 from ..exceptions import CheckpointError
 
-FORMAT = "aknet-checkpoint/2"
-#: Formats :func:`load_checkpoint` reads; 1 has no digest (and TDN pooled differently then).
-READABLE_FORMATS = ("aknet-checkpoint/1", FORMAT)
+FORMAT = "aknet-checkpoint/3"
+#: Formats :func:`load_checkpoint` reads: 1 has no digest (and TDN pooled differently then),
+#: 2 a digest of its tensors only, 3 of its tensors and its metadata.
+READABLE_FORMATS = ("aknet-checkpoint/1", "aknet-checkpoint/2", FORMAT)
+#: The parts of a checkpoint whose tensors are digested (each its own SHA-256).
+TENSOR_PARTS = ("state_dict", "train_state")
 
 
 class InertRecord:
@@ -102,9 +114,36 @@ def payload_sha256(obj: Any) -> str:
     return digest.hexdigest()
 
 
-def _digests(obj: dict[str, Any]) -> dict[str, str]:
-    parts = ("state_dict", "train_state")
-    return {part: payload_sha256(obj[part]) for part in parts if obj.get(part) is not None}
+def _canonical(obj: Any) -> str:
+    """A text that changes whenever a non-tensor value inside ``obj`` changes, the same for the
+    same values whatever their dict order; tensors stand in as ``T`` (their own digest covers
+    them), NumPy arrays by their bytes (a NumPy RNG state holds one)."""
+    if isinstance(obj, torch.Tensor):
+        return "T"
+    if isinstance(obj, Mapping):
+        items = sorted((_canonical(k), _canonical(v)) for k, v in obj.items())
+        return "{" + ",".join(f"{k}:{v}" for k, v in items) + "}"
+    if isinstance(obj, (list, tuple)):
+        return "[" + ",".join(_canonical(v) for v in obj) + "]"
+    if isinstance(obj, (set, frozenset)):
+        return "<" + ",".join(sorted(_canonical(v) for v in obj)) + ">"
+    if isinstance(obj, np.ndarray):
+        return f"ndarray({obj.dtype},{obj.shape},{hashlib.sha256(np.ascontiguousarray(obj).tobytes()).hexdigest()})"
+    if isinstance(obj, str):
+        return json.dumps(obj)  # quoted and escaped: "1" and 1 differ, surrogates are kept
+    return f"{type(obj).__name__}:{obj!r}"  # None, bool, int, float (repr round-trips), NumPy scalars
+
+
+def metadata_sha256(obj: dict[str, Any]) -> dict[str, str]:
+    """SHA-256 of everything in a checkpoint dict but its tensors' bytes, one per top-level part
+    (``kind``, ``config``, ``meta``, ...), so that an edit is named by the part it changed."""
+    return {str(key): hashlib.sha256(_canonical(value).encode("utf-8", "surrogatepass")).hexdigest()
+            for key, value in obj.items() if key != "digest"}
+
+
+def _digests(obj: dict[str, Any]) -> dict[str, Any]:
+    tensors = {part: payload_sha256(obj[part]) for part in TENSOR_PARTS if obj.get(part) is not None}
+    return {"sha256": tensors, "metadata_sha256": metadata_sha256(obj)}
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
@@ -122,11 +161,12 @@ def save_checkpoint(
     meta: dict[str, Any] | None = None,
     train_state: dict[str, Any] | None = None,
 ) -> None:
-    """Write a checkpoint atomically, with the SHA-256 of its tensors (module docstring)."""
+    """Write a checkpoint atomically, with the SHA-256 of its tensors and of its metadata
+    (module docstring)."""
     obj = {"format": FORMAT, "kind": kind, "config": config, "state_dict": state_dict, "meta": meta or {}}
     if train_state is not None:
         obj["train_state"] = train_state
-    obj["digest"] = {"sha256": _digests(obj)}
+    obj["digest"] = _digests(obj)
     atomic_torch_save(obj, path)
 
 
@@ -155,11 +195,16 @@ def _torch_load(path: Path) -> Any:
         ) from None
 
 
-def _verify(obj: dict[str, Any], path: Path) -> bool:
-    """Check the stored digests; ``False`` when the file has none (format 1)."""
-    stored = (obj.get("digest") or {}).get("sha256")
+def _verify(obj: dict[str, Any], path: Path) -> tuple[bool, bool]:
+    """Check the stored digests: ``(tensors verified, metadata verified)``, both ``False`` when
+    the file has none (format 1); the metadata's only from format 3 on."""
+    digest = obj.get("digest") or {}
+    stored = digest.get("sha256") if isinstance(digest, dict) else None
     if not stored:
-        return False
+        return False, False
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"checkpoint {path} is corrupt: its digest is not a table of SHA-256 sums; copy it again "
+                              f"from the original")
     for part, expected in stored.items():
         actual = payload_sha256(obj.get(part))
         if actual != expected:
@@ -167,7 +212,34 @@ def _verify(obj: dict[str, Any], path: Path) -> bool:
                 f"checkpoint {path} is corrupt: the SHA-256 of its {part} tensors is {actual[:12]}…, the file "
                 f"recorded {expected[:12]}… when it was written; copy it again from the original"
             )
-    return True
+    recorded = digest.get("metadata_sha256")
+    if recorded is None:
+        return True, False
+    current = metadata_sha256(obj)
+    changed = sorted(part for part in set(current) | set(recorded or {}) if current.get(part) != recorded.get(part)) \
+        if isinstance(recorded, dict) else ["digest"]
+    if changed:
+        raise CheckpointError(
+            f"checkpoint {path} was edited after it was written: its {' and '.join(changed)} no longer "
+            f"{'matches' if len(changed) == 1 else 'match'} the "
+            f"SHA-256 recorded when it was saved, though its tensors do; use the file as aknet wrote it (copy it "
+            f"again from the original)")
+    return True, True
+
+
+def _check_container(obj: dict[str, Any], path: Path) -> None:
+    """The parts of an aknet checkpoint have the types every reader relies on."""
+    if not isinstance(obj.get("kind"), str):
+        raise CheckpointError(f"{path}: its kind holds {obj.get('kind')!r}; it should hold 'backbone' or 'aknet'")
+    for part in ("config", "meta", "train_state"):
+        if obj.get(part) is not None and not isinstance(obj[part], dict):
+            raise CheckpointError(f"{path}: its {part} holds a {type(obj[part]).__name__}; it should hold a table "
+                                  f"(a dict)")
+    state = obj.get("state_dict")
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        shown = type(state).__name__ if not isinstance(state, dict) else "a dict with other values than tensors"
+        raise CheckpointError(f"{path}: its state_dict holds {shown}; it should hold tensors by parameter name")
 
 
 def _plain_info(obj: dict[str, Any]) -> dict[str, Any]:
@@ -183,28 +255,31 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
     Returns:
         ``{"kind": str | None, "format": str | None, "config": dict, "state_dict": dict,
-        "meta": dict, "train_state": dict | None, "verified": bool}``; ``kind`` and
-        ``format`` are ``None`` for a plain state dict, whose ``meta`` holds the file's own
-        metadata (mmengine's ``meta``, TSM's ``arch``/``epoch``).
+        "meta": dict, "train_state": dict | None, "verified": bool, "metadata_verified": bool}``;
+        ``kind`` and ``format`` are ``None`` for a plain state dict, whose ``meta`` holds the
+        file's own metadata (mmengine's ``meta``, TSM's ``arch``/``epoch``).
 
     Raises:
         CheckpointError: the file is missing, unreadable, holds no state dict, needs an object
-            outside :data:`METADATA_GLOBALS`, or its tensors do not match its digest.
+            outside :data:`METADATA_GLOBALS`, its tensors or (format 3) its metadata do not match
+            its digest, or its parts are not of the types an aknet checkpoint holds.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     obj = _torch_load(path)
     if isinstance(obj, dict) and obj.get("format") in READABLE_FORMATS:
-        verified = _verify(obj, path)
+        verified, metadata_verified = _verify(obj, path)
+        _check_container(obj, path)
         return {
-            "kind": obj.get("kind"),
+            "kind": obj["kind"],
             "format": obj["format"],
             "config": dict(obj.get("config") or {}),
             "state_dict": strip_module_prefix(obj["state_dict"]),
             "meta": dict(obj.get("meta") or {}),
             "train_state": obj.get("train_state"),
             "verified": verified,
+            "metadata_verified": metadata_verified,
         }
     info = _plain_info(obj) if isinstance(obj, dict) else {}
     for key in ("state_dict", "model"):
@@ -213,7 +288,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path} holds neither an aknet checkpoint nor a state dict")
     return {"kind": None, "format": None, "config": {}, "state_dict": strip_module_prefix(obj), "meta": info,
-            "train_state": None, "verified": False}
+            "train_state": None, "verified": False, "metadata_verified": False}
 
 
 def load_state_strict(

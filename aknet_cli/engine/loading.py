@@ -32,9 +32,9 @@ from .._registry import backbone_names, create_backbone
 from ..exceptions import CheckpointError, ConfigError
 from ..models.aknet import AKNet, AKNetConfig
 from .checkpoint import load_checkpoint, load_state_strict
+from .checkpoint_schema import LABEL_ORDERS, check_model_config
 from .foreign import Layout, detect_layout, infer_backbone
 
-LABEL_ORDERS = ("file", "sorted")
 #: Datasets whose class names TSM's and TDN's own code sort (their default elsewhere: the file's).
 SORTED_BY_OFFICIAL_CODE = ("sthv1", "sthv2")
 _SEGMENTS_IN_NAME = re.compile(r"segment(\d+)")
@@ -100,8 +100,6 @@ def _read_aknet(raw: dict[str, Any], path: Path, *, backbone, num_segments, labe
         if stored is None and value is None:
             raise ConfigError(f"{path} does not record its {key}: pass --{option}")
         config[key] = stored if stored is not None else value
-    if config.get("num_classes") is None:
-        raise CheckpointError(f"{path} does not record its class count (config.num_classes); it cannot be rebuilt")
     # An AK-Net converted from a foreign checkpoint keeps that file's class order.
     given = label_order is not None or bool(config.get("label_order_given"))
     label_order = label_order or (None if config.get("classes") else config.get("label_order"))
@@ -214,8 +212,10 @@ def read_checkpoint(path: str | Path, *, backbone: str | None = None, num_segmen
         label_order: ``file`` or ``sorted``: the order of a foreign file's class indices.
 
     Raises:
-        CheckpointError: unreadable, corrupt, of an unknown or unsupported layout (one line
-            naming the key prefixes seen and the layouts known), or of a backbone aknet lacks.
+        CheckpointError: unreadable, corrupt, edited after it was written, with a model
+            description outside its schema (:mod:`~aknet_cli.engine.checkpoint_schema`), of an
+            unknown or unsupported layout (one line naming the key prefixes seen and the layouts
+            known), or of a backbone aknet lacks.
         ConfigError: an option contradicts the file, or a needed one is missing.
     """
     _check_label_order(label_order)
@@ -225,6 +225,7 @@ def read_checkpoint(path: str | Path, *, backbone: str | None = None, num_segmen
         raise CheckpointError(f"{path} is an aknet checkpoint of kind {raw['kind']!r}, which this version cannot "
                               f"rebuild (it reads 'backbone' and 'aknet'); was it written by another aknet version?")
     if raw["kind"] in ("backbone", "aknet"):
+        check_model_config(raw["kind"], raw["config"], path, backbone=backbone)  # before any model is built
         return _read_aknet(raw, path, backbone=backbone, num_segments=num_segments, label_order=label_order)
     try:
         layout = detect_layout(raw["state_dict"])

@@ -31,6 +31,7 @@ from ..data import load_manifest
 from ..exceptions import AKNetError, CheckpointError, ConfigError, OutputError
 from . import rng
 from .checkpoint import load_checkpoint, load_state_strict
+from .checkpoint_schema import check_model_config
 from .checkpointing import save
 from .config import RunConfig, check_config, to_toml
 from .distributed import DistContext, agree, barrier, setup
@@ -148,6 +149,8 @@ def check_stage1_checkpoint(cfg: RunConfig, manifest) -> None:
     if stored["kind"] == "aknet":
         raise CheckpointError(f"model.init_from = {path} is already an AK-Net checkpoint; stage 2 starts from a "
                               f"stage-1 backbone checkpoint")
+    if stored["kind"] == "backbone":  # aknet's own file: its description is checked before it is compared
+        check_model_config(stored["kind"], stored["config"], path)
     desc = stored["config"]
     checks = (("backbone", cfg.model.backbone, "model.backbone"),
               ("num_classes", manifest.num_classes, f"the dataset {cfg.data.dataset}"),
