@@ -202,6 +202,31 @@ def test_cli_checkpoint_mp4_and_class_names(tmp_path):
     assert_one_line_error(_invoke("--video", str(video), "-c", str(ckpt), "--frames", "8"), "--frames 8 contradicts")
 
 
+@pytest.mark.parametrize("alpha", [0.05, 0.5, 1.0, 0.2], ids=["smaller", "larger", "every point", "as trained"])
+def test_cli_checkpoint_at_another_alpha_picks_from_the_same_scores_and_says_so(tmp_path, alpha):
+    """The weights do not depend on α (it only sets N): at another α the trained model picks
+    round(α·T·h·w) points from the same heatmap, so its picks at α = 0.2 (its own) are among
+    them whenever α is larger, and the output says that α is not the one it was trained with."""
+    video = _write_mp4(tmp_path / "v.mp4", _square_clip(144, 256, 10, side=30)[0])
+    ckpt = _aknet_checkpoint(tmp_path / "ak.pt")
+    stamp = ckpt.read_bytes()
+    common = ("--video", str(video), "-c", str(ckpt), "--resize", "128", "--crop", "112", "--json")
+    trained = json.loads(_invoke(*common, "--out", str(tmp_path / "a")).stdout)
+    res = _invoke(*common, "--out", str(tmp_path / "b"), "--alpha", str(alpha))
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    cells = 4 * 14 * 14  # T × the res3 map of a 112² crop
+    assert len(data["keypoints"]) == round(alpha * cells) and data["alpha"] == alpha
+    assert data["trained_alpha"] == pytest.approx(0.2) and trained["alpha"] == pytest.approx(0.2)
+    picked = lambda d: {(k["t"], k["y"], k["x"]) for k in d["keypoints"]}  # noqa: E731
+    smaller, larger = sorted((picked(trained), picked(data)), key=len)
+    assert smaller <= larger
+    assert data["top5"] != trained["top5"] or alpha == 0.2  # another α, another prediction
+    said = "differs from the α = 0.2" in res.stderr
+    assert said is (alpha != 0.2)
+    assert ckpt.read_bytes() == stamp
+
+
 def test_cli_stage1_checkpoint_is_explained(tmp_path):
     from aknet_cli import create_backbone
     from aknet_cli.engine.checkpoint import save_checkpoint

@@ -126,52 +126,72 @@ class LoadedModel:
     classes: list[str] | None
     trained: bool
     data: dict[str, Any]
+    trained_alpha: float | None = None  # the α a checkpoint was trained with (None: untrained)
 
     @classmethod
-    def of(cls, model: nn.Module, *, classes: list[str] | None, trained: bool, data: dict[str, Any]) -> "LoadedModel":
+    def of(cls, model: nn.Module, *, classes: list[str] | None, trained: bool, data: dict[str, Any],
+           trained_alpha: float | None = None) -> "LoadedModel":
         """An AK-Net ready to draw (put in eval mode)."""
         bb = model.backbone
         return cls(model.eval(), model.config.split, int(bb.specs[model.config.split].stride), int(model.num_segments),
-                   int(bb.frames_per_segment), int(model.num_classes), classes, trained, dict(data))
+                   int(bb.frames_per_segment), int(model.num_classes), classes, trained, dict(data), trained_alpha)
+
+    @property
+    def alpha(self) -> float:
+        """The α the keypoints are selected at."""
+        return float(self.model.config.alpha)
+
+    @property
+    def alpha_changed(self) -> bool:
+        """A checkpoint drawn at another α than the one it was trained with."""
+        return self.trained_alpha is not None and self.alpha != self.trained_alpha
 
 
 def load_overlay_model(checkpoint: str | Path | None, *, backbone: str, split: str | None, alpha: float | None,
                        frames: int | None, num_classes: int = 174) -> LoadedModel:
     """The AK-Net whose keypoints are drawn: from a checkpoint (``convert-1d`` or training
     output, read by :func:`~aknet_cli.engine.loading.read_checkpoint`), or untrained."""
-    from ..models.aknet import AKNet
-
     if checkpoint is not None:
-        from ..engine.loading import load_model_from_checkpoint
+        return _load_trained(checkpoint, split=split, alpha=alpha, frames=frames)
+    from .flops import build_counted_model, validate
 
-        model, description = load_model_from_checkpoint(checkpoint)
-        if not isinstance(model, AKNet):
-            raise CheckpointError(f"{checkpoint} is a stage-1 backbone checkpoint; visualize needs an AK-Net checkpoint "
-                                  f"(make one with: aknet convert-1d --checkpoint {checkpoint} --out aknet.pt)")
-        if split is not None and split != model.config.split:
-            raise ConfigError(f"--split {split} contradicts {checkpoint}, which splits at {model.config.split}")
-        if frames is not None and frames != model.num_segments:
-            raise ConfigError(f"--frames {frames} contradicts {checkpoint}, which was built for {model.num_segments} frames")
-        if alpha is not None:
-            from .flops import validate
+    split = split or "res4"
+    alpha = 0.3 if alpha is None else alpha
+    frames = 8 if frames is None else frames
+    validate(split=split, alpha=alpha, frames=frames, size=32, mode="inference", num_classes=num_classes)
+    if split == "none":
+        raise ConfigError("--split none has no keypoints; choose res2, res3 or res4")
+    model = build_counted_model(backbone, split=split, alpha=alpha, frames=frames, num_classes=num_classes)
+    return LoadedModel.of(model, classes=None, trained=False, data={})
 
-            validate(split=model.config.split, alpha=alpha, frames=1, size=32, mode="inference", num_classes=1)
-            model.selector.alpha = float(alpha)
-            model.config.alpha = float(alpha)
-        classes, trained = checkpoint_classes({"config": description}), True
-        data = dict(description.get("data") or {})
-    else:
-        from .flops import build_counted_model, validate
 
-        split = split or "res4"
-        alpha = 0.3 if alpha is None else alpha
-        frames = 8 if frames is None else frames
-        validate(split=split, alpha=alpha, frames=frames, size=32, mode="inference", num_classes=num_classes)
-        if split == "none":
-            raise ConfigError("--split none has no keypoints; choose res2, res3 or res4")
-        model = build_counted_model(backbone, split=split, alpha=alpha, frames=frames, num_classes=num_classes)
-        classes, trained, data = None, False, {}
-    return LoadedModel.of(model, classes=classes, trained=trained, data=data)
+def _load_trained(checkpoint: str | Path, *, split: str | None, alpha: float | None, frames: int | None) -> LoadedModel:
+    """A checkpoint's AK-Net; with ``alpha``, built at that α from a copy of its description
+    (the weights do not depend on α: it only sets how many points are selected)."""
+    import dataclasses
+
+    from ..engine.loading import build_model, read_checkpoint
+
+    ckpt = read_checkpoint(checkpoint)
+    if ckpt.kind != "aknet":
+        raise CheckpointError(f"{checkpoint} is a stage-1 backbone checkpoint; visualize needs an AK-Net checkpoint "
+                              f"(make one with: aknet convert-1d --checkpoint {checkpoint} --out aknet.pt)")
+    switches, segments = ckpt.config["aknet"], int(ckpt.config["num_segments"])
+    if split is not None and split != switches["split"]:
+        raise ConfigError(f"--split {split} contradicts {checkpoint}, which splits at {switches['split']}")
+    if frames is not None and frames != segments:
+        raise ConfigError(f"--frames {frames} contradicts {checkpoint}, which was built for {segments} frames")
+    trained_alpha = float(switches["alpha"])
+    if alpha is not None:
+        from .flops import validate
+
+        validate(split=switches["split"], alpha=alpha, frames=1, size=32, mode="inference", num_classes=1)
+        config = {**ckpt.config, "aknet": {**switches, "alpha": float(alpha)}}
+        ckpt = dataclasses.replace(ckpt, config=config)
+    model = build_model(ckpt)
+    description = ckpt.description()
+    return LoadedModel.of(model, classes=checkpoint_classes({"config": description}), trained=True,
+                          data=dict(description.get("data") or {}), trained_alpha=trained_alpha)
 
 
 # ------------------------------------------------------------------------------- running
@@ -192,6 +212,7 @@ class Visualization:
     split: str
     alpha: float
     window: dict[str, int] | None = None  # the part of the frames kept (too long ones are cut), None if whole
+    trained_alpha: float | None = None  # the α of the checkpoint's training, when one was read
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -249,7 +270,7 @@ def visualize(source: Source, loaded: LoadedModel, *, resize: int, crop: int, re
             for p, i in zip(top.values.tolist(), top.indices.tolist())]
     vis = Visualization(str(source.path), source.num_frames, shown_idx, geometry, loaded.stride,
                         (int(heat.shape[-2]), int(heat.shape[-1])), kps, counts, top5, loaded.trained,
-                        loaded.split, float(loaded.model.config.alpha), asdict(window) if window.cut else None)
+                        loaded.split, loaded.alpha, asdict(window) if window.cut else None, loaded.trained_alpha)
     return vis, shown, heat
 
 
@@ -396,6 +417,8 @@ def render(vis: Visualization, shown: torch.Tensor, heat: torch.Tensor, out: Pat
     g = vis.geometry
     total = len(vis.keypoints)
     note = "" if vis.trained else " (UNTRAINED weights)"
+    if vis.trained_alpha is not None and vis.alpha != vis.trained_alpha:
+        note += f" (trained at alpha={vis.trained_alpha:g})"
     # ASCII only: Pillow's built-in font has no Greek letters or arrows.
     title = (f"{Path(vis.source).name}: {total} keypoints, split {vis.split}, alpha={vis.alpha:g}, "
              f"{g.width}x{g.height} frame -> {vis.feature_size[0]}x{vis.feature_size[1]} cells{note}")

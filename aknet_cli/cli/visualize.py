@@ -16,7 +16,7 @@ def visualize_command(
     out: Path = typer.Option(Path("visualize"), "--out", "-o", help="Folder for the PNGs, the animation and keypoints JSON."),
     frames: Optional[int] = typer.Option(None, "--frames", "-t", help="Segments T (default: the checkpoint's, else 8)."),
     split: Optional[str] = typer.Option(None, help="Split res2|res3|res4 of an untrained model (a checkpoint records its own)."),
-    alpha: Optional[float] = typer.Option(None, help="Point sampling rate α (default: the checkpoint's, else 0.3)."),
+    alpha: Optional[float] = typer.Option(None, help="Point sampling rate α (default: the checkpoint's, else 0.3; another α than a checkpoint's shows the keypoints its weights pick at that α)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Class names: one per line, a JSON list, or Sth-Sth V2's {name: index} JSON."),
     backbone: str = typer.Option("tsm_resnet50", "--backbone", "-b", help="Backbone of the untrained model (ignored with --checkpoint)."),
     resize: Optional[int] = typer.Option(None, help="Resize target of evaluation (default: the checkpoint's data config, else 256)."),
@@ -62,6 +62,10 @@ def visualize_command(
     if not loaded.trained:
         err_console.print("[yellow]warning:[/] no --checkpoint: the weights are untrained (random), so the keypoints "
                           "show the pipeline, not what a trained model looks at", soft_wrap=True)
+    elif loaded.alpha_changed:
+        err_console.print(f"[yellow]note:[/] α = {loaded.alpha:g} differs from the α = {loaded.trained_alpha:g} "
+                          f"{checkpoint} records (its training's): these are the keypoints its weights pick at α = "
+                          f"{loaded.alpha:g}, an accuracy nobody measured", soft_wrap=True, highlight=False)
     resize = resize or int(loaded.data.get("resize", 256))
     crop = crop or int(loaded.data.get("crop", 224))
     resize_mode = resize_mode or str(loaded.data.get("resize_mode", "short"))
