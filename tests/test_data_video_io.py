@@ -209,3 +209,59 @@ def test_without_torchcodec_the_default_falls_back_and_naming_it_says_what_to_in
     assert default == ("decord" if backend_installed("decord") else "pyav")
     assert message == ("video backend 'torchcodec' is not installed: pip install 'aknet[torchcodec]' "
                        "(or use backend 'pyav')")
+
+
+def _latin1_tree(root):
+    """Two classes of three clips each, every file name holding a Latin-1 byte (``caf\\xe9`` as
+    a Latin-1 system writes it: not UTF-8, a valid Linux name), and one plain-named copy."""
+    import os
+    import shutil
+
+    import numpy as np
+
+    names = []
+    for k, label in enumerate(("a", "b")):
+        (root / label).mkdir(parents=True)
+        for i in range(3):
+            name = root / label / os.fsdecode(b"caf\xe9" + f"{i}.mp4".encode())
+            write_video(name, np.roll(tiny_clip(6), 5 * k + i, axis=2), fps=10, codec="mpeg4")
+            names.append(name)
+    plain = root.parent / "plain.mp4"
+    shutil.copyfile(names[0], plain)
+    return names, plain
+
+
+@pytest.mark.parametrize("backend", video_backends())
+def test_a_file_name_that_is_not_utf8_is_read_by_every_command(tmp_path, backend):
+    """``caf\\xe9.mp4`` reaches Python as ``'caf\\udce9.mp4'``, which torchcodec and decord could
+    not pass on to FFmpeg: it must count and decode as the same file under a plain name does, and
+    prepare, the training data loader, predict and visualize must read it."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from aknet_cli.cli.main import app
+    from aknet_cli.data.dataset import VideoDataset
+    from cli_helpers import write_stage1_checkpoint
+
+    names, plain = _latin1_tree(tmp_path / "tree")
+    assert count_video_frames(names[0], backend=backend) == count_video_frames(plain, backend="pyav") == 6
+    assert (read_video(names[0], [5, 0, 3], backend=backend) == read_video(plain, [5, 0, 3], backend="pyav")).all()
+    runner = CliRunner()
+    out = tmp_path / "ds"
+    result = runner.invoke(app, ["prepare", "folder", "--root", str(tmp_path / "tree"), "--out", str(out), "--backend",
+                                 backend, "--val-fraction", "0.34", "--workers", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["splits"] == {"train": 4, "val": 2}
+    clip, label = VideoDataset(out, "train", num_segments=2, backend=backend)[0]
+    assert clip.shape[:2] == (2, 3) and label in (0, 1)
+    ckpt = tmp_path / "s1.pt"
+    write_stage1_checkpoint(ckpt)
+    result = runner.invoke(app, ["predict", str(names[1]), "-c", str(ckpt), "--backend", backend, "--json"])
+    assert result.exit_code == 0, result.output
+    assert [v["error"] for v in json.loads(result.stdout)["videos"]] == [None]
+    result = runner.invoke(app, ["visualize", "--video", str(names[2]), "-b", "resnet18", "--frames", "2", "--split",
+                                 "res3", "--resize", "36", "--crop", "32", "--backend", backend, "--out",
+                                 str(tmp_path / "vis"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["num_frames"] == 6

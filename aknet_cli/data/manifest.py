@@ -132,7 +132,8 @@ class Manifest:
         if not path.is_file():
             available = ", ".join(sorted(self.data.get("splits", {}))) or "none"
             raise DataError(f"{self.folder} has no split {split!r} ({path} missing); available: {available}")
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        # a clip's file name that is not UTF-8 was written as its bytes (data.atomic.write_csv)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding_errors="surrogateescape")
         missing = [c for c in SPLIT_COLUMNS if c not in table.columns]
         if missing:
             raise DataError(f"{path} lacks columns {missing}; re-run `aknet prepare`")

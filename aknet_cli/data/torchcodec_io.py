@@ -14,13 +14,15 @@ frames there are (measured: 214 for a 60-frame file) and returns the wrong ones.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from ..exceptions import ConfigError, VideoDecodeError
+from .file_source import decoder_source
 
 if TYPE_CHECKING:
     import torch
@@ -113,12 +115,17 @@ def import_torchcodec():
     return torchcodec.decoders
 
 
-def _open(path: Path, device: str):
+@contextlib.contextmanager
+def _opened(path: Path, device: str) -> Iterator[Any]:
+    """A decoder of ``path``, open while the block runs (a name that is not UTF-8 is read
+    through the open file: :mod:`~aknet_cli.data.file_source`)."""
     decoders = import_torchcodec()
-    try:
-        return decoders.VideoDecoder(str(path), seek_mode="exact", num_ffmpeg_threads=1, device=device)
-    except (RuntimeError, ValueError) as exc:  # torchcodec raises both for files it cannot open
-        raise VideoDecodeError(f"cannot decode {path} with torchcodec: {short(exc)}") from None
+    with decoder_source(path) as source:
+        try:
+            decoder = decoders.VideoDecoder(source, seek_mode="exact", num_ffmpeg_threads=1, device=device)
+        except (RuntimeError, ValueError) as exc:  # torchcodec raises both for files it cannot open
+            raise VideoDecodeError(f"cannot decode {path} with torchcodec: {short(exc)}") from None
+        yield decoder
 
 
 def read(path: Path, indices: Sequence[int], *, device: str = "cpu") -> "torch.Tensor":
@@ -130,23 +137,23 @@ def read(path: Path, indices: Sequence[int], *, device: str = "cpu") -> "torch.T
     Raises:
         VideoDecodeError: the file does not decode, or ends before an index.
     """
-    decoder = _open(path, device)
     wanted = [int(i) for i in indices]
-    if max(wanted) >= len(decoder):
-        raise VideoDecodeError(f"{path} ends before frame {max(wanted)} (only {len(decoder)} decodable)")
-    try:
-        return decoder.get_frames_at(wanted).data
-    except (RuntimeError, IndexError) as exc:
-        raise VideoDecodeError(f"cannot decode {path} with torchcodec: {short(exc)}") from None
+    with _opened(path, device) as decoder:
+        if max(wanted) >= len(decoder):
+            raise VideoDecodeError(f"{path} ends before frame {max(wanted)} (only {len(decoder)} decodable)")
+        try:
+            return decoder.get_frames_at(wanted).data
+        except (RuntimeError, IndexError) as exc:
+            raise VideoDecodeError(f"cannot decode {path} with torchcodec: {short(exc)}") from None
 
 
 def verified_count(path: Path) -> int | None:
     """The frames torchcodec's packet scan lists, if the last of them decodes, else ``None``."""
     try:
-        decoder = _open(path, "cpu")
-        if len(decoder) > 0:
-            decoder.get_frame_at(len(decoder) - 1)
-            return len(decoder)
+        with _opened(path, "cpu") as decoder:
+            if len(decoder) > 0:
+                decoder.get_frame_at(len(decoder) - 1)
+                return len(decoder)
     except (VideoDecodeError, RuntimeError, IndexError):
         pass
     return None

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Sequence
 from .._stderr import silenced_stderr
 from ..exceptions import ConfigError, VideoDecodeError
 from . import torchcodec_io
+from .file_source import decoder_source
 
 if TYPE_CHECKING:  # numpy and torch are imported inside the readers: counting frames needs neither
     import numpy as np
@@ -205,8 +206,8 @@ def read_video(path: Path, indices: Sequence[int], *, backend: str | None = None
     if backend == "decord":
         decord = _import_decord()
         try:
-            with silenced_stderr():
-                reader = decord.VideoReader(str(path), num_threads=1)
+            with silenced_stderr(), decoder_source(path) as source:
+                reader = decord.VideoReader(source, num_threads=1)
                 array = reader.get_batch(list(int(i) for i in indices)).asnumpy()
         except Exception as exc:  # decord raises its own DECORDError and RuntimeError subclasses
             raise VideoDecodeError(f"cannot decode {path} with decord: {_short(exc)}") from None
@@ -300,8 +301,8 @@ def _decord_verified_count(path: Path) -> int | None:
     """decord's frame count if its last frame decodes, else ``None``."""
     decord = _import_decord()
     try:
-        with silenced_stderr():
-            reader = decord.VideoReader(str(path), num_threads=1)
+        with silenced_stderr(), decoder_source(path) as source:
+            reader = decord.VideoReader(source, num_threads=1)
             if len(reader) > 0:
                 reader[len(reader) - 1]
                 return len(reader)

@@ -16,8 +16,9 @@ METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_cls", "train_aux", "train_
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """``frame`` as CSV; a video name that is not UTF-8 is written as its bytes, as ``ls`` lists it."""
     with atomic_output(path, suffix=".csv") as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6g")
+        frame.to_csv(tmp, index=False, float_format="%.6g", errors="surrogateescape")
 
 
 def write_metrics(history: list[dict[str, Any]], path: Path) -> None:
