@@ -257,3 +257,30 @@ def test_bad_own_data_is_one_line(tmp_path, make, arg, fragment):
     result = runner.invoke(app, args)
     assert_one_line_error(result, fragment)
     assert tree_digest(media) == before
+
+
+def _sthv1_edit(edit):
+    def make(tmp_path):
+        root = make_sthv1(tmp_path / "raw")
+        edit(root)
+        return root
+    return make
+
+
+@pytest.mark.parametrize(("make", "split", "why"), [
+    (_sthv1_edit(lambda r: (r / "something-something-v1-validation.csv").write_text("")), "val", "lists no clips"),
+    (_sthv1_edit(lambda r: [f.unlink() for f in (r / "frames" / "4").iterdir()]), "val", "all 1 of its clips were skipped"),
+    (_sthv1_edit(lambda r: (r / "something-something-v1-train.csv").write_text("")), "train", "lists no clips"),
+], ids=["an empty val list", "every val clip unreadable", "an empty train list"])
+def test_a_release_prepared_with_an_empty_train_or_val_split_says_so(tmp_path, make, split, why):
+    """The dataset is written (its other splits may be all the user wants) but training would
+    refuse it: the summary says so in a warning line, and --json lists it."""
+    root = make(tmp_path)
+    args = ["prepare", "sthv1", "--root", str(root), "--frames-dir", "frames", "--out", str(tmp_path / "ds")]
+    result = runner.invoke(app, args, env=WIDE)
+    assert result.exit_code == 0, result.output
+    warning = next(line for line in result.output.splitlines() if line.startswith("warning:"))
+    assert f"the {split} split is empty" in warning and why in warning
+    assert (tmp_path / "ds" / f"{split}.csv").read_text().count("\n") == 1  # the header alone
+    payload = json.loads(runner.invoke(app, args + ["--json", "--force"]).stdout)
+    assert payload["splits"][split] == 0 and any(f"the {split} split is empty" in w for w in payload["warnings"])

@@ -201,7 +201,7 @@ def prepare_release(
         raise DataError(_no_usable_clips(release, out, skipped))
     if release.user_data:
         _check_user_splits(release, out, classes, jobs, rows, skipped)
-    warnings = list(checked.warnings)
+    warnings = list(checked.warnings) + _empty_split_warnings(release, rows, skipped)
     if mismatched:
         warnings.append(f"{len(mismatched)} frame folder(s) hold another number of frames than their list says "
                         f"(e.g. {mismatched[0]}); the counted number is used")
@@ -258,6 +258,23 @@ def _check_user_splits(release: Release, out: Path, classes: list[str], jobs: li
         if split in rows and not rows[split]:
             raise DataError(f"the {split} split has no usable clip ({release.source(split)}); "
                             f"{_write_reasons(out, skipped)}")
+
+
+def _empty_split_warnings(release: Release, rows: dict[str, list[dict[str, Any]]],
+                          skipped: list[dict[str, str]]) -> list[str]:
+    """An official release whose train or val split comes out empty is still written (its other
+    splits may be all the user wants), but ``aknet train`` refuses it: said now, in the summary,
+    rather than at the start of a training run. (A user's own data is refused instead.)"""
+    found = []
+    for split, why_needed in (("train", "no model can be trained on this dataset"),
+                              ("val", "`aknet train` selects best.pt on val and refuses a dataset without it")):
+        if split not in rows or rows[split]:
+            continue
+        lost = sum(1 for row in skipped if row["split"] == split)
+        why = (f"all {lost} of its clips were skipped (reasons in skipped.csv)" if lost
+               else f"{release.source(split)} lists no clips")
+        found.append(f"the {split} split is empty: {why}; {why_needed}")
+    return found
 
 
 def _per_class(rows: dict[str, list[dict[str, Any]]], num_classes: int) -> dict[str, list[int]]:
