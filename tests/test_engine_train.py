@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from aknet_cli.cli.main import app
 from aknet_cli.engine.config import load_config
+from aknet_cli.engine.steplog import read_step_log
 from aknet_cli.engine.trainer import TrainingDiverged, train
 from aknet_cli.exceptions import CheckpointError
 from cli_helpers import assert_one_line_error
@@ -116,7 +117,8 @@ def test_resume_after_a_kill_is_bit_identical(tiny, tmp_path):
         if step == 7:
             raise Killed
 
-    interrupted = load_config(tiny, ["ckpt.every_steps=3", "data.num_workers=1"])
+    # a record every step: the stopped run's record of step 7, past last.pt, must go on resuming
+    interrupted = load_config(tiny, ["ckpt.every_steps=3", "data.num_workers=1", "train.log_every=1"])
     with pytest.raises(Killed):
         train(interrupted, work_dir=tmp_path / "resumed", progress=False, on_step_end=[kill_after_step_7])
     saved = torch.load(tmp_path / "resumed" / "last.pt", map_location="cpu", weights_only=True)
@@ -128,6 +130,10 @@ def test_resume_after_a_kill_is_bit_identical(tiny, tmp_path):
         assert torch.equal(a[key], b[key]), key
     assert pd.read_csv(tmp_path / "straight" / "metrics.csv")["train_loss"].tolist() == \
         pd.read_csv(tmp_path / "resumed" / "metrics.csv")["train_loss"].tolist()
+    records = read_step_log(tmp_path / "resumed" / "steps.jsonl")
+    assert [r["global_step"] for r in records] == list(range(1, 9))  # each step once
+    last = {r["global_step"]: r for r in read_step_log(tmp_path / "straight" / "steps.jsonl")}[8]
+    assert (records[-1]["loss_epoch"], records[-1]["top1_epoch"]) == (last["loss_epoch"], last["top1_epoch"])
 
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny, tmp_path):

@@ -2,8 +2,11 @@
 
 The step loop does not wait for the device: the loss terms, hits and the first non-finite
 loss are accumulated on the device and read back only every ``train.log_every`` steps (the
-progress bar and the divergence check), before a checkpoint, and at the end of the epoch.
-Under DDP the divergence check is one all-reduce at those points, not one per step.
+progress bar, the interval's record in ``steps.jsonl`` and TensorBoard, and the divergence
+check), before a checkpoint, and at the end of the epoch. Under DDP the divergence check is one
+all-reduce at those points, not one per step. Where the progress goes to a log file, rank 0
+also reads its own sums when a line is due by time (``AKNET_LOG_SECONDS``): no collective
+there, since the other ranks do not know the time has come.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
+from .._progress import StepProgress
 from .checkpointing import save
 from .distributed import DistContext, agree, all_reduce_sum, average_batchnorm_buffers
 from .optim import apply_partial_bn
 from .precision import autocast
-from .progress import StepProgress
 from .scoring import accuracy_counts, collect_scores, to_device
 from .state import Position, Run, TrainingDiverged
+from .steplog import IntervalLog, base_lr
 
 #: The sums an epoch row is computed from, in this order.
 METER_KEYS = ("loss", "cls", "aux", "sparsity", "correct", "seen")
@@ -109,26 +113,28 @@ def train_one_epoch(run: Run, position: Position, epoch: int, on_step_end: Itera
     run.sampler.set_start(step0 * run.batch)
     set_train_mode(run.model, cfg)
     meters = Meters(run.ctx.device, position.meters if step0 else None)
-    bar = StepProgress(f"epoch {epoch + 1}/{cfg.optim.epochs}", steps, enabled=run.show, done=step0)
-    group = run.optimizer.param_groups[0]
-    lr = group["lr"] / group.get("lr_mult", 1.0)  # the base lr this epoch starts at (after warm-up)
+    bar = StepProgress(f"epoch {epoch + 1}/{cfg.optim.epochs}", steps, enabled=run.show, done=step0,
+                       reads_stats=True)
+    intervals = IntervalLog(run, epoch, step0, position.meters if step0 else dict.fromkeys(METER_KEYS, 0.0))
+    lr = base_lr(run.optimizer)  # the base lr this epoch starts at (after warm-up)
     tic = last = time.perf_counter()
     wait, step = 0.0, step0
-    with bar:
+    with bar, intervals:
         for clips, target in run.train_loader:
             wait += time.perf_counter() - last
+            step_lr = base_lr(run.optimizer)  # the lr this step uses (the scheduler steps after it)
             terms, target = _step(run, clips, target)
             step += 1
             global_step = epoch * steps + step
             meters.add(terms, target, global_step)
             checkpoint_due = cfg.ckpt.every_steps and global_step % cfg.ckpt.every_steps == 0 and step < steps
-            if step % cfg.train.log_every == 0 or step == steps or checkpoint_due:
+            log_due = step % cfg.train.log_every == 0 or step == steps or checkpoint_due
+            if log_due:  # every rank at the same steps: the divergence check is a collective
                 meters.check_finite(run.ctx, epoch, run)
-                sums = meters.as_dict()
-                elapsed = time.perf_counter() - tic
-                bar.update(advance=1, loss=sums["loss"] / sums["seen"], top1=100 * sums["correct"] / sums["seen"],
-                           rate=(step - step0) * run.batch * run.ctx.world_size / max(elapsed, 1e-9),
-                           wait=wait / max(elapsed, 1e-9))
+            if log_due or bar.due():
+                stats = intervals.record(step, meters.as_dict(), lr=step_lr, wait=wait,
+                                         elapsed=time.perf_counter() - tic)
+                bar.update(**stats)
             else:
                 bar.update()
             if checkpoint_due:

@@ -59,10 +59,17 @@ def save_figure(fig, path: Path) -> None:
     pyplot().close(fig)
 
 
-def write_curves(history: list[dict[str, Any]], path: Path, *, title: str = "") -> None:
-    """``curves.png``: the loss (and its eq. 16 terms) and top-1 per epoch."""
+def write_curves(history: list[dict[str, Any]], path: Path, *, title: str = "",
+                 intervals: Sequence[dict[str, Any]] = ()) -> None:
+    """``curves.png``: the loss (and its eq. 16 terms) and top-1 per epoch; with the run's
+    per-interval records (``steps.jsonl``), the loss of every log interval behind them, at the
+    fraction of the epoch it ended (epoch ``e``'s row is plotted at ``e``, where it ended)."""
     plt, (fig, (ax_loss, ax_acc)) = _subplots(1, 2, figsize=(10, 3.6))
     frame = pd.DataFrame(history)
+    points = [r for r in intervals if r.get("loss") is not None and r.get("steps")]
+    if points:
+        ax_loss.plot([r["epoch"] - 1 + r["step"] / r["steps"] for r in points], [r["loss"] for r in points],
+                     lw=0.8, alpha=0.45, color="tab:gray", label="loss per log interval")
     keys = [("train_loss", "loss")]
     if "train_aux" in frame and frame["train_aux"].notna().any():  # stage 2: eq. 16's terms too
         keys += [("train_cls", "CE(y_cls)"), ("train_aux", "CE(y_aux)"), ("train_sparsity", "r_e")]

@@ -8,9 +8,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._progress import StepProgress
 from .distributed import DistContext
 from .precision import autocast
-from .progress import StepProgress
 
 
 def channels_last_frames(clips: torch.Tensor) -> torch.Tensor:
@@ -47,7 +47,7 @@ def collect_scores(model: nn.Module, loader, ctx: DistContext, *, amp_dtype: tor
     fps = getattr(getattr(model, "backbone", model), "frames_per_segment", 1)
     clip_rank = 5 if fps == 1 else 6
     scores, labels = [], []
-    with StepProgress(description, len(loader), enabled=progress) as bar:
+    with StepProgress(description, len(loader), enabled=progress, unit="batch") as bar:
         for clips, target in loader:
             views = 1
             if clips.dim() == clip_rank + 1:
@@ -59,7 +59,7 @@ def collect_scores(model: nn.Module, loader, ctx: DistContext, *, amp_dtype: tor
             prob = logits.float().softmax(dim=1).reshape(-1, views, logits.shape[1]).mean(dim=1)
             scores.append(prob.cpu())
             labels.append(torch.as_tensor(target))
-            bar.update()
+            bar.update(clips=len(target))
     model.train(was_training)
     if not scores:
         return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)

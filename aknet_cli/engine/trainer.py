@@ -4,7 +4,8 @@ Stage 1 trains the 2-D backbone (TSN/TSM/TDN) with cross-entropy. Stage 2 conver
 stage-1 checkpoint into AK-Net with the code of ``aknet convert-1d`` and fine-tunes every
 module with eq. 16. Both write, in the work directory: ``config.toml`` (the config running),
 ``metrics.csv`` and ``curves.png`` (rewritten every epoch), ``last.pt`` (every epoch, and every
-``ckpt.every_steps`` steps) and ``best.pt`` (by validation top-1), atomically.
+``ckpt.every_steps`` steps) and ``best.pt`` (by validation top-1), atomically; and
+``steps.jsonl``, a line appended every log interval (:mod:`~aknet_cli.engine.steplog`).
 
 The run is laid out as timm's and mmengine's are: :func:`prepare_run` builds everything (and
 restores a checkpoint), :func:`~aknet_cli.engine.loop.train_one_epoch` runs the steps,
@@ -43,6 +44,7 @@ from .precision import autocast_dtype, grad_scaler, restore_scaler
 from .reports import write_curves, write_metrics
 from .resume import apply_schedule, check_resumable, read_train_state, restore_meters, resume_source
 from .state import Position, Run, TrainingDiverged
+from .steplog import STEP_LOG, read_step_log
 from .workdir import claim
 
 __all__ = ["TrainResult", "TrainingDiverged", "run_finished", "train"]
@@ -353,7 +355,8 @@ def finish_epoch(run: Run, position: Position, epoch: int, timing: dict[str, Any
     save(run, "last.pt", position, epoch=epoch, step=run.steps_per_epoch, with_state=True)
     if run.ctx.is_main:
         write_metrics(position.history, run.work_dir / "metrics.csv")
-        write_curves(position.history, run.work_dir / "curves.png", title=cfg.name)
+        write_curves(position.history, run.work_dir / "curves.png", title=cfg.name,
+                     intervals=read_step_log(run.work_dir / STEP_LOG))
         _tensorboard(run.work_dir, row)
         if run.show:
             print(_epoch_line(row, cfg.optim.epochs), flush=True)
