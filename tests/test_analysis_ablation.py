@@ -180,3 +180,77 @@ def test_a_given_stage1_that_cannot_serve_is_one_line_before_any_row(setup, tmp_
                                  str(setup / "s2.toml"), "--stage1", str(aknet_ckpt), "--work-dir", str(work)])
     assert_one_line_error(result, "already an AK-Net checkpoint")
     assert not (work / "v").exists()  # no row was started
+
+
+def _stage1_file(path: Path, *, backbone: str = "resnet18", weights_of: str | None = None, classes: int = 3,
+                 **description) -> Path:
+    """A stage-1 checkpoint for the setup's dataset (3 classes, 4 frames); ``weights_of`` puts
+    another backbone's tensors under this description."""
+    from aknet_cli import create_backbone
+    from aknet_cli.engine.checkpoint import save_checkpoint
+
+    net = create_backbone(weights_of or backbone, num_classes=classes, num_segments=4)
+    config = {"backbone": backbone, "num_classes": classes, "num_segments": 4, **description}
+    save_checkpoint(path, kind="backbone", config=config, state_dict=net.state_dict())
+    return path
+
+
+def _flipped(path: Path) -> Path:
+    raw = bytearray(_stage1_file(path).read_bytes())
+    middle = len(raw) // 2
+    raw[middle:middle + 64] = bytes(b ^ 0xFF for b in raw[middle:middle + 64])
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def _empty_val(setup: Path, folder: Path) -> Path:
+    import shutil
+
+    shutil.copytree(setup / "synth", folder, ignore=shutil.ignore_patterns("raw"))
+    data = json.loads((folder / "dataset.json").read_text())
+    data["media_root"] = str(setup / "synth" / "raw")
+    (folder / "dataset.json").write_text(json.dumps(data))
+    (folder / "val.csv").write_text((folder / "val.csv").read_text().splitlines()[0] + "\n")
+    return folder
+
+
+#: What a real run refuses before its first training: option → value (built in tmp), and a
+#: fragment of the one line.
+REFUSED_BEFORE_TRAINING = {
+    "a stage-1 file with flipped bytes": (lambda s, t: {"--stage1": _flipped(t / "s1.pt")}, "corrupt"),
+    "a stage-1 description outside its schema": (
+        lambda s, t: {"--stage1": _stage1_file(t / "s1.pt", backbone_kwargs={"bogus": 1})}, "config.backbone_kwargs"),
+    "a stage-1 file of another class count": (lambda s, t: {"--stage1": _stage1_file(t / "s1.pt", classes=5)},
+                                              "num_classes 5"),
+    "stage-1 weights of another backbone than described": (
+        lambda s, t: {"--stage1": _stage1_file(t / "s1.pt", weights_of="tsm_resnet18")}, "does not match the model"),
+    "data whose val split is empty": (lambda s, t: {"--stage1": _stage1_file(t / "s1.pt"),
+                                                    "--data": _empty_val(s, t / "data")}, "split 'val'"),
+    "a stage-1 config of an unknown backbone": (
+        lambda s, t: {"--stage1-config": _write(t / "s1.toml", STAGE1.replace('"resnet18"', '"nope_net"'))}, "nope_net"),
+    "a work dir under a file": (lambda s, t: {"--stage1": _stage1_file(t / "s1.pt"),
+                                              "--work-dir": _write(t / "taken", "") / "ab"}, "taken"),
+}
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("case", REFUSED_BEFORE_TRAINING)
+def test_a_dry_run_refuses_in_one_line_what_the_real_run_refuses_before_it_trains(setup, tmp_path, case):
+    """A dry run is how a command is checked before a long job: it must refuse the same input
+    with the same line as the real run does before its first training, and write nothing."""
+    make, fragment = REFUSED_BEFORE_TRAINING[case]
+    chosen = {"--data": setup / "synth", "--config": setup / "s2.toml", "--stage1-config": setup / "s1.toml",
+              "--work-dir": tmp_path / "work", **make(setup, tmp_path)}
+    argv = ["ablate", "--table", "vi", "--rows", "ours α=0.3", "--epochs", "1",
+            *[str(a) for pair in chosen.items() for a in pair]]
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    dry = runner.invoke(app, [*argv, "--dry-run"])
+    assert_one_line_error(dry, fragment)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
+    real = runner.invoke(app, argv)
+    assert_one_line_error(real, fragment)
+    assert dry.output == real.output

@@ -176,22 +176,29 @@ def score_run(run: AblationRun, *, data: str, split: str) -> None:
     run.val_top1 = best_val_top1(run.work_dir)
 
 
-def ensure_stage1(*, stage1: Path | None, stage1_config: str, data: str, work_dir: Path, epochs: int | None,
-                  progress: bool, dry_run: bool) -> Path:
-    """The shared stage-1 checkpoint: given, already trained in ``WORK/stage1``, or trained now."""
+def stage1_path(stage1: Path | None, work_dir: Path) -> Path:
+    """Where the shared stage-1 checkpoint is (given) or will be (trained in ``WORK/stage1``)."""
+    return Path(stage1) if stage1 is not None else work_dir / "stage1" / "best.pt"
+
+
+def ensure_stage1(*, stage1: Path | None, stage1_config: str, data: str, work_dir: Path, progress: bool,
+                  dry_run: bool) -> Path:
+    """The shared stage-1 checkpoint: given, already trained in ``WORK/stage1``, or trained now;
+    in a dry run, checked as its training would check it, and not trained."""
     if stage1 is not None:
         if not Path(stage1).is_file():
             raise ConfigError(f"--stage1 {stage1} does not exist; train a stage-1 model first or leave --stage1 out")
         return Path(stage1)
     from ..engine.config import load_config
+    from ..engine.trainer import check_before_training, train
 
     work = work_dir / "stage1"
-    cfg = load_config(stage1_config, [f"data.dataset={data}", "name=stage1"], check_paths=not dry_run)
-    if dry_run or finished(work, cfg.optim.epochs):
+    cfg = load_config(stage1_config, [f"data.dataset={data}", "name=stage1"])
+    if finished(work, cfg.optim.epochs):
         return work / "best.pt"
-    from ..engine.trainer import train
-
-    train(cfg, work_dir=work, resume="auto" if (work / "last.pt").is_file() else None, progress=progress)
+    check_before_training(cfg)
+    if not dry_run:
+        train(cfg, work_dir=work, resume="auto" if (work / "last.pt").is_file() else None, progress=progress)
     return work / "best.pt"
 
 
@@ -208,6 +215,19 @@ def _train_run(run: AblationRun, cfg, *, force: bool, progress: bool, table: str
     train(cfg, work_dir=run.work_dir, resume="auto" if (run.work_dir / "last.pt").is_file() else None,
           progress=progress)
     run.status = "trained"
+
+
+def _runs_progress(table: str, total: int, *, show: bool):
+    """What to call after each run of a table: a line with how many are done, the time so far and
+    an ETA from the runs so far (reused ones count as done), as a plain line in a terminal too,
+    where each run's training draws its own bar (:mod:`aknet_cli._progress`)."""
+    from rich.console import Console
+
+    from .._progress import LoopBar
+
+    bar = LoopBar(Console(stderr=True) if show else None, unit="run", rate=False, plain=True)
+    task = bar.add_task(f"ablate table {table}", total=total)
+    return lambda: bar.update(task, advance=1, stats={})
 
 
 def _runs_on_disk(table: str, planned: list[AblationRun], work_dir: Path, base_cfg) -> list[AblationRun]:
@@ -257,18 +277,18 @@ def run_table(
     if base_cfg.model.stage != 2:
         raise ConfigError(f"--config {config} is a stage-{base_cfg.model.stage} config; ablations fine-tune AK-Net "
                           f"(stage 2)")
-    shared = ensure_stage1(stage1=stage1, stage1_config=stage1_config, data=data, work_dir=work_dir, epochs=epochs,
-                           progress=progress, dry_run=dry_run)
+    shared = stage1_path(stage1, work_dir)
     runs = plan(table, base_cfg=base_cfg, work_dir=work_dir, seeds=seeds, rows=rows)
     split = report_split(data)
     config_of = functools.partial(row_config, base_source=base_source, stage1=shared, data=data, epochs=epochs,
                                   overrides=overrides)
     configs = [config_of(run) for run in runs]
-    if stage1 is not None and not dry_run and runs:  # a given checkpoint is checked before any row starts
-        from ..data import load_manifest
-        from ..engine.trainer import check_stage1_checkpoint
+    if runs:  # what the first row's training refuses, refused before anything trains (a dry run included)
+        from ..engine.trainer import check_before_training
 
-        check_stage1_checkpoint(configs[0], load_manifest(Path(data)))
+        check_before_training(configs[0], stage1_exists=shared.is_file())
+    shared = ensure_stage1(stage1=stage1, stage1_config=stage1_config, data=data, work_dir=work_dir,
+                           progress=progress, dry_run=dry_run)
     row_gflops: dict[str, float] = {}  # a row's seeds share its architecture, so it is counted once
 
     def gflops_of(run: AblationRun, cfg=None) -> float:
@@ -276,12 +296,14 @@ def run_table(
             row_gflops[run.name] = count_gflops(cfg if cfg is not None else config_of(run))
         return row_gflops[run.name]
 
+    run_done = _runs_progress(table, len(runs), show=progress and not dry_run)
     for run, cfg in zip(runs, configs):
         run.gflops = gflops_of(run, cfg)
         if dry_run:
             run.status = "done" if finished(run.work_dir, cfg.optim.epochs) else "planned"
             continue
         _train_run(run, cfg, force=force, progress=progress, table=table)
+        run_done()
     result = {"table": table, "title": TITLES[table], "stage1": str(shared), "dry_run": dry_run, "split": split,
               "seeds": list(seeds)}
     if dry_run:

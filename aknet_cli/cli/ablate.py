@@ -22,7 +22,7 @@ def ablate_command(
     set_: list[str] = typer.Option([], "--set", help="Override a key of every row's config, repeatable (e.g. optim.lr=0.002)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Fine-tuning epochs per row [default: the base config's]."),
     work_dir: Path = typer.Option(Path("runs/ablate"), "--work-dir", help="Where the shared stage 1 and every row train."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="List the runs, their switches and GFLOPs; train nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the runs, their switches and GFLOPs, after every check the real run makes before it trains (data, configs, --stage1); train nothing."),
     force: bool = typer.Option(False, "--force", help="Redo finished runs."),
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
@@ -46,8 +46,7 @@ def ablate_command(
     from .._atomic import check_output_dir
     from ..analysis.ablation import run_table, summary_frame
 
-    if not dry_run:
-        check_output_dir(work_dir, option="--work-dir")
+    check_output_dir(work_dir, option="--work-dir")  # creates nothing: a dry run checks it too
     chosen = comma_list(rows, "--rows", example='"Q only,all"') if rows is not None else None
     # repeats kept: run_table refuses them with its own message
     seed_list = comma_list(seeds, "--seeds", int, kind="integers", example="0,1,2", unique=False)

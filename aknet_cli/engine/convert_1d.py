@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
@@ -89,23 +89,11 @@ def convert_checkpoint(
     """
     src, out = Path(checkpoint), Path(out)
     _check_paths(src, out, overwrite)
-    ckpt = read_checkpoint(src, backbone=backbone, num_segments=num_segments, label_order=label_order)
-    if ckpt.kind == "aknet":
-        raise CheckpointError(f"{src} is already an AK-Net checkpoint; convert-1d takes a stage-1 backbone checkpoint")
-    _check_count(num_classes, ckpt)
     config = AKNetConfig(split=split, alpha=alpha, **switches).validate()
     if calibrate is not None:
         _check_calibration(calibrate_batches, calibrate_batch_size, calibrate_crop)
-    net = build_model(ckpt)
-    recorded = _recorded(ckpt)
-    notes = list(ckpt.notes)
-    if dataset is not None:  # stage 2 of a training run: predict in the dataset's label order
-        notes += fit_classes(net, ckpt.description(), classes=dataset.classes,
-                             label_order=dataset.data.get("label_order"),
-                             dataset_format=dataset.data.get("source_format"), source=str(src),
-                             where=str(dataset.folder))
-        recorded = {**{k: v for k, v in recorded.items() if not k.startswith("label_order")},
-                    "classes": dataset.classes}
+    ckpt, net, recorded, notes = load_stage1(src, backbone=backbone, num_classes=num_classes,
+                                             num_segments=num_segments, label_order=label_order, dataset=dataset)
     fc_params = net.fc.weight.numel() + net.fc.bias.numel()
     model = aknet_from_backbone(net, config)
     calibration = None
@@ -120,6 +108,45 @@ def convert_checkpoint(
                     meta={"converted_from": str(src), "source_format": ckpt.format,
                           "conversion": summarize(model.conversion), "bn_calibration": calibration})
     return _report(model, src=src, out=out, ckpt=ckpt, notes=notes, fc_params=fc_params, calibration=calibration)
+
+
+class Stage1(NamedTuple):
+    """A stage-1 checkpoint read for conversion: the file, its backbone with its weights, what
+    it records that stage 2 keeps (classes, preprocessing), and notes for the user."""
+
+    ckpt: Checkpoint
+    net: torch.nn.Module
+    recorded: dict[str, Any]
+    notes: list[str]
+
+
+def load_stage1(checkpoint: str | Path, *, backbone: str | None = None, num_classes: int | None = None,
+                num_segments: int | None = None, label_order: str | None = None,
+                dataset: "Manifest | None" = None) -> Stage1:
+    """Read and build a stage-1 checkpoint as :func:`convert_checkpoint` does: every check it
+    makes of its input (the file's digest and description, its kind, the options it must agree
+    with, its weights loading strictly, its classes fitting ``dataset``), without converting.
+    ``aknet ablate --dry-run`` makes them so that a dry run refuses what the real run would.
+
+    Raises:
+        CheckpointError, ConfigError: as :func:`convert_checkpoint`.
+    """
+    src = Path(checkpoint)
+    ckpt = read_checkpoint(src, backbone=backbone, num_segments=num_segments, label_order=label_order)
+    if ckpt.kind == "aknet":
+        raise CheckpointError(f"{src} is already an AK-Net checkpoint; convert-1d takes a stage-1 backbone checkpoint")
+    _check_count(num_classes, ckpt)
+    net = build_model(ckpt)
+    recorded = _recorded(ckpt)
+    notes = list(ckpt.notes)
+    if dataset is not None:  # stage 2 of a training run: predict in the dataset's label order
+        notes += fit_classes(net, ckpt.description(), classes=dataset.classes,
+                             label_order=dataset.data.get("label_order"),
+                             dataset_format=dataset.data.get("source_format"), source=str(src),
+                             where=str(dataset.folder))
+        recorded = {**{k: v for k, v in recorded.items() if not k.startswith("label_order")},
+                    "classes": dataset.classes}
+    return Stage1(ckpt, net, recorded, notes)
 
 
 def _check_paths(src: Path, out: Path, overwrite: bool) -> None:

@@ -29,13 +29,15 @@ from torch import nn
 from .._atomic import atomic_output
 from .._registry import get_backbone_factory
 from ..data import load_manifest
+from ..data.video_io import check_backend
 from ..exceptions import AKNetError, CheckpointError, ConfigError, OutputError
 from . import rng
 from .checkpoint import load_checkpoint, load_state_strict
 from .checkpoint_schema import check_model_config
 from .checkpointing import save
 from .config import RunConfig, check_config, to_toml
-from .distributed import DistContext, agree, barrier, setup
+from .convert_1d import convert_checkpoint, load_stage1
+from .distributed import DistContext, agree, barrier, pick_device, setup
 from .loaders import build_eval_loader, build_train_loader
 from .loading import read_checkpoint
 from .loop import StepCallback, epoch_row, set_train_mode, train_one_epoch, validate
@@ -91,12 +93,9 @@ def train(
     Returns:
         A :class:`TrainResult`.
     """
-    check_config(cfg)
-    get_backbone_factory(cfg.model.backbone)  # an unknown or broken backbone: refused before the work dir exists
+    manifest = check_before_training(cfg)  # before the work dir exists
     work_dir = Path(work_dir)
     ctx = setup(cfg.train.device)
-    manifest = load_manifest(Path(cfg.data.dataset))
-    manifest.check_for_training(cfg.data.train_split, cfg.data.val_split)  # before anything is written
     lock = _claim_work_dir(work_dir, ctx, progress)
     try:
         run, position = prepare_run(cfg, ctx, manifest, work_dir, resume, progress=progress)
@@ -107,6 +106,34 @@ def train(
         if lock is not None:
             lock.release()
     return TrainResult(work_dir=work_dir, best_top1=position.best, epochs=cfg.optim.epochs, history=position.history)
+
+
+def check_before_training(cfg: RunConfig, *, stage1_exists: bool = False):
+    """What :func:`train` refuses before it writes or trains anything, checked without either
+    (``aknet ablate --dry-run`` refuses what its real run would): the config, the backbone (an
+    unknown or broken plugin), the device, the video backend, and the splits training reads.
+    With ``stage1_exists``, a stage-2 config's stage-1 checkpoint too, as its conversion reads it.
+
+    Returns:
+        The dataset's :class:`~aknet_cli.data.manifest.Manifest`.
+    """
+    check_config(cfg)
+    get_backbone_factory(cfg.model.backbone)
+    pick_device(cfg.train.device)
+    check_backend(cfg.data.backend)
+    manifest = load_manifest(Path(cfg.data.dataset))
+    manifest.check_for_training(cfg.data.train_split, cfg.data.val_split)
+    if stage1_exists and cfg.model.stage == 2:
+        check_stage1_checkpoint(cfg, manifest)
+        load_stage1(cfg.model.init_from, **_stage1_options(cfg, manifest))
+    return manifest
+
+
+def _stage1_options(cfg: RunConfig, manifest) -> dict[str, Any]:
+    """How stage 2 reads its stage-1 checkpoint (the checks and the conversion alike)."""
+    return {"backbone": cfg.model.backbone, "num_classes": manifest.num_classes,
+            "num_segments": cfg.model.num_segments, "label_order": cfg.model.init_label_order or None,
+            "dataset": manifest}
 
 
 def _claim_work_dir(work_dir: Path, ctx: DistContext, progress: bool):
@@ -170,7 +197,6 @@ def build_training_model(cfg: RunConfig, manifest, work_dir: Path, ctx: DistCont
     rebuilt from the checkpoint (a :class:`~aknet_cli.engine.loading.Checkpoint`) that records
     its architecture."""
     from .._registry import create_backbone
-    from .convert_1d import convert_checkpoint
     from .loading import build_model, load_model_from_checkpoint
 
     if cfg.model.stage == 1:
@@ -184,9 +210,8 @@ def build_training_model(cfg: RunConfig, manifest, work_dir: Path, ctx: DistCont
     switches = dict(cfg.model.aknet)
     switches.setdefault("dropout", cfg.model.dropout)
     if ctx.is_main:
-        convert_checkpoint(cfg.model.init_from, converted, overwrite=True, backbone=cfg.model.backbone,
-                           num_classes=manifest.num_classes, num_segments=cfg.model.num_segments,
-                           label_order=cfg.model.init_label_order or None, dataset=manifest, **switches)
+        convert_checkpoint(cfg.model.init_from, converted, overwrite=True, **_stage1_options(cfg, manifest),
+                           **switches)
     barrier(ctx)
     _require_everywhere(converted, ctx, "the stage-1 model converted by rank 0")
     model, _ = load_model_from_checkpoint(converted)
