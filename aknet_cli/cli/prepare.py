@@ -158,20 +158,23 @@ def synthetic_command(
     out: Path = OUT,
     raw: Optional[Path] = typer.Option(None, "--raw", help="Where the raw release is written. Default: OUT/raw."),
     fmt: str = typer.Option("sthv1", "--format", help="Raw layout: sthv1 (JPEG), sthv2 (WebM) or diving48 (MP4)."),
-    classes: int = typer.Option(12, "--classes", help="Number of classes (2-14)."),
+    kind: str = typer.Option("motion", "--kind", help="motion: synth-sth, one object acting alone (14 classes, the demo's); relations: two objects relative to each other, where the layout of the points matters (11 classes)."),
+    classes: Optional[int] = typer.Option(None, "--classes", help="Number of classes, the first ones of the kind's list [default: 12 of motion's 14, all 11 of relations].", show_default=False),
     train_per_class: int = typer.Option(40, "--train-per-class", help="Training clips per class."),
     val_per_class: int = typer.Option(10, "--val-per-class", help="Validation clips per class (training selects best.pt on them)."),
     test_per_class: int = typer.Option(50, "--test-per-class", help="Held-out test clips per class, labelled, for reported numbers (0: none)."),
-    size: int = typer.Option(112, "--size", help="Frame side in pixels."),
+    size: Optional[int] = typer.Option(None, "--size", help="Frame side in pixels [default: 112].", show_default=False),
     frames: int = typer.Option(16, "--frames", help="Frames per clip."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives identical files."),
     workers: Optional[int] = WORKERS, force: bool = FORCE, json_out: bool = JSON,
 ) -> None:
-    """Generate synth-sth, a small Sth-Sth-like dataset of time-reversed action pairs, and prepare it.
+    """Generate a small Sth-Sth-like synthetic dataset with time-reversed action pairs, and prepare it.
 
     Example:
 
         aknet prepare synthetic --out data/synth --classes 12 --size 112 --frames 16
+
+        aknet prepare synthetic --kind relations --out data/relations
     """
     from .._atomic import check_output_dir
     from ..data.synthetic import SynthConfig, prepare_synthetic
@@ -181,7 +184,7 @@ def synthetic_command(
         check_output_dir(raw, option="--raw")
     config = SynthConfig(classes=classes, train_per_class=train_per_class, val_per_class=val_per_class,
                          test_per_class=test_per_class,
-                         size=size, frames=frames, seed=seed, format=fmt)
+                         size=size, frames=frames, seed=seed, format=fmt, kind=kind)
     summary, note = prepare_synthetic(config, out=out, raw=raw, force=force, workers=workers,
                                       console=None if json_out else err_console)
     _report(summary, json_out=json_out, note=note)

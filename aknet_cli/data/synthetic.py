@@ -32,6 +32,11 @@ from PIL import Image
 
 from ..exceptions import ConfigError, DataError
 from . import atomic
+from . import synthetic_relations as relations
+from .synthetic_render import SPLIT_STREAMS, SPLITS, DriftingBackground, background, clip_rng
+from .synthetic_render import bar as _bar
+from .synthetic_render import colour as _colour
+from .synthetic_render import disc as _disc
 
 MARKER = "synth-sth.json"
 FORMATS = ("sthv1", "sthv2", "diving48")
@@ -59,29 +64,78 @@ CLASS_NAMES = (
 REVERSED_PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))
 
 
-def reversed_pair_names(classes: int) -> list[tuple[str, str]]:
-    """The time-reversed pairs among the first ``classes`` classes, by class name."""
-    return [(CLASS_NAMES[a], CLASS_NAMES[b]) for a, b in REVERSED_PAIRS if b < classes]
+def reversed_pair_names(classes: int, kind: str = "motion") -> list[tuple[str, str]]:
+    """The time-reversed pairs among the first ``classes`` classes of a kind, by class name."""
+    names = class_names(kind)
+    return [(names[a], names[b]) for a, b in kind_reversed_pairs(kind) if b < classes]
+
+
+#: What the classes are about: ``motion`` (synth-sth: one object acting alone, this module) or
+#: ``relations`` (two objects relative to each other, :mod:`.synthetic_relations`).
+KINDS = ("motion", "relations")
+#: Per kind: the dataset's name and its default class count and frame side. Relations are
+#: trained on 96² crops of the 112² frames: a 6×6 res4 map, on which where things are can
+#: matter (docs/data.md).
+KIND_INFO = {
+    "motion": {"name": "synth-sth", "classes": 12, "size": 112},
+    "relations": {"name": "synth-relations", "classes": len(relations.CLASS_NAMES), "size": 112},
+}
+
+
+def class_names(kind: str = "motion") -> tuple[str, ...]:
+    """The class names of a kind, in labels-file order."""
+    return CLASS_NAMES if kind == "motion" else relations.CLASS_NAMES
+
+
+def kind_reversed_pairs(kind: str = "motion") -> tuple[tuple[int, int], ...]:
+    """Label-file index pairs of a kind whose clips are time-reversals of each other."""
+    return REVERSED_PAIRS if kind == "motion" else relations.REVERSED_PAIRS
 
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """Generator parameters (all recorded in the manifest's ``info``)."""
+    """Generator parameters (all recorded in the manifest's ``info``, see :meth:`record`).
 
-    classes: int = 12
+    ``classes`` and ``size`` left at ``None`` take the kind's defaults (:data:`KIND_INFO`).
+    """
+
+    classes: int | None = None
     train_per_class: int = 40
     val_per_class: int = 10
     #: A labelled held-out split: val selects best.pt, test is what results are reported on.
     test_per_class: int = 50
-    size: int = 112
+    size: int | None = None
     frames: int = 16
     seed: int = 0
     format: str = "sthv1"
     fps: int = 12
+    kind: str = "motion"
+
+    def __post_init__(self) -> None:
+        defaults = KIND_INFO.get(self.kind, KIND_INFO["motion"])
+        for key in ("classes", "size"):
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, defaults[key])
+
+    @property
+    def name(self) -> str:
+        return KIND_INFO[self.kind]["name"]
+
+    def record(self) -> dict:
+        """The parameters as recorded in the manifest and the raw folder's marker. ``kind`` is
+        left out for ``motion``, so datasets prepared before relations existed are still
+        recognised as the same dataset."""
+        fields = asdict(self)
+        if self.kind == "motion":
+            del fields["kind"]
+        return fields
 
     def check(self) -> "SynthConfig":
-        if not 2 <= self.classes <= len(CLASS_NAMES):
-            raise ConfigError(f"--classes must be between 2 and {len(CLASS_NAMES)}, got {self.classes}")
+        if self.kind not in KINDS:
+            raise ConfigError(f"unknown --kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+        names = class_names(self.kind)
+        if not 2 <= self.classes <= len(names):
+            raise ConfigError(f"--classes must be between 2 and {len(names)} for --kind {self.kind}, got {self.classes}")
         if self.train_per_class < 1 or self.val_per_class < 1:
             raise ConfigError("--train-per-class and --val-per-class must be >= 1")
         if self.test_per_class < 0:
@@ -153,34 +207,8 @@ def _track(rng: np.random.Generator, cls: int, size: int, frames: int) -> Track:
 
 
 # ---------------------------------------------------------------------------- rendering
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A smooth colour texture with fine grain, ``(size, size, 3)`` float in [0, 255]."""
-    coarse = rng.uniform(60, 200, (6, 6, 3)).astype(np.uint8)
-    smooth = np.asarray(Image.fromarray(coarse).resize((size, size), Image.BICUBIC), dtype=np.float32)
-    stripes = 12 * np.sin(np.arange(size) * rng.uniform(0.3, 0.8) + rng.uniform(0, 6.3))[None, :, None]
-    return np.clip(smooth + stripes + rng.normal(0, 6, (size, size, 3)), 0, 255)
-
-
-def _disc(yy, xx, cx, cy, radius):
-    return np.clip(radius - np.hypot(xx - cx, yy - cy) + 0.5, 0.0, 1.0)
-
-
-def _bar(yy, xx, cx, cy, length, width, angle):
-    u = (xx - cx) * math.cos(angle) + (yy - cy) * math.sin(angle)
-    v = -(xx - cx) * math.sin(angle) + (yy - cy) * math.cos(angle)
-    return np.clip(np.minimum(length / 2 - np.abs(u), width / 2 - np.abs(v)) + 0.5, 0.0, 1.0)
-
-
-def _colour(rng: np.random.Generator) -> np.ndarray:
-    hue = rng.uniform(0, 1)
-    rgb = np.array([abs(hue * 6 - 3) - 1, 2 - abs(hue * 6 - 2), 2 - abs(hue * 6 - 4)])
-    return 40 + 200 * np.clip(rgb, 0, 1)
-
-
-#: Each split draws its clips from its own stream of the seed, so the test clips are new clips,
-#: not copies of training or validation ones, and adding them changes no other clip.
-SPLIT_STREAMS = {"train": 0, "val": 1, "test": 2}
-SPLITS = tuple(SPLIT_STREAMS)
+# The module-level name is what tests flatten (monkeypatch) to segment the object.
+_background = background
 
 
 def render_clip(*, cls: int, seed: int, split: str, number: int, size: int, frames: int) -> np.ndarray:
@@ -189,10 +217,8 @@ def render_clip(*, cls: int, seed: int, split: str, number: int, size: int, fram
     Returns:
         ``uint8`` array ``(frames, size, size, 3)``.
     """
-    rng = np.random.default_rng([seed, cls, SPLIT_STREAMS[split], number])
-    pad = frames // 2 + 2
-    texture = _background(rng, size + 2 * pad)
-    drift = rng.uniform(0.15, 0.5) * np.array([math.cos(a := rng.uniform(0, 2 * math.pi)), math.sin(a)])
+    rng = clip_rng(seed, cls, split, number)
+    view = DriftingBackground(rng, size, frames, texture=_background)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     radius = rng.uniform(0.05, 0.07) * size
 
@@ -210,8 +236,7 @@ def render_clip(*, cls: int, seed: int, split: str, number: int, size: int, fram
 
     out = np.empty((frames, size, size, 3), np.uint8)
     for f in range(frames):
-        oy, ox = np.round(pad + drift[::-1] * (f - frames / 2)).astype(int)
-        frame = texture[oy:oy + size, ox:ox + size].copy()
+        frame = view.frame(f)
         frame = frame * (1 - cover[..., None]) + scene
         r = radius * track.scale[f]
         if cls in (8, 9):
@@ -304,13 +329,14 @@ def generate_raw(config: SynthConfig, raw: Path, *, progress: Callable[[], None]
     # The marker goes first, so a run interrupted half-way (Ctrl-C) leaves a folder the next
     # run recognises as its own; "complete" turns true only once every file is written.
     _write_marker(raw, config, complete=False)
-    names = list(CLASS_NAMES[: config.classes])
+    names = list(class_names(config.kind)[: config.classes])
+    render = render_clip if config.kind == "motion" else relations.render_relation_clip
     clips = _clip_list(config)
     codec, ext, note = ("", "", None) if config.format == "sthv1" else _video_codec(config.format)
     media = raw / "rgb" if config.format == "diving48" else raw
     media.mkdir(exist_ok=True)
     for split, cls, n, vid in clips:
-        clip = render_clip(cls=cls, seed=config.seed, split=split, number=n, size=config.size, frames=config.frames)
+        clip = render(cls=cls, seed=config.seed, split=split, number=n, size=config.size, frames=config.frames)
         if config.format == "sthv1":
             _write_frames(raw / vid, clip)
         else:
@@ -324,7 +350,7 @@ def generate_raw(config: SynthConfig, raw: Path, *, progress: Callable[[], None]
 
 
 def _write_marker(raw: Path, config: SynthConfig, *, complete: bool) -> None:
-    atomic.write_json(raw / MARKER, {**asdict(config), "complete": complete})
+    atomic.write_json(raw / MARKER, {**config.record(), "complete": complete})
 
 
 def _write_annotations(fmt: str, raw: Path, names: list[str], by_split: dict[str, list], frames: int) -> None:
@@ -376,17 +402,17 @@ def prepare_synthetic(
     config.check()
     out = Path(out)
     raw = Path(raw) if raw is not None else out / "raw"
-    info = {"name": "synth-sth", "synthetic": asdict(config)}
+    info = {"name": config.name, "synthetic": config.record()}
     identity = {"source_format": config.format, "root": str(raw.resolve()), "info": info}
     # Checked before generating: regenerating must not clobber another dataset's raw data.
     check_output_folder(out=out, root=raw, identity=identity, force=force)
     total = config.classes * (config.train_per_class + config.val_per_class + config.test_per_class)
     with progress_bar(console) as bar:
-        task = bar.add_task("synth-sth", total=total)
+        task = bar.add_task(config.name, total=total)
         written = generate_raw(config, raw, progress=lambda: bar.advance(task))
     options = {"sthv1": {}, "sthv2": {"extension": written["extension"]}, "diving48": {}}[config.format]
     release = READERS[config.format](raw, **options)
     release.info = info
-    release.reversed_pairs = reversed_pair_names(config.classes)
+    release.reversed_pairs = reversed_pair_names(config.classes, config.kind)
     summary = prepare_release(release, out=out, workers=workers, force=force, console=console)
     return summary, written["note"]
