@@ -54,4 +54,5 @@ def test_extras_users_expect():
     assert {"export", "tensorboard", "dev", "torchcodec"} <= set(extras)
     assert any(req.startswith("torchcodec") for req in extras["torchcodec"])
     assert any(req.startswith("torchcodec") for req in extras["dev"])  # `make test` exercises it
+    assert any(req.startswith("tensorboard") for req in extras["dev"])  # the tests read its event files
     assert any(req.startswith("onnxruntime") for req in extras["export"])

@@ -73,10 +73,9 @@ def bench_command(
                         num_classes=num_classes, options=options, breakdown=breakdown, memory=memory,
                         fuse=fuse, runtime=runtime.strip().lower()).validate()
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from .._progress import LoopBar
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True, disable=json_out) as prog:
+    with LoopBar(None if json_out else err_console, unit="round", rate=False) as prog:
         task = prog.add_task("bench", total=B.rounds(cfg))
         result = B.run_bench(cfg, progress=lambda desc, n: prog.update(task, description=desc, advance=n))
 

@@ -513,32 +513,9 @@ def _count_in_pool(spec: _CountSpec, entries: Sequence[Entry], chunks: list[rang
 
 
 def progress_bar(console):
-    """A Rich progress bar with count, rate and ETA on ``console`` (disabled if ``None``).
+    """A progress bar with count, rate and ETA on ``console`` (disabled if ``None``), kept within
+    80 columns even at 220k clips (the V2 release); where ``console`` is not a terminal, plain
+    lines instead (:mod:`aknet_cli._progress`). The finished count stays: it is part of the result."""
+    from .._progress import LoopBar
 
-    Kept within 80 columns even at 220k clips (the V2 release), so it never wraps.
-    """
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
-    from rich.text import Text
-
-    class RateColumn(ProgressColumn):
-        def render(self, task) -> Text:
-            # Once finished, the average since the start: Rich's windowed speed of the last few
-            # advances reads tens of thousands of clips/s when they land together at the end.
-            speed = task.completed / task.elapsed if task.finished and task.elapsed else task.speed
-            return Text(f"{speed:,.0f} clips/s" if speed else "- clips/s", style="cyan")
-
-    class KeptWhenDone(Progress):
-        """The finished count stays on screen (it is part of the result); an error takes the bar
-        away, so that the error's one line is all a failed run leaves."""
-
-        def __exit__(self, exc_type, exc, tb) -> None:
-            if exc_type is not None:
-                self.live.transient = True
-            super().__exit__(exc_type, exc, tb)
-
-    return KeptWhenDone(
-        TextColumn("{task.description}"), BarColumn(bar_width=16), MofNCompleteColumn(), RateColumn(),
-        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-        console=console, disable=console is None, transient=False,
-    )
+    return LoopBar(console, unit="clip", bar_width=16, keep_when_done=True)
