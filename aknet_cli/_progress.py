@@ -338,7 +338,8 @@ class StepProgress:
         self.enabled = enabled
         console = (console or Console(stderr=True)) if enabled else None
         self._bar = LoopBar(console, unit=unit, reads_stats=reads_stats, transient=True)
-        self._task = self._bar.add_task(description, total=total, completed=done, stats={})
+        # items are steps or batches, not clips: the rate is the caller's, or from the clips it counts
+        self._task = self._bar.add_task(description, total=total, completed=done, stats={}, clips=0)
         self._clips = 0
 
     def __enter__(self) -> "StepProgress":

@@ -51,6 +51,12 @@ def test_the_bar_keeps_step_count_rate_and_eta_at_80_and_120_columns(width):
         assert part in text, lines
 
 
+def test_before_its_first_statistics_a_training_bar_has_no_rate_rather_than_steps_per_second():
+    progress = StepProgress("epoch 1/8", 1695, console=_terminal(80), reads_stats=True)
+    progress.update()
+    assert "- clips/s" in _bar_lines(progress, 80)[0]
+
+
 def test_at_120_columns_short_statistics_share_the_line_and_the_elapsed_time_stays():
     lines = _epoch_bar(120, {"loss": 1.2, "top1": 50.0, "rate": 19.9})
     assert len(lines) == 1 and "loss 1.2000" in lines[0] and re.search(r" \d:\d\d:\d\d eta ", lines[0]), lines
