@@ -26,13 +26,15 @@ def train_command(
     nproc: int = typer.Option(1, "--nproc", help="Processes on this machine: launches the same job through torchrun (torch.distributed.run)."),
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config and exit."),
     list_configs: bool = typer.Option(False, "--list-configs", help="List the shipped configs and exit."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars or epoch lines."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars, progress lines or epoch lines (the work dir's files are written all the same)."),
 ) -> None:
     """Train a backbone (stage 1) or AK-Net (stage 2) from a TOML config.
 
     Stage 2 converts the stage-1 checkpoint named by `model.init_from` (the code of
     `aknet convert-1d`) and fine-tunes every module with eq. 16. The work dir gets
-    `config.toml`, `metrics.csv`, `curves.png`, `last.pt` and `best.pt`. Examples:
+    `config.toml`, `metrics.csv`, `curves.png`, `steps.jsonl`, `last.pt` and `best.pt`. In a
+    terminal a bar shows each epoch; in a file (`> run.log 2>&1`) a plain line every
+    `train.log_every` steps and at least every 30 s (`aknet --log-seconds S train ...`). Examples:
 
         aknet train tsm_r50_sthv1_stage1 --set data.dataset=data/sthv1
 
