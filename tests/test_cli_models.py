@@ -149,14 +149,15 @@ def test_flops_set_passes_switches_to_the_model():
 
 
 def test_flops_counts_the_rank_64_transform_net_by_default_and_the_papers_on_request():
-    """The last FC of T (256 wide) outputs 2·(C+3)·64 values (U and V) by default and the
-    paper's (C+3)² with --transform-rank none; C = 256 at res4 of a ResNet-18."""
+    """The last FC of T (256 wide) outputs the 64×64 core G by default, beside the learned bases
+    Q ((C+3)×64) and P (C×64), and the paper's (C+3)² with --transform-rank none; C = 256 at res4
+    of a ResNet-18."""
     args = ["flops", "--backbone", "tsm_resnet18", "--split", "res4", "--size", "64", "--frames", "4", "--json"]
     default, paper = runner.invoke(app, args), runner.invoke(app, [*args, "--transform-rank", "none"])
     assert default.exit_code == 0 and paper.exit_code == 0, default.output + paper.output
     default, paper = json.loads(default.output), json.loads(paper.output)
     d = 256 + 3
-    fc_default, fc_paper = 256 * 2 * d * 64 + 2 * d * 64, 256 * d * d + d * d  # weights + biases
+    fc_default, fc_paper = 256 * 64 * 64 + 64 * 64 + d * 64 + 256 * 64, 256 * d * d + d * d  # weights + biases (+ bases)
     point_mlp = d * 64 + 64 * 128 + 128 * 1024 + 2 * (64 + 128 + 1024)  # convs + BN affine
     global_mlp = 1024 * 512 + 512 + 512 * 256 + 256
     assert default["config"]["options"] == {} and paper["config"]["options"] == {"transform_rank": None}

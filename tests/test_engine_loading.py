@@ -403,3 +403,28 @@ def test_an_aknet_checkpoint_of_an_unknown_kind_is_named_not_read_as_a_foreign_f
                     state_dict=net.state_dict())
     with pytest.raises(CheckpointError, match=r"teacher.pt is an aknet checkpoint of kind 'teacher'"):
         read_checkpoint(path)
+
+
+def test_a_checkpoint_from_before_the_transform_forms_loads_as_the_uv_form_it_was(tmp_path):
+    """Checkpoints written before ``transform`` existed record only a rank, which then meant
+    A = I + U Vᵀ: they load as that form, to the same logits."""
+    from dataclasses import asdict
+
+    from aknet_cli import build_aknet
+    from aknet_cli.engine.checkpoint import save_checkpoint
+    from aknet_cli.engine.loading import load_model_from_checkpoint
+
+    torch.manual_seed(0)
+    model = build_aknet("resnet18", split="res4", num_classes=3, num_segments=2, transform="uv", transform_rank=4).eval()
+    with torch.no_grad():  # away from the identity, so that a wrong form would change the logits
+        model.position.matrix.bias.normal_()
+    switches = asdict(model.config)
+    del switches["transform"]  # as the older writer recorded it
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, kind="aknet", config={"backbone": "resnet18", "num_classes": 3, "num_segments": 2,
+                                                "aknet": switches}, state_dict=model.state_dict())
+    loaded, _ = load_model_from_checkpoint(path)
+    assert (loaded.config.transform, loaded.config.transform_rank) == ("uv", 4)
+    x = torch.randn(1, 2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(x), model(x))

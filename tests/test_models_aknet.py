@@ -131,10 +131,12 @@ def test_paper_configuration_keeps_470_keypoints():
         logits, keypoints = model(torch.randn(1, 8, 3, 224, 224), return_keypoints=True)
     assert logits.shape == (1, 174)
     assert keypoints.shape == (1, 470, 3)
-    # The default transform net is A = I + U Vᵀ of rank 64: U and V, 2·(1024 + 3)·64 outputs
-    # of a 256-wide FC; the paper's full matrix, (1024 + 3)² outputs, is transform_rank=None.
-    assert model.config.transform_rank == 64
-    assert model.position.matrix.out_features == 2 * 1027 * 64
+    # The default transform net is A = I + Q G Pᵀ of rank 64: learned bases Q (1024 + 3)×64 and
+    # P 1024×64, and only the 64×64 core G from a 256-wide FC; the paper's full matrix,
+    # (1024 + 3)² outputs, is transform_rank=None.
+    assert (model.config.transform, model.config.transform_rank) == ("core", 64)
+    assert model.position.matrix.out_features == 64 * 64
+    assert model.position.basis_in.shape == (1027, 64) and model.position.basis_out.shape == (1024, 64)
     assert TransformNet(1024, rank=None).matrix.out_features == 1027 * 1027
 
 
@@ -203,12 +205,16 @@ def test_config_refuses_a_rank_of_the_wrong_type(bad):
         AKNetConfig(transform_rank=bad).validate()
 
 
-def test_auto_rank_is_64_only_where_it_is_cheaper_than_the_full_matrix():
-    """U and V of rank r have 2·(C+3)·r entries against the full matrix's (C+3)²: rank 64 is
-    cheaper only where 128 < C + 3. ResNet-18's res2 has C = 64, its res4 C = 256."""
+def test_auto_rank_is_the_forms_default_where_it_saves_something():
+    """``core``: rank 64, at most C + 3 (ResNet-18's res2 has C = 64: bases of rank 67 already
+    span everything). ``uv``: U and V of rank r have 2·(C+3)·r entries against the full matrix's
+    (C+3)², so rank 64 only where 128 < C + 3, else the paper's full matrix."""
     small = build_aknet("tsm_resnet18", split="res2", num_classes=5, num_segments=4)
-    assert small.config.transform_rank is None and small.position.matrix.out_features == 67 * 67
-    large = build_aknet("tsm_resnet18", split="res4", num_classes=5, num_segments=4)
+    assert (small.config.transform, small.config.transform_rank) == ("core", 64)
+    assert small.position.matrix.out_features == 64 * 64 and small.position.basis_in.shape == (67, 64)
+    small_uv = build_aknet("tsm_resnet18", split="res2", num_classes=5, num_segments=4, transform="uv")
+    assert small_uv.config.transform_rank is None and small_uv.position.matrix.out_features == 67 * 67
+    large = build_aknet("tsm_resnet18", split="res4", num_classes=5, num_segments=4, transform="uv")
     assert large.config.transform_rank == 64 and large.position.matrix.out_features == 2 * 259 * 64
-    forced = build_aknet("tsm_resnet18", split="res2", num_classes=5, num_segments=4, transform_rank=64)
+    forced = build_aknet("tsm_resnet18", split="res2", num_classes=5, num_segments=4, transform="uv", transform_rank=64)
     assert forced.config.transform_rank == 64 and forced.position.matrix.out_features == 2 * 67 * 64  # as asked

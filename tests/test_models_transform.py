@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from aknet_cli import build_aknet
-from aknet_cli.exceptions import InputShapeError
+from aknet_cli.exceptions import ConfigError, InputShapeError
 from aknet_cli.models.position import PositionEmbedding, TransformNet
 
 C, N = 5, 12
@@ -53,22 +53,30 @@ def test_eq8_centres_and_scales_into_the_unit_ball():
         np.testing.assert_allclose(got[b], _normalised(coords[b].numpy()), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("rank", [None, 3])
-def test_constant_non_identity_matrix_is_applied_as_concat_S_D_times_A(rank):
-    """With the last FC's weight at zero, A is its bias: a fixed matrix, chosen non-symmetric
-    and with non-zero coordinate rows, so that Aᵀ in place of A, the last C channels in place
-    of the first, or dropping D' each give a different answer."""
-    net = TransformNet(C, rank=rank).eval()
+@pytest.mark.parametrize("form,rank", [("full", None), ("uv", 3), ("core", 3)])
+def test_constant_non_identity_matrix_is_applied_as_concat_S_D_times_A(form, rank):
+    """With the last FC's weight at zero, A is its bias (and, for ``core``, the learned bases):
+    a fixed matrix, chosen non-symmetric and with non-zero coordinate rows, so that Aᵀ in place
+    of A, the last C channels in place of the first, or dropping D' each give a different answer."""
+    net = TransformNet(C, rank=rank, form=form).eval()
     rng = np.random.default_rng(1)
     with torch.no_grad():
         net.matrix.weight.zero_()
-        if rank is None:
+        if form == "full":
             a = rng.normal(size=(D, D))
             net.matrix.bias.copy_(torch.from_numpy(a.reshape(-1)))  # A[i, j] = bias[i·(C+3) + j]
-        else:
+        elif form == "uv":
             u, v = rng.normal(size=(D, rank)), rng.normal(size=(D, rank))
             net.matrix.bias.copy_(torch.from_numpy(np.concatenate([u.reshape(-1), v.reshape(-1)])))
             a = np.eye(D) + u @ v.T  # A = I + U Vᵀ
+        else:
+            q, p, g = rng.normal(size=(D, rank)), rng.normal(size=(C, rank)), rng.normal(size=(rank, rank))
+            net.basis_in.copy_(torch.from_numpy(q))
+            net.basis_out.copy_(torch.from_numpy(p))
+            net.matrix.bias.copy_(torch.from_numpy(g.reshape(-1)))  # G[i, j] = bias[i·r + j]
+            # A = I + Q G Pᵀ; P has C rows because only the first C output channels are kept,
+            # so A's last 3 columns are the identity's.
+            a = np.eye(D) + q @ g @ np.concatenate([p, np.zeros((3, rank))]).T
     assert not np.allclose(a, a.T) and np.abs(a[C:, :C]).min() > 0
     points, coords = _inputs()
     with torch.no_grad():
@@ -106,12 +114,12 @@ def _numpy_t(net: TransformNet, z: np.ndarray) -> np.ndarray:
     return _f64(net.matrix.weight) @ g + _f64(net.matrix.bias)
 
 
-@pytest.mark.parametrize("rank", [None, 2])
-def test_input_dependent_transform_matches_numpy(rank):
+@pytest.mark.parametrize("form,rank", [("full", None), ("uv", 2), ("core", 2)])
+def test_input_dependent_transform_matches_numpy(form, rank):
     """Every weight of T random: A = T(concat(S, D')) differs per clip (eq. 9), and the output
     is the first C channels of concat(S, D')·A (eq. 10)."""
     torch.manual_seed(0)
-    net = TransformNet(C, rank=rank)
+    net = TransformNet(C, rank=rank, form=form)
     _randomise(net, seed=3)
     net.eval()
     points, coords = _inputs(seed=5)
@@ -121,11 +129,14 @@ def test_input_dependent_transform_matches_numpy(rank):
     for b in range(2):
         z = _concat(points, coords, b)
         m = _numpy_t(net, z)
-        if rank is None:
+        if form == "full":
             a = m.reshape(D, D)
-        else:
+        elif form == "uv":
             uv = m.reshape(2, D, rank)
             a = np.eye(D) + uv[0] @ uv[1].T
+        else:  # A = I + Q G Pᵀ with the learned bases; only G = m comes from the clip
+            p = np.concatenate([_f64(net.basis_out), np.zeros((3, rank))])
+            a = np.eye(D) + _f64(net.basis_in) @ m.reshape(rank, rank) @ p.T
         mats.append(a)
         np.testing.assert_allclose(out[b].numpy().T, (z @ a)[:, :C], rtol=1e-3, atol=1e-3)
     assert not np.allclose(mats[0], mats[1])  # input-dependent
@@ -169,3 +180,42 @@ def test_model_with_embedding_refuses_inputs_beyond_max_input_size():
         assert model(torch.randn(1, 2, 3, 64, 64)).shape == (1, 3)
         with pytest.raises(InputShapeError, match="max_input_size"):
             model(torch.randn(1, 2, 3, 72, 72))
+
+
+@pytest.mark.parametrize("form,rank", [("full", None), ("uv", 4), ("core", 4)])
+def test_every_form_starts_at_the_identity_and_learns(form, rank):
+    """A = I at initialisation whatever the input, and one gradient step moves it away: the
+    part of A that depends on the clip receives gradient from the start."""
+    torch.manual_seed(0)
+    net = TransformNet(C, rank=rank, form=form)
+    points, coords = _inputs(seed=2)
+    net.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(net(points, coords), points)
+    net.train()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    loss = (net(points, coords) * torch.randn(points.shape, generator=torch.Generator().manual_seed(1))).sum()
+    loss.backward()
+    assert net.matrix.weight.grad.abs().sum() > 0
+    opt.step()
+    net.eval()
+    with torch.no_grad():
+        assert not torch.allclose(net(points, coords), points, atol=1e-4)
+
+
+def test_auto_resolves_to_a_recorded_form_and_rank():
+    from aknet_cli.models.aknet import DEFAULT_CORE_RANK, DEFAULT_TRANSFORM_FORM, AKNetConfig, resolve_transform
+
+    assert resolve_transform("auto", "auto", 1024) == (DEFAULT_TRANSFORM_FORM, DEFAULT_CORE_RANK)
+    assert resolve_transform("core", "auto", 5) == ("core", 8)  # no more than C + 3: the bases span everything
+    assert resolve_transform("uv", "auto", 64) == ("full", None)  # 2r ≥ C + 3: the low rank saves nothing
+    assert resolve_transform("auto", None, 1024) == ("full", None)
+    model = build_aknet("resnet18", split="res4", num_classes=3, num_segments=2)
+    assert (model.config.transform, model.config.transform_rank) == (DEFAULT_TRANSFORM_FORM, DEFAULT_CORE_RANK)
+    # A checkpoint written before the forms had names: its rank meant A = I + U Vᵀ.
+    assert AKNetConfig.from_record({"transform_rank": 64}).transform == "uv"
+    assert AKNetConfig.from_record({"transform_rank": None}).transform == "full"
+    for bad in ({"transform": "full", "transform_rank": 8}, {"transform": "core", "transform_rank": None},
+                {"transform": "diagonal"}):
+        with pytest.raises(ConfigError, match="transform"):
+            AKNetConfig(**bad).validate()

@@ -25,7 +25,7 @@ def bench_command(
     runs: int = typer.Option(7, help="Timed rounds (each round runs every model once)."),
     warmup: int = typer.Option(2, help="Rounds run first and discarded."),
     num_classes: int = typer.Option(174, help="Classifier size."),
-    transform_rank: Optional[str] = typer.Option(None, help="Rank r of the transform net A = I + UVᵀ; 'none' for the paper's full (C+3)² matrix [default: auto: 64 where that is cheaper than the full matrix, i.e. 128 < C+3]."),
+    transform_rank: Optional[str] = typer.Option(None, help="Rank r of the transform net (A = I + Q G Pᵀ, the default 'core' form; --set transform=uv for A = I + UVᵀ); 'none' for the paper's full (C+3)² matrix [default: auto: 64 (core: at most C+3; uv: only where 128 < C+3)]."),
     set_: list[str] = typer.Option([], "--set", help="AK-Net option KEY=VALUE, repeatable (e.g. position=embedding, stride_mode=axis)."),
     breakdown: bool = typer.Option(True, "--breakdown/--no-breakdown", help="Time AK-Net's parts (F, heatmap, selection, transform, 1-D subnet, head)."),
     memory: bool = typer.Option(True, "--memory/--no-memory", help="Measure peak tensor memory (one extra forward per model)."),

@@ -18,7 +18,7 @@ def convert_1d_command(
     alpha: float = typer.Option(0.3, help="Point sampling rate α in (0, 1]: N = round(α·T·H·W)."),
     tau: Optional[str] = typer.Option(None, help="Time weight τ of the ranking key x + y + τ·t (eq. 7): 'auto' (h + w − 1, each frame's points stay together) or a number [default: auto]."),
     position: Optional[str] = typer.Option(None, help="Position information: transform, embedding or none [default: transform]."),
-    transform_rank: Optional[str] = typer.Option(None, help="Rank r of the transform net A = I + UVᵀ; 'none' for the paper's full (C+3)² matrix [default: auto: 64 where that is cheaper than the full matrix, i.e. 128 < C+3]."),
+    transform_rank: Optional[str] = typer.Option(None, help="Rank r of the transform net (A = I + Q G Pᵀ, the default 'core' form; --set transform=uv for A = I + UVᵀ); 'none' for the paper's full (C+3)² matrix [default: auto: 64 (core: at most C+3; uv: only where 128 < C+3)]."),
     set_: list[str] = typer.Option([], "--set", help="Any other AK-Net option KEY=VALUE, repeatable: ranking, sparsity_reg, concat_gap, stride_mode, reduction, dropout, ..."),
     backbone: Optional[str] = typer.Option(None, help="Checked against the checkpoint (another code base's is read from its weights)."),
     num_classes: Optional[int] = typer.Option(None, help="Checked against the checkpoint's classifier."),

@@ -20,7 +20,7 @@ def flops_command(
     size: int = typer.Option(224, help="Input height and width in pixels."),
     num_classes: int = typer.Option(174, help="Classifier size (Sth-Sth: 174)."),
     mode: str = typer.Option("inference", help="inference (no auxiliary head, as the paper) or train (auxiliary head counted too)."),
-    transform_rank: Optional[str] = typer.Option(None, help="Rank r of the transform net A = I + UVᵀ; 'none' for the paper's full (C+3)² matrix [default: auto: 64 where that is cheaper than the full matrix, i.e. 128 < C+3]."),
+    transform_rank: Optional[str] = typer.Option(None, help="Rank r of the transform net (A = I + Q G Pᵀ, the default 'core' form; --set transform=uv for A = I + UVᵀ); 'none' for the paper's full (C+3)² matrix [default: auto: 64 (core: at most C+3; uv: only where 128 < C+3)]."),
     set_: list[str] = typer.Option([], "--set", help="AK-Net option KEY=VALUE, repeatable (e.g. stride_mode=axis, position=embedding, ranking=false)."),
     table: Optional[str] = typer.Option(None, "--table", help="Reproduce a paper table instead: i (per-layer formulas) or ii (ResNet-50 GFLOPs)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a Fig. 5-style PNG: GFLOPs per split beside the plain backbones."),

@@ -164,7 +164,7 @@ def _check_aknet(kind: str, switches: Any, path: Path) -> None:
     if unknown:
         raise _wrong(path, f"aknet.{unknown[0]}", switches[unknown[0]], f"nothing: AK-Net's switches are {', '.join(known)}")
     try:
-        AKNetConfig(**switches).validate()
+        AKNetConfig.from_record(switches).validate()
     except ConfigError as exc:
         raise CheckpointError(f"{path}: config.aknet: {exc}") from None
 

@@ -240,7 +240,7 @@ def build_model(ckpt: Checkpoint) -> nn.Module:
     cfg = ckpt.config
     net = create_backbone(cfg["backbone"], num_classes=int(cfg["num_classes"]), num_segments=int(cfg["num_segments"]),
                           pretrained=False, **dict(cfg.get("backbone_kwargs") or {}))
-    model = net if ckpt.kind == "backbone" else AKNet(net, AKNetConfig(**cfg["aknet"]))
+    model = net if ckpt.kind == "backbone" else AKNet(net, AKNetConfig.from_record(cfg["aknet"]))
     load_state_strict(model, ckpt.state_dict, f"{ckpt.path} ({ckpt.format})", name_in_file=ckpt.name_in_file)
     return model
 

@@ -18,16 +18,20 @@ from .convert import STRIDE_MODES, ConversionRecord, Converter
 from .heads import AuxiliaryHead, PointHead
 from .heatmap import HEAT_NORMS, ChannelHeatmap
 from .loss import aknet_loss
-from .position import PositionEmbedding, TransformNet
+from .position import TRANSFORM_FORMS, PositionEmbedding, TransformNet
 from .selection import KeypointSelector
 
 POSITION_MODES = ("none", "embedding", "transform")
-#: Rank of the default (``"auto"``) transform net ``A = I + U Vᵀ`` wherever it is cheaper than
-#: the full matrix (:func:`resolve_transform_rank`). The paper's full ``(C+3)²`` matrix
+#: Rank of the ``uv`` transform net ``A = I + U Vᵀ`` when its rank is ``"auto"``, wherever it is
+#: cheaper than the full matrix (:func:`resolve_transform`). The paper's full ``(C+3)²`` matrix
 #: (``transform_rank=None``) reads ~1.1 GB of weights per clip at res4 and left AK-Net-TSM-R50
 #: slower than TSM-R50 on CPU; rank 64 made it faster at no measured accuracy cost on
 #: synth-sth (docs/bench.md).
 DEFAULT_TRANSFORM_RANK = 64
+#: Rank of the ``core`` transform net ``A = I + Q G Pᵀ`` when its rank is ``"auto"``.
+DEFAULT_CORE_RANK = 64
+#: The form ``transform = "auto"`` stands for (:data:`~aknet_cli.models.position.TRANSFORM_FORMS`).
+DEFAULT_TRANSFORM_FORM = "core"
 #: Words that select the paper's full transform net where a rank is expected.
 FULL_RANK_WORDS = ("none", "full", "paper", "null")
 
@@ -74,14 +78,16 @@ class SplitFeatures(nn.Module):
 @dataclass(frozen=True)
 class AKNetConfig:
     """Every switch of the model. Save ``asdict(model.config)``: the built model's copy holds
-    the numbers actually used (``tau="auto"`` and ``transform_rank="auto"`` resolved, see
-    :func:`resolve_tau` and :func:`resolve_transform_rank`)."""
+    the numbers actually used (``tau``, ``transform`` and ``transform_rank`` resolved from
+    ``"auto"``, see :func:`resolve_tau` and :func:`resolve_transform`). Read a saved one back
+    with :meth:`from_record`."""
 
     split: str = "res4"
     alpha: float = ranged(0.3, gt=0.0, le=1.0, why="the share of positions kept as keypoints")
     tau: float | str = "auto"
     ranking: bool = True
     position: str = "transform"
+    transform: str = "auto"
     transform_rank: int | str | None = "auto"
     sparsity_reg: bool = True
     heat_norm: str = "threshold"
@@ -91,6 +97,16 @@ class AKNetConfig:
     reduction: int = ranged(16, ge=1)
     dropout: float = ranged(0.5, ge=0.0, lt=1.0)
     max_input_size: int = ranged(320, ge=32)
+
+    @classmethod
+    def from_record(cls, switches: dict[str, Any]) -> "AKNetConfig":
+        """The config a checkpoint recorded. Checkpoints written before the transform net's
+        forms had names record no ``transform``: their rank meant ``A = I + U Vᵀ`` (``uv``),
+        and no rank (``None``) the paper's full matrix."""
+        switches = dict(switches)
+        if "transform" not in switches:
+            switches["transform"] = "full" if switches.get("transform_rank", "auto") is None else "uv"
+        return cls(**switches)
 
     def validate(self) -> "AKNetConfig":
         check_fields(self)  # types and the ranges declared above
@@ -103,6 +119,14 @@ class AKNetConfig:
                                                         or self.transform_rank < 1):
             raise ConfigError(f"transform_rank must be 'auto', a positive integer or None (the paper's full "
                               f"matrix), got {self.transform_rank!r}")
+        if self.transform not in ("auto", *TRANSFORM_FORMS):
+            raise ConfigError(f"transform must be 'auto' or one of {', '.join(TRANSFORM_FORMS)}, got {self.transform!r}")
+        if self.transform == "full" and self.transform_rank not in (None, "auto"):
+            raise ConfigError(f"transform = 'full' is the paper's (C+3)² matrix and takes no rank, got transform_rank "
+                              f"{self.transform_rank!r}; drop the rank or choose transform 'core' or 'uv'")
+        if self.transform in ("uv", "core") and self.transform_rank is None:
+            raise ConfigError(f"transform = {self.transform!r} needs a rank, got transform_rank none (the paper's full "
+                              f"matrix); use transform 'full', or a rank ('auto' or a number)")
         if self.heat_norm not in HEAT_NORMS:
             raise ConfigError(f"heat_norm must be one of {', '.join(HEAT_NORMS)}, got {self.heat_norm!r}")
         if self.stride_mode not in STRIDE_MODES:
@@ -132,7 +156,7 @@ def resolve_tau(tau: float | str, max_grid: int) -> float:
 
 def parse_rank(text: str | int | None) -> int | str | None:
     """A transform-net rank from the command line or a config: ``"auto"`` (the default, see
-    :func:`resolve_transform_rank`), a positive integer, or one of :data:`FULL_RANK_WORDS`
+    :func:`resolve_transform`), a positive integer, or one of :data:`FULL_RANK_WORDS`
     (``"none"``) for the paper's full ``(C+3)²`` matrix (``None``)."""
     if text is None or isinstance(text, int) and not isinstance(text, bool):
         return text
@@ -151,17 +175,29 @@ def parse_rank(text: str | int | None) -> int | str | None:
     return rank
 
 
-def resolve_transform_rank(rank: int | str | None, channels: int) -> int | None:
-    """The rank ``"auto"`` (the default) stands for on a split with ``channels`` channels:
-    :data:`DEFAULT_TRANSFORM_RANK`, unless ``U`` and ``V`` of that rank would have at least as
-    many entries as the full ``(C+3)²`` matrix (``2r ≥ C+3``), where the low-rank form saves
-    nothing and the paper's full matrix (``None``) is built instead. That is the case on a
-    64-channel split (ResNet-18's res2), where on synth-sth rank 64 also trained far worse than
-    the full matrix (Table V, 2 epochs: 40.8 against 64.2 top-1; docs/model.md). An explicit
-    rank or ``None`` is kept as given."""
+def resolve_transform(form: str, rank: int | str | None, channels: int) -> tuple[str, int | None]:
+    """The form and rank that ``"auto"`` stands for on a split with ``channels`` channels.
+
+    ``transform = "auto"`` is :data:`DEFAULT_TRANSFORM_FORM` (``full`` when the rank is ``None``).
+    An ``"auto"`` rank is :data:`DEFAULT_CORE_RANK` for ``core`` (at most ``C + 3``, where the
+    bases span everything) and :data:`DEFAULT_TRANSFORM_RANK` for ``uv``, unless ``U`` and ``V``
+    of that rank would have at least as many entries as the full ``(C+3)²`` matrix (``2r ≥ C+3``),
+    where the low-rank form saves nothing and the paper's full matrix is built instead. That is
+    the case on a 64-channel split (ResNet-18's res2), where on synth-sth rank-64 ``uv`` also
+    trained far worse than the full matrix (Table V, 2 epochs: 40.8 against 64.2 top-1;
+    docs/model.md). An explicit form and rank are kept as given.
+
+    Returns:
+        ``(form, rank)``, ``rank`` ``None`` exactly when ``form`` is ``"full"``.
+    """
+    if rank is None or form == "full":
+        return "full", None
+    form = DEFAULT_TRANSFORM_FORM if form == "auto" else form
     if rank != "auto":
-        return rank
-    return DEFAULT_TRANSFORM_RANK if 2 * DEFAULT_TRANSFORM_RANK < channels + 3 else None
+        return form, int(rank)
+    if form == "core":
+        return form, min(DEFAULT_CORE_RANK, channels + 3)
+    return (form, DEFAULT_TRANSFORM_RANK) if 2 * DEFAULT_TRANSFORM_RANK < channels + 3 else ("full", None)
 
 
 def parse_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
@@ -229,9 +265,8 @@ class AKNet(nn.Module):
         config.validate()
         grid = math.ceil(config.max_input_size / backbone.specs[config.split].stride)
         # Resolved once, so the config (and every checkpoint saved from it) holds the number used.
-        config = dataclasses.replace(config, tau=resolve_tau(config.tau, grid),
-                                     transform_rank=resolve_transform_rank(config.transform_rank,
-                                                                           backbone.specs[config.split].channels))
+        form, rank = resolve_transform(config.transform, config.transform_rank, backbone.specs[config.split].channels)
+        config = dataclasses.replace(config, tau=resolve_tau(config.tau, grid), transform=form, transform_rank=rank)
         self.config = config
         self.num_segments = backbone.num_segments
         self.num_classes = backbone.num_classes
@@ -251,7 +286,7 @@ class AKNet(nn.Module):
                                       norm=config.heat_norm, scale=config.heat_scale)
         self.selector = KeypointSelector(config.alpha, config.tau, config.ranking)
         if config.position == "transform":
-            self.position: nn.Module | None = TransformNet(channels, rank=config.transform_rank)
+            self.position: nn.Module | None = TransformNet(channels, rank=config.transform_rank, form=config.transform)
         elif config.position == "embedding":
             grid = math.ceil(config.max_input_size / backbone.specs[split].stride)
             self.position = PositionEmbedding(channels, backbone.num_segments, grid)
@@ -327,9 +362,11 @@ def build_aknet(
         backbone_kwargs: extra keyword arguments for the backbone factory.
         **switches: the ablation switches of :class:`AKNetConfig`: ``tau`` (``"auto"``, the
             default, keeps each frame's points together; or a number), ``ranking``,
-            ``position`` (none|embedding|transform), ``transform_rank`` (``"auto"`` by default:
-            64 where that is cheaper than the full matrix; an int; ``None`` for the paper's
-            full matrix), ``sparsity_reg``,
+            ``position`` (none|embedding|transform), ``transform`` (the form of eq. 10's
+            matrix: ``"auto"``, ``"core"``, ``"uv"`` or ``"full"``, see
+            :data:`~aknet_cli.models.position.TRANSFORM_FORMS`), ``transform_rank`` (``"auto"``
+            by default, see :func:`resolve_transform`; an int; ``None`` for the paper's full
+            matrix), ``sparsity_reg``,
             ``heat_norm`` (threshold|minmax, the heatmap's normalisation), ``heat_scale``,
             ``concat_gap``, ``stride_mode`` (area|axis, how 2-D strides become 1-D strides),
             plus ``reduction``, ``dropout``, ``max_input_size``.
