@@ -188,6 +188,48 @@ def test_eval_mismatch_and_bad_views_are_one_line(stage1, tmp_path):
     assert_one_line_error(runner.invoke(app, ["eval", str(state), "--data", str(other)]), "plain.pt", "--num-segments")
 
 
+def _five_classes(path: Path) -> Path:
+    from aknet_cli import create_backbone
+    from aknet_cli.engine.checkpoint import save_checkpoint
+
+    net = create_backbone("resnet18", num_classes=5, num_segments=4)
+    save_checkpoint(path, kind="backbone", config={"backbone": "resnet18", "num_classes": 5, "num_segments": 4},
+                    state_dict=net.state_dict())
+    return path
+
+
+def _flipped_copy(source: Path, path: Path) -> Path:
+    raw = bytearray(source.read_bytes())
+    middle = len(raw) // 2
+    raw[middle:middle + 64] = bytes(b ^ 0xFF for b in raw[middle:middle + 64])
+    path.write_bytes(bytes(raw))
+    return path
+
+
+@pytest.mark.parametrize(("make", "fragment"), [
+    (lambda s1, t: t / "missing.pt", "checkpoint not found"),
+    (lambda s1, t: _five_classes(t / "five.pt"), "predicts 5 classes"),
+    (lambda s1, t: _flipped_copy(s1, t / "flipped.pt"), "corrupt"),
+], ids=["missing", "another class count", "flipped bytes"])
+def test_a_compare_checkpoint_that_cannot_serve_is_refused_before_any_model_is_scored(stage1, tiny, tmp_path,
+                                                                                     monkeypatch, make, fragment):
+    from aknet_cli.engine import evaluate as evaluate_module
+
+    scored = []
+
+    def score(*args, **kwargs):
+        scored.append(args)
+        raise AssertionError("a model was scored")
+
+    monkeypatch.setattr(evaluate_module, "collect_scores", score)
+    data = str(Path(load_config(tiny).data.dataset))
+    compare = make(stage1.best_checkpoint, tmp_path)
+    result = runner.invoke(app, ["eval", str(stage1.best_checkpoint), "--data", data, "--out", str(tmp_path / "ev"),
+                                 "--workers", "0", "--compare", str(compare)])
+    assert_one_line_error(result, compare.name, fragment)
+    assert scored == []
+
+
 def test_the_test_split_never_enters_training_or_selection(tiny, tmp_path, monkeypatch):
     from aknet_cli.data import dataset as dataset_module
 

@@ -32,7 +32,7 @@ from ..data import load_manifest
 from ..exceptions import ConfigError
 from .config import DataConfig
 from .distributed import all_gather_objects, setup
-from .loading import fit_classes, load_model_from_checkpoint
+from .loading import Checkpoint, build_model, check_class_count, fit_classes, read_checkpoint
 from .precision import autocast_dtype
 from .scoring import accuracy_counts, collect_scores
 from .statistics import LEVEL, compare_paired, wilson_interval
@@ -58,10 +58,9 @@ def _gflops(model: nn.Module, frames: int, size: int) -> float:
 
 
 # --------------------------------------------------------------------------- evaluate
-def _score_model(path, manifest, data_cfg: DataConfig, ctx, *, split, clips, crops, batch_size, progress,
-                 backbone, num_segments, amp, fuse, label_order=None) -> dict[str, Any]:
-    model, description = load_model_from_checkpoint(path, backbone=backbone, num_segments=num_segments,
-                                                    label_order=label_order)
+def _score_model(ckpt: Checkpoint, manifest, data_cfg: DataConfig, ctx, *, split, clips, crops, batch_size, progress,
+                 amp, fuse) -> dict[str, Any]:
+    path, model, description = ckpt.path, build_model(ckpt), ckpt.description()
     fit_classes(model, description, classes=manifest.classes, label_order=manifest.data.get("label_order"),
                 dataset_format=manifest.data.get("source_format"), source=str(path), where=str(manifest.folder))
     counted = model  # FLOPs by the convention (BatchNorm counted), whether or not it is folded for running
@@ -195,11 +194,16 @@ def evaluate(
     manifest = load_manifest(Path(data))
     data_cfg = DataConfig(dataset=str(data), backend=backend, num_workers=num_workers, pin_memory=True)
     paths = [Path(checkpoint)] + ([Path(compare)] if compare else [])
+    # Both files read and their class counts checked before either is scored: a --compare that
+    # cannot serve is refused before the first model's evaluation, not after it.
+    ckpts = [read_checkpoint(path, backbone=backbone, num_segments=num_segments, label_order=label_order)
+             for path in paths]
+    for ckpt in ckpts:
+        check_class_count(ckpt.config, manifest.num_classes, source=str(ckpt.path), where=str(manifest.folder))
     results = []
-    for path, name in zip(paths, model_names(paths)):
-        scored = _score_model(path, manifest, data_cfg, ctx, split=split, clips=clips, crops=crops,
-                              batch_size=batch_size, progress=progress, backbone=backbone,
-                              num_segments=num_segments, amp=amp, fuse=fuse, label_order=label_order)
+    for ckpt, path, name in zip(ckpts, paths, model_names(paths)):
+        scored = _score_model(ckpt, manifest, data_cfg, ctx, split=split, clips=clips, crops=crops,
+                              batch_size=batch_size, progress=progress, amp=amp, fuse=fuse)
         summary, table = _summary(scored, manifest, clips, crops)
         summary.update(name=name, checkpoint=str(path), split=split,
                        checkpoint_format=scored["description"]["format"],

@@ -272,6 +272,14 @@ def checkpoint_label_order(description: dict[str, Any], dataset_format: str | No
     return order
 
 
+def check_class_count(description: dict[str, Any], count: int, *, source: str, where: str) -> None:
+    """A model of ``description`` predicts the ``count`` classes of ``where``, or one line says not."""
+    have = int(description["num_classes"])
+    if have != count:
+        raise CheckpointError(f"{source} predicts {have} classes but {where} has {count}; use it on the "
+                              f"dataset it was trained on (or one prepared with the same label list)")
+
+
 def fit_classes(model: nn.Module, description: dict[str, Any], *, classes: list[str], label_order: str | None,
                 dataset_format: str | None, source: str, where: str) -> list[str]:
     """Make ``model`` predict in ``classes``' order, or refuse in one line.
@@ -294,10 +302,7 @@ def fit_classes(model: nn.Module, description: dict[str, Any], *, classes: list[
         CheckpointError: the class counts differ, the class names differ, or the orders differ
             in a way that cannot be undone here.
     """
-    have = int(description["num_classes"])
-    if have != len(classes):
-        raise CheckpointError(f"{source} predicts {have} classes but {where} has {len(classes)}; use it on the "
-                              f"dataset it was trained on (or one prepared with the same label list)")
+    check_class_count(description, len(classes), source=source, where=where)
     stored = description.get("classes")
     if stored:
         stored = list(stored)
