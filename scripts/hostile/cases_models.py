@@ -16,9 +16,12 @@ from .fixtures import UNWRITABLE, Fixtures
 BROKEN_CHECKPOINTS = {  # fixture → a fragment the one line must hold besides the path
     "missing": "", "ck_dir": "", "ck_zero": "", "ck_truncated": "", "ck_text": "", "ck_flipped": "corrupt",
     "ck_malicious": "", "ck_kind_unknown": "teacher", "ck_future_format": "", "ck_bare_ak_state": "",
+    # intact tensors, a wrong model description: written so, or edited after saving
+    "ck_meta_kwargs": "config.backbone_kwargs", "ck_meta_word_classes": "config.num_classes",
+    "ck_meta_no_aknet": "config.aknet", "ck_meta_alpha": "config.aknet", "ck_meta_edited": "edited after it was written",
 }
 #: The few of them the commands that load through the same loader as eval are run on.
-SOME_BROKEN = ("missing", "ck_truncated", "ck_flipped", "ck_malicious", "ck_dir")
+SOME_BROKEN = ("missing", "ck_truncated", "ck_flipped", "ck_malicious", "ck_dir", "ck_meta_kwargs", "ck_meta_edited")
 
 
 def _in_the_way(d: Path) -> None:

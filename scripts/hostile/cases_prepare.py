@@ -93,6 +93,10 @@ def sthv1_cases(fx: Fixtures) -> list[Case]:
         # --force is what the refusal above offers: the dataset is written beside the user's files, which stay
         Case("prepare", "sthv1: --out is the user's own folder, --force", prep("good", "--force"), OK,
              setup=users_folder, check=all_of(kept("out/keep.txt"), dataset("out", splits=V1_SPLITS, classes=2))),
+        Case("prepare", "sthv1: an empty val list", prep("empty_val"), OK, warns=("warning: the val split is empty",),
+             check=dataset("out", splits={"train": 4, "val": 0})),
+        Case("prepare", "sthv1: every val clip missing", prep("val_missing"), OK,
+             warns=("warning: the val split is empty", "skipped 2 clips"), check=dataset("out", splits={"train": 4, "val": 0})),
         Case("prepare", "sthv1: missing --root", ["prepare", "sthv1", "--root", fx["missing"], "--out", "out"], CLEAN, (fx["missing"],)),
         Case("prepare", "sthv1: --root holds no release", ["prepare", "sthv1", "--root", fx["adir"], "--out", "out"], CLEAN, (labels_csv,)),
         Case("prepare", "sthv1: Latin-1 labels file", prep("latin1"), CLEAN, (labels_csv,)),
@@ -273,6 +277,8 @@ def folder_cases(fx: Fixtures) -> list[Case]:
         Case("prepare", "folder: a flip map", prep("tree", "--flip-map", fx["flip_ok"]), OK,
              check=lambda o, d: None if json.loads((d / "out" / "dataset.json").read_text())["flip_map"] == {"0": 2, "2": 0}
              else "flip map not recorded as clap<->wave"),
+        *[Case("prepare", f"folder: file names that are not UTF-8, --backend {backend}",
+               prep("tree_latin1", "--backend", backend), OK, check=nine) for backend in ("torchcodec", "decord", "pyav")],
         Case("prepare", "folder: an empty root", prep("tree_empty"), CLEAN, (fx["tree_empty"],)),
         Case("prepare", "folder: an empty class folder", prep("tree_empty_class"), CLEAN, ("dance",)),
         Case("prepare", "folder: a clip copied into --val-root", prep("tree", "--val-root", fx["tree_copy_val"]), CLEAN,

@@ -12,6 +12,9 @@ from .case import CLEAN, OK, USAGE, Case, Outcome, option_or_word
 from .checks import all_of, files, png, stdout_json
 from .fixtures import UNWRITABLE, Fixtures
 
+#: Every video backend (a case per backend where the backends differ in what they can open).
+BACKENDS = ("torchcodec", "decord", "pyav")
+
 #: Inputs no model can read (the fixture and a fragment of the one line besides its path).
 UNREADABLE = {
     "missing": "", "vid_zero_mp4": "", "vid_trunc_mp4": "", "vid_trunc_webm": "", "vid_audio": "", "vid_text_mp4": "",
@@ -95,6 +98,10 @@ def visualize_cases(fx: Fixtures) -> list[Case]:
              check=_top_names(["left to right", "right to left"])),
         Case("visualize", "--labels, a V2 map", vis("vid_mp4", "--labels", fx["lab_map_json"]), OK,
              check=_top_names(["left to right", "right to left"])),
+        Case("visualize", "--alpha 0.5 with a checkpoint trained at 0.3", vis("vid_mp4", "--alpha", "0.5"), OK,
+             warns=("differs from the α = 0.3",), check=_keypoints("vis", count=32, frames=4, side=4)),  # round(0.5·4·16)
+        Case("visualize", "--alpha 1 with a res4 checkpoint", vis("v1_clip", "--alpha", "1", ck="ak_res4"), OK,
+             warns=("differs from the α = 0.3",), check=_keypoints("vis", count=16, frames=4, side=2)),
         Case("visualize", "a stage-1 checkpoint", vis("vid_mp4", ck="s1_best"), CLEAN, (fx["s1_best"],)),
         Case("visualize", "untrained, --split res5", vis("vid_mp4", "-b", "resnet18", "--split", "res5", ck=None), CLEAN, ("res5",)),
         Case("visualize", "--crop larger than --resize", vis("vid_mp4", "--crop", "64", "--resize", "36"), CLEAN, ("--crop",)),
@@ -103,7 +110,11 @@ def visualize_cases(fx: Fixtures) -> list[Case]:
     for name, fragment in UNREADABLE.items():
         cases.append(Case("visualize", f"video: {name.removeprefix('vid_').replace('_', ' ')}", vis(name), CLEAN,
                           (fx[name],) + ((fragment,) if fragment else ())))
-    for name in ("missing", "ck_flipped", "ck_malicious", "ck_bare_ak_state"):
+    for backend in BACKENDS:
+        cases.append(Case("visualize", f"a file name that is not UTF-8, --backend {backend}",
+                          vis("vid_latin1_name", "--backend", backend), OK, check=ak_points))
+    for name in ("missing", "ck_flipped", "ck_malicious", "ck_bare_ak_state", "ck_meta_alpha", "ck_meta_no_aknet",
+                 "ck_meta_edited"):
         cases.append(Case("visualize", f"checkpoint: {name.removeprefix('ck_')}", vis("vid_mp4", ck=name), CLEAN, (fx[name],),
                           check=lambda o, d: "the malicious pickle ran" if fx.path("pwned").exists() else None))
     for name in ("lab_three", "lab_latin1", "lab_map_word", "lab_not_json"):
@@ -195,7 +206,10 @@ def predict_cases(fx: Fixtures) -> list[Case]:
             continue  # visualize has them: the same reader
         cases.append(Case("predict", f"video: {name.removeprefix('vid_').replace('_', ' ')}", pr(name), CLEAN,
                           (fx[name],) + ((fragment,) if fragment else ())))
-    for name in ("missing", "ck_flipped", "ck_a_list"):
+    for backend in BACKENDS:
+        cases.append(Case("predict", f"a file name that is not UTF-8, --backend {backend}",
+                          pr("vid_latin1_name", "--backend", backend, "--json"), OK, check=_predictions(1, k=2)))
+    for name in ("missing", "ck_flipped", "ck_a_list", "ck_meta_word_classes", "ck_meta_kwargs"):
         cases.append(Case("predict", f"checkpoint: {name.removeprefix('ck_')}", pr("vid_mp4", ck=name), CLEAN, (fx[name],),
                           check=lambda o, d: "the malicious pickle ran" if fx.path("pwned").exists() else None))
     for name in ("lab_three", "lab_latin1", "lab_map_gap", "lab_empty"):

@@ -86,7 +86,8 @@ def dataset(folder: str | Path, *, splits: dict[str, int], classes: int | None =
         if classes is not None and len(manifest["classes"]) != classes:
             return f"{len(manifest['classes'])} classes, expected {classes}"
         for split, count in splits.items():
-            with open(root / f"{split}.csv", newline="") as handle:
+            # a clip's name that is not UTF-8 is written as its bytes
+            with open(root / f"{split}.csv", newline="", errors="surrogateescape") as handle:
                 rows = list(csv.DictReader(handle))
             if len(rows) != count or manifest["splits"].get(split) != count:
                 return f"split {split} holds {len(rows)} rows ({manifest['splits'].get(split)} in dataset.json), expected {count}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Callable
 from . import media
 
 #: Bump when the fixtures change, so that an old ``DIR/fx`` is rebuilt.
-VERSION = "7"
+VERSION = "8"
 #: The build steps in order, the folders each writes, and the steps each reads.
 STEPS = ("misc", "datasets", "prepared_variants", "sthv1_releases", "sthv2_releases", "diving48_releases", "user_trees",
          "checkpoints", "configs", "videos", "label_files", "plugin", "reference_eval")
@@ -35,7 +36,7 @@ NEEDS = {
     "train": ("misc", "datasets", "prepared_variants", "checkpoints", "configs"),
     "eval": ("misc", "datasets", "prepared_variants", "checkpoints", "reference_eval"),
     "convert-1d": ("misc", "datasets", "prepared_variants", "checkpoints"), "export": ("misc", "checkpoints"),
-    "flops": ("misc",), "bench": ("misc",), "ablate": ("misc", "datasets", "checkpoints", "configs"),
+    "flops": ("misc",), "bench": ("misc",), "ablate": ("misc", "datasets", "prepared_variants", "checkpoints", "configs"),
     "visualize": ("misc", "datasets", "checkpoints", "videos", "label_files"),
     "predict": ("misc", "datasets", "checkpoints", "videos", "label_files", "reference_eval"),
 }
@@ -282,6 +283,10 @@ class Fixtures:
             for f in (r / "1").iterdir():
                 f.unlink()
 
+        def remove_val_clips(r: Path) -> None:
+            for row in (r / val).read_text().splitlines():
+                shutil.rmtree(r / row.split(";")[0])
+
         edits: dict[str, Callable[[Path], None] | None] = {
             "good": None,
             "latin1": latin1_names,
@@ -303,6 +308,8 @@ class Fixtures:
             "binary_csv": lambda r: (r / train).write_bytes(bytes(range(256)) * 4),
             "all_missing": lambda r: [shutil.rmtree(r / str(i)) for i in range(1, 9)],
             "labels_is_dir": lambda r: ((r / labels).unlink(), (r / labels).mkdir()),
+            "empty_val": write(val, ""),
+            "val_missing": remove_val_clips,
         }
         for name, edit in edits.items():
             self._release("sthv1", name, "v1_raw", edit, build)
@@ -388,7 +395,8 @@ class Fixtures:
         tree = self._add("tree", "user/tree")
         self._add("tree_val", "user/tree_val")
         frames_tree = self._add("frames_tree", "user/frames_tree")
-        for name in ("tree_empty", "tree_files_only", "tree_empty_class", "tree_copy_val", "tree_odd_files"):
+        for name in ("tree_empty", "tree_files_only", "tree_empty_class", "tree_copy_val", "tree_odd_files",
+                     "tree_latin1"):
             self._add(name, f"user/{name}")
         lists = {name: self._add(f"list_{name}", f"user/lists/{name}.txt") for name in (
             "train", "val", "test", "frames_train", "frames_val", "one_token", "word_label", "negative_label",
@@ -418,6 +426,10 @@ class Fixtures:
         (self.path("tree_odd_files") / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
         (self.path("tree_odd_files") / "clap" / "notes.txt").write_text("a note, not a clip\n")
         (self.path("tree_odd_files") / "clap" / "._clap_0.mp4").write_bytes(b"\0\5\26\7 AppleDouble")
+        for clip in sorted(tree.rglob("*.mp4")):  # names a Latin-1 system writes: valid on Linux, not UTF-8
+            latin1 = self.path("tree_latin1") / clip.parent.name / os.fsdecode(b"caf\xe9_" + clip.name.encode())
+            latin1.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(clip, latin1)
 
         videos = sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*.mp4"))
         label = {c: i for i, c in enumerate(classes)}
@@ -460,7 +472,8 @@ class Fixtures:
         for name, rel in zip(names, rels):
             self._add(name, rel)
         forged = ("zero", "truncated", "text", "flipped", "malicious", "bare_state", "bare_ak_state", "no_tensors",
-                  "a_list", "no_rng", "classes5", "kind_unknown", "future_format", "tsm_official_noseg", "adamw_last")
+                  "a_list", "no_rng", "classes5", "kind_unknown", "future_format", "tsm_official_noseg", "adamw_last",
+                  "meta_kwargs", "meta_word_classes", "meta_no_aknet", "meta_alpha", "meta_edited")
         for name in forged:
             self._add(f"ck_{name}", f"ckpt/{name}.pt" if name != "tsm_official_noseg" else "ckpt/tsm_official.pth")
         self._add("ck_dir", "ckpt/a_dir.pt")
@@ -509,9 +522,28 @@ class Fixtures:
         save_checkpoint(self.path("ck_kind_unknown"), kind="teacher", config=ckpt["config"], state_dict=ckpt["state_dict"])
         future = dict(ckpt, format="aknet-checkpoint/9")
         torch.save(future, self.path("ck_future_format"))
+        self._forge_metadata(ckpt)
         # the official TSM layout (module.base_model.*, new_fc), its file name without a frame count
         torch.save({"state_dict": {tsm_name_in_file(k): v for k, v in ckpt["state_dict"].items()}},
                    self.path("ck_tsm_official_noseg"))
+
+    def _forge_metadata(self, ckpt: dict) -> None:
+        """Checkpoints whose tensors are intact but whose model description is wrong: written
+        so (the digest matches), or edited after saving (it does not)."""
+        import torch
+
+        from aknet_cli.engine.checkpoint import save_checkpoint
+
+        ak = torch.load(self.path("ak"), map_location="cpu", weights_only=True)
+        for name, kind, config, state in (
+                ("meta_kwargs", "backbone", dict(ckpt["config"], backbone_kwargs={"bogus": 1}), ckpt["state_dict"]),
+                ("meta_word_classes", "backbone", dict(ckpt["config"], num_classes="four"), ckpt["state_dict"]),
+                ("meta_no_aknet", "aknet", {k: v for k, v in ak["config"].items() if k != "aknet"}, ak["state_dict"]),
+                ("meta_alpha", "aknet", dict(ak["config"], aknet=dict(ak["config"]["aknet"], alpha=5.0)), ak["state_dict"])):
+            save_checkpoint(self.path(f"ck_{name}"), kind=kind, config=config, state_dict=state)
+        edited = torch.load(self.path("s1_best"), map_location="cpu", weights_only=True)
+        edited["config"]["num_classes"] = 3
+        torch.save(edited, self.path("ck_meta_edited"))
 
     # ------------------------------------------------------------------ configs
     def _configs(self, build: bool) -> None:
@@ -557,6 +589,7 @@ class Fixtures:
                  "list_latin1": "list_latin1.txt", "list_empty": "list_empty.txt"}
         for name, rel in names.items():
             self._add(f"vid_{name}", f"media/{rel}")
+        self._add("vid_latin1_name", os.fsdecode(b"media/caf\xe9.mp4"))  # valid on Linux, not UTF-8
         if not build:
             return
         p = self.path
@@ -569,6 +602,7 @@ class Fixtures:
         media.write_video(p("vid_tiny"), media.frames(4, 8, 8), codec="libvpx")
         media.write_video(p("vid_one_frame"), media.frames(1, 32, 32), codec="libvpx")
         media.write_video(p("vid_unicode"), media.frames(6, 32, 32), codec="libvpx")
+        shutil.copy2(p("vid_mp4"), p("vid_latin1_name"))
         p("vid_zero_mp4").write_bytes(b"")
         media.truncated(p("vid_mp4"), p("vid_trunc_mp4"), 0.3)
         media.truncated(p("vid_webm"), p("vid_trunc_webm"), 0.3)
