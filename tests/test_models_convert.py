@@ -169,3 +169,37 @@ def test_pointwise_product_counts_the_conv_multiply_adds():
     conv = PointConv1d(24, 40, 1)
     x = torch.randn(3, 24, 37)
     assert flop_analysis(conv, (x,)).total() == 3 * 40 * 24 * 37  # B · C_out · C_in · N
+
+
+@pytest.mark.parametrize("kernel, stride, padding, pool, groups", [(3, 2, 1, 2, 1), (3, 1, 1, 4, 1), (3, 2, 1, 2, 4),
+                                                                   (5, 2, 2, 2, 1), (3, 2, 1, 4, 2)])
+@pytest.mark.parametrize("length", [1, 2, 3, 7, 8, 33, 118])
+def test_folded_average_is_the_convolution_then_its_average(kernel, stride, padding, pool, groups, length):
+    """fold_average turns "conv at stride s, then the mean of `pool` outputs" into one wider
+    conv at stride s·pool: the same outputs as torch's conv1d then avg_pool1d (ceil mode: a
+    partial last window averages what it has), at every length, odd numbers of outputs included."""
+    from aknet_cli.models.convert import AreaConv1d
+
+    torch.manual_seed(length)
+    conv = AreaConv1d(8, 12, kernel, stride=stride, padding=padding, groups=groups, pool=pool, bias=True).eval()
+    x = torch.randn(2, 8, length)
+    want = nn.functional.avg_pool1d(nn.functional.conv1d(x, conv.weight, conv.bias, stride, padding, 1, groups),
+                                    pool, pool, ceil_mode=True)
+    assert conv.fold_average()
+    assert conv.folded_weight.shape[-1] == kernel + (pool - 1) * stride
+    torch.testing.assert_close(conv(x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_aknet_folds_every_strided_average_and_keeps_its_logits():
+    from aknet_cli import build_aknet
+    from aknet_cli.models import fuse_for_inference
+    from aknet_cli.models.convert import AreaConv1d
+
+    torch.manual_seed(0)
+    model = build_aknet("resnet18", split="res2", num_classes=5, num_segments=2).eval()
+    fused = fuse_for_inference(model)
+    strided = [m for m in fused.point_net.modules() if isinstance(m, AreaConv1d) and not m.pool_first]
+    assert strided and all(m.folded_weight is not None for m in strided)
+    x = torch.randn(2, 2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), model(x), rtol=1e-4, atol=1e-4)

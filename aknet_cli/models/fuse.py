@@ -28,6 +28,8 @@ import torch
 import torchvision
 from torch import nn
 
+from .convert import AreaConv1d
+
 _CONVS = (nn.Conv1d, nn.Conv2d)
 _BNS = (nn.BatchNorm1d, nn.BatchNorm2d)
 _BLOCKS = (torchvision.models.resnet.BasicBlock, torchvision.models.resnet.Bottleneck)
@@ -98,7 +100,9 @@ def _fold_pairs(module: nn.Module) -> None:
 
 
 def fuse_for_inference(model: nn.Module, *, inplace: bool = False) -> nn.Module:
-    """Fold every foldable BatchNorm of ``model`` into the convolution before it, for eval.
+    """Fold every foldable BatchNorm of ``model`` into the convolution before it, for eval, and
+    the area rule's averages into the strided 1-D convolutions before them
+    (:meth:`~aknet_cli.models.convert.AreaConv1d.fold_average`).
 
     Works on plain backbones and on AK-Net (``F`` in 2-D; ``Q``, the transform net's point
     MLP and the auxiliary head in 1-D/2-D). The result is in eval mode and computes the same
@@ -116,6 +120,9 @@ def fuse_for_inference(model: nn.Module, *, inplace: bool = False) -> nn.Module:
     target = model if inplace else copy.deepcopy(model)
     target.eval()
     _fold_pairs(target)
+    for module in target.modules():  # after the BatchNorms: the average folds the final weights
+        if isinstance(module, AreaConv1d):
+            module.fold_average()
     return target
 
 
