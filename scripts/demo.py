@@ -110,11 +110,13 @@ def estimate(data: Path) -> tuple[float, str]:
     return total, ", ".join(parts)
 
 
-def latency_ms(checkpoints: list[Path], *, runs: int = 15, warmup: int = 3) -> list[float]:
-    """Median CPU latency of one clip (batch 1), the models timed interleaved run by run."""
+def latency_ms(checkpoints: list[Path], *, runs: int = 40, warmup: int = 5) -> tuple[list[float], dict]:
+    """Median CPU latency of one clip (batch 1) of each model, the models timed interleaved
+    round by round, and the last model's latency over the one before it (AK-Net / TDN): the
+    median of the per-round ratios, with their quartiles and extremes."""
     import torch
 
-    from aknet_cli.analysis.bench import time_interleaved
+    from aknet_cli.analysis.bench import ratio_summary, time_interleaved
     from aknet_cli.engine.loading import load_model_from_checkpoint
 
     models, inputs = [], []
@@ -130,7 +132,8 @@ def latency_ms(checkpoints: list[Path], *, runs: int = 15, warmup: int = 3) -> l
         inputs.append(torch.randn(shape))
     fns = {i: (lambda m=m, x=x: m(x)) for i, (m, x) in enumerate(zip(models, inputs))}
     times = time_interleaved(fns, runs=runs, warmup=warmup, device=torch.device("cpu"))
-    return [1000 * statistics.median(times[i]) for i in range(len(models))]
+    last = len(models) - 1
+    return [1000 * statistics.median(times[i]) for i in range(len(models))], ratio_summary(times[last], times[last - 1])
 
 
 def overlay_clip(aknet: str, data: Path, out: Path) -> None:
@@ -191,8 +194,8 @@ def score_all(data: Path, out: Path) -> tuple[list[dict], dict]:
     return rows, both["paired"]
 
 
-def claim(rows: list[dict], paired: dict) -> str:
-    """What the paired interval supports, in one sentence."""
+def claim(rows: list[dict], paired: dict, latency: dict) -> str:
+    """What the paired interval supports, in one sentence, and the measured latency ratio."""
     low, high = paired["ci"]
     saving = 1 - rows[2]["gflops"] / rows[1]["gflops"]
     if low > 0:
@@ -205,10 +208,12 @@ def claim(rows: list[dict], paired: dict) -> str:
     return (f"AK-Net − TDN on the {paired['clips']} test clips: {paired['difference']:+.2f} points "
             f"(95% CI {low:+.2f} to {high:+.2f}, paired bootstrap; McNemar p = {paired['mcnemar_p']:.2g}) at "
             f"{saving:.0%} fewer GFLOPs: {verdict} (one trained seed; the interval covers the clips, not the "
-            f"training noise)")
+            f"training noise). CPU latency, batch 1: AK-Net / TDN = {latency['median']:.3f} (quartiles "
+            f"{latency['p25']:.3f}–{latency['p75']:.3f}, range {latency['min']:.3f}–{latency['max']:.3f} over "
+            f"{latency['rounds']} interleaved rounds).")
 
 
-def report(rows: list[dict], paired: dict, out: Path) -> str:
+def report(rows: list[dict], paired: dict, latency: dict, out: Path) -> str:
     import pandas as pd
 
     table = pd.DataFrame(rows)
@@ -221,7 +226,7 @@ def report(rows: list[dict], paired: dict, out: Path) -> str:
         "val top-1 (selected on)": table["val_top1_selected"].map("{:.2f}".format),
         "GFLOPs": table["gflops"].map("{:.2f}".format), "CPU ms / clip": table["cpu_ms_per_clip"].map("{:.2f}".format),
     })
-    markdown = (pretty.to_markdown(index=False) + "\n\n" + claim(rows, paired) + "\n\n"
+    markdown = (pretty.to_markdown(index=False) + "\n\n" + claim(rows, paired, latency) + "\n\n"
                 + f"Measured on {cpu_description()}.\n")
     (out / "summary.md").write_text(markdown, encoding="utf-8")
     return markdown
@@ -251,7 +256,8 @@ def main() -> None:
     rows, paired = score_all(data, out)
     timings["evaluate (test split)"] = time.perf_counter() - tic
     tic = time.perf_counter()
-    for row, ms in zip(rows, latency_ms([out / name / "best.pt" for _, name, _ in STEPS])):
+    medians, latency = latency_ms([out / name / "best.pt" for _, name, _ in STEPS])
+    for row, ms in zip(rows, medians):
         row["cpu_ms_per_clip"] = ms
     timings["latency"] = time.perf_counter() - tic
 
@@ -261,7 +267,7 @@ def main() -> None:
 
     print(f"\n== summary (held-out {REPORT_SPLIT} split of synth-sth, 600 clips, 1 clip × centre crop, chance 8.3%; "
           f"best.pt chosen on val; 95% Wilson intervals)\n")
-    print(report(rows, paired, out))
+    print(report(rows, paired, latency, out))
     print("== wall time per step")
     for step, seconds in timings.items():
         print(f"  {step:<40} {seconds:7.1f} s")

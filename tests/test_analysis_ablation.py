@@ -157,6 +157,28 @@ def test_tau_rows_are_derived_from_the_split_map(setup):
     assert [r["switches"]["tau"] for r in out["rows"]] == [1.0, 2.0, 2.0, 4.0]
 
 
+def test_transform_rows_compare_the_forms_with_the_previous_default(setup):
+    """The config's rank (4 here) does not leak into the rows: each row builds its own form, the
+    paper's full matrix included, and each is compared with the first row (uv, rank 64)."""
+    from aknet_cli.analysis.ablation import plan, row_config
+    from aknet_cli.engine.config import load_config
+    from aknet_cli.models.aknet import AKNetConfig
+
+    out = run_table("transform", **options(setup), dry_run=True)
+    names = [r["name"] for r in out["rows"]]
+    assert names[0] == "uv r=64" and {"core r=64", "full (paper)", "no position"} <= set(names)
+    base = load_config(str(setup / "s2.toml"), [f"data.dataset={setup / 'synth'}"], check_paths=False)
+    for run in plan("transform", base_cfg=base, work_dir=setup / "work"):
+        cfg = row_config(run, base_source=str(setup / "s2.toml"), stage1=setup / "x.pt", data=str(setup / "synth"),
+                         epochs=None, overrides=[])
+        config = AKNetConfig(**cfg.model.aknet).validate()
+        want = {"uv r=64": ("uv", 64), "core r=64": ("core", 64), "core r=16": ("core", 16), "full (paper)": ("full", None)}
+        if run.name in want:
+            assert (config.transform, config.transform_rank) == want[run.name], run.name
+        else:
+            assert config.position == "none"
+
+
 def test_bad_table_and_missing_data_are_one_line(setup):
     assert_one_line_error(runner.invoke(app, ["ablate", "--table", "ix", "--dry-run", "--data", str(setup / "synth"),
                                               "--config", str(setup / "s2.toml")]), "unknown table")

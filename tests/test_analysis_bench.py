@@ -244,3 +244,15 @@ def test_onnxruntime_times_exported_graphs_that_match_eager(monkeypatch):
     assert [(r["split"], r["batch"]) for r in rows] == [("none", 1), ("res4", 1), ("none", 2), ("res4", 2)]
     assert all(r["peak_mem_mb"] is None and r["parts_ms"] is None for r in rows)
     assert all(r["floor_ratio"] > 0 for r in rows if r["split"] == "res4")
+
+
+def test_ratio_of_two_interleaved_models_is_the_median_of_the_per_round_ratios():
+    """Round by round: a slow round of the machine slows both models alike and cancels out."""
+    a = [0.9, 1.8, 0.95, 4.5, 0.85]  # seconds; rounds 2 and 4 were slow for both
+    b = [1.0, 2.0, 1.0, 5.0, 1.0]
+    got = bench.ratio_summary(a, b)
+    assert got["median"] == pytest.approx(0.9) and got["rounds"] == 5
+    assert (got["min"], got["max"]) == (pytest.approx(0.85), pytest.approx(0.95))
+    assert got["p25"] == pytest.approx(0.9) and got["p75"] == pytest.approx(0.9)
+    with pytest.raises(ValueError):
+        bench.ratio_summary([1.0], [1.0, 2.0])

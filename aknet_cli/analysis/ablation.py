@@ -33,12 +33,13 @@ from ..engine.trainer import run_finished as finished
 from ..exceptions import ConfigError
 from . import paper
 
-TABLES = ("iv", "v", "vi", "tau")
+TABLES = ("iv", "v", "vi", "tau", "transform")
 TITLES = {
     "iv": "Table IV: components of AK-Net (split res2)",
     "v": "Table V: position information (split res2, ranking on)",
     "vi": "Table VI: point sampling rate α",
     "tau": "τ sweep (beyond the paper): ranking weight of eq. 7",
+    "transform": "transform net forms (beyond the paper): what eq. 10's matrix costs and buys",
 }
 
 
@@ -73,10 +74,22 @@ def _tau_rows(split: str, crop: int, stride: int) -> list[paper.AblationRow]:
     return [paper.AblationRow(name, {"split": split, "tau": tau}, None) for name, tau in values.items()]
 
 
+def _transform_rows(split: str) -> list[paper.AblationRow]:
+    """The transform net's forms at the config's split, the previous default (``uv``, rank 64)
+    first, as the row the others are compared with."""
+    forms = {"uv r=64": {"transform": "uv", "transform_rank": 64}, "core r=64": {"transform": "core", "transform_rank": 64},
+             "core r=16": {"transform": "core", "transform_rank": 16}, "full (paper)": {"transform": "full", "transform_rank": None},
+             "no position": {"position": "none"}}
+    return [paper.AblationRow(name, {"split": split, "position": "transform", **switches}, None)
+            for name, switches in forms.items()]
+
+
 def table_rows(table: str, base_cfg) -> list[paper.AblationRow]:
     """The rows of one table, in the paper's order."""
     if table not in TABLES:
         raise ConfigError(f"unknown table {table!r}; choose one of {', '.join(TABLES)}")
+    if table == "transform":
+        return _transform_rows(base_cfg.model.aknet.get("split", "res4"))
     if table != "tau":
         return list(paper.ABLATION_TABLES[table])
     from .._registry import create_backbone

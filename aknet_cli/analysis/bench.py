@@ -156,6 +156,24 @@ def summarize(seconds: list[float]) -> dict[str, float]:
             "spread_pct": 100.0 * (q3 - q1) / med if med > 0 else 0.0}
 
 
+def ratio_summary(numerator: list[float], denominator: list[float]) -> dict[str, float]:
+    """The latency ratio of two models timed in the same interleaved rounds, with its spread.
+
+    Round ``r`` of both lists ran back to back, so each round gives one ratio that machine noise
+    (another process, a frequency change) mostly cancels from; the median of those ratios is the
+    ratio, their quartiles its spread.
+
+    Returns:
+        ``{"median", "p25", "p75", "min", "max", "rounds"}``.
+    """
+    if len(numerator) != len(denominator) or not numerator:
+        raise ValueError(f"need the same number of rounds, got {len(numerator)} and {len(denominator)}")
+    ratios = sorted(a / b for a, b in zip(numerator, denominator))
+    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else (ratios[0],) * 3
+    return {"median": statistics.median(ratios), "p25": q1, "p75": q3, "min": ratios[0], "max": ratios[-1],
+            "rounds": len(ratios)}
+
+
 # ------------------------------------------------------------------------------ memory
 
 

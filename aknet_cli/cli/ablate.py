@@ -12,7 +12,7 @@ from ._common import comma_list, console, print_json
 
 
 def ablate_command(
-    table: str = typer.Option(..., "--table", help="iv (components), v (position information), vi (sampling rate α) or tau (ranking weight τ, beyond the paper)."),
+    table: str = typer.Option(..., "--table", help="iv (components), v (position information), vi (sampling rate α), or beyond the paper: tau (ranking weight τ), transform (the transform net's forms: uv r=64, core r=64, core r=16, full, no position)."),
     data: Path = typer.Option(Path("runs/demo/synth"), "--data", help="Prepared dataset (default: make demo's synth-sth)."),
     config: str = typer.Option("demo_aknet_tdn_stage2", "--config", help="Stage-2 base config every row starts from (a file or a shipped name)."),
     stage1_config: str = typer.Option("demo_tdn_stage1", "--stage1-config", help="Config of the shared stage-1 model, trained once in WORK/stage1."),
