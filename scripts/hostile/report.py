@@ -73,7 +73,9 @@ def print_report(console: Console, results: list[Result], *, deep_changes: list[
 def save_json(path: Path, results: list[Result], *, deep_changes: list[str], environment: dict) -> None:
     payload = {"summary": summary(results), "user_data_changed": deep_changes, "environment": environment,
                "cases": [r.to_dict() for r in results]}
-    path.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
+    # a case's argument may be a file name that is not UTF-8 (lone surrogates): written as the
+    # \udcXX escape JSON reads back as the same name
+    path.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8", errors="backslashreplace")
 
 
 def _quote(arg: str) -> str:
