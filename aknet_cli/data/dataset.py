@@ -35,7 +35,9 @@ class VideoDataset(Dataset):
             :func:`~aknet_cli.data.transforms.build_transform` (resize 256, crop 224, no flip).
         backend: ``torchcodec``, ``decord`` or ``pyav`` for video datasets; ``None`` for
             :func:`~aknet_cli.data.video_io.default_backend`.
-        num_clips: test clips per video (evenly shifted offsets).
+        num_clips: test clips per video (the protocol's: TSM's twice sample for 2).
+        protocol: ``tsm``, ``tdn``, ``mmaction2`` or ``aknet``: which frames a clip is made of
+            (:func:`~aknet_cli.data.sampling.sample_indices`); give the transform the same one.
         on_error: ``fail`` raises :class:`VideoDecodeError` naming the file; ``skip`` logs
             it, returns another clip (the next index, deterministically) and counts the bad
             clip in :attr:`num_skipped` (once, however often it is met).
@@ -57,6 +59,7 @@ class VideoDataset(Dataset):
         backend: str | None = None,
         num_clips: int = 1,
         on_error: str = "fail",
+        protocol: str = "aknet",
     ) -> None:
         if on_error not in ON_ERROR:
             raise ConfigError(f"unknown on_error policy {on_error!r}; choose one of {', '.join(ON_ERROR)}")
@@ -71,13 +74,15 @@ class VideoDataset(Dataset):
         self.frames_per_segment = frames_per_segment
         self.train = train
         self.num_clips = num_clips
+        self.protocol = protocol
         self.on_error = on_error
         self.transform = transform if transform is not None else build_transform(train=train)
         # One flag per clip, in shared memory so DataLoader worker processes mark the bad clips
         # the main process counts; a flag (not a counter) counts a clip once, however many
         # substitution chains or epochs meet it.
         self._bad = multiprocessing.get_context().Array("b", len(self.paths))
-        sample_indices(1, num_segments, train=train, frames_per_segment=frames_per_segment, num_clips=num_clips)
+        sample_indices(1, num_segments, train=train, frames_per_segment=frames_per_segment, num_clips=num_clips,
+                       protocol=protocol)
 
     @property
     def classes(self) -> list[str]:
@@ -117,7 +122,7 @@ class VideoDataset(Dataset):
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ()))) if self.train else None
         indices = sample_indices(
             int(self.num_frames[index]), self.num_segments, train=self.train,
-            frames_per_segment=self.frames_per_segment, num_clips=self.num_clips, rng=rng,
+            frames_per_segment=self.frames_per_segment, num_clips=self.num_clips, rng=rng, protocol=self.protocol,
         )
         flat = indices.reshape(-1).tolist()
         if self.manifest.media == "frames":
@@ -154,6 +159,7 @@ def build_dataloader(
     backend: str | None = None,
     on_error: str = "fail",
     seed: int | None = None,
+    protocol: str = "aknet",
 ) -> DataLoader:
     """A :class:`VideoDataset` wrapped in a DataLoader (shuffled, last batch dropped in training).
 
@@ -161,9 +167,9 @@ def build_dataloader(
     dimension after ``B`` for several clips or crops) and ``(B,)`` labels.
     """
     dataset = VideoDataset(dataset_dir, split, num_segments=num_segments, frames_per_segment=frames_per_segment,
-                           train=train, backend=backend, num_clips=num_clips, on_error=on_error)
+                           train=train, backend=backend, num_clips=num_clips, on_error=on_error, protocol=protocol)
     dataset.transform = build_transform(train=train, resize=resize, crop=crop, resize_mode=resize_mode, flip=flip,
-                                        flip_map=dataset.manifest.flip_map, three_crop=three_crop)
+                                        flip_map=dataset.manifest.flip_map, three_crop=three_crop, protocol=protocol)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     return DataLoader(
         dataset, batch_size=batch_size, shuffle=train, drop_last=train, num_workers=num_workers,
