@@ -3,9 +3,11 @@
 Input layout
 ------------
 ``(B, T, 5, 3, H, W)``: ``T`` segments (``num_segments``), each bringing
-``frames_per_segment = 5`` consecutive RGB frames, the centre one (index 2) being the frame a
-TSN/TSM model would have sampled. The data sampler reads :attr:`TDNBackbone.frames_per_segment`
-to decode 5 frames per segment. Any other layout raises
+``frames_per_segment = 5`` consecutive RGB frames, the centre one (index 2) going through the
+RGB stem. The data sampler reads :attr:`TDNBackbone.frames_per_segment` to decode 5 frames per
+segment, and :attr:`TDNBackbone.protocol_family` to place them as TDN's ``ops/dataset.py``
+does (windows starting at ``int(tick/2 + tick*x)``, ``tick = (n - 4) / T``, in training and at
+test: :mod:`aknet_cli.data.sampling`). Any other layout raises
 :class:`~aknet_cli.exceptions.InputShapeError` naming this one.
 
 Architecture (what differs from a frame-wise ResNet)
@@ -228,6 +230,8 @@ class TDNBackbone(VideoBackbone):
     """
 
     frames_per_segment = 5
+    #: sampled, resized, cropped and scored as TDN's own code does (aknet_cli.data.protocols).
+    protocol_family = "tdn"
 
     def __init__(self, *, short_term: ShortTermTDM, **kw) -> None:
         super().__init__(**kw)

@@ -15,7 +15,8 @@ def eval_command(
     checkpoint: Path = typer.Argument(..., help="Checkpoint: aknet stage 1 or stage 2 (best.pt/last.pt), official TSM/TDN, or mmaction2 1.x TSM/TSN (the format is recognised and named)."),
     data: Path = typer.Option(..., "--data", help="Prepared dataset folder (from `aknet prepare`)."),
     split: str = typer.Option("val", "--split", help="Split to evaluate: val or test (test lists may be unlabelled: predictions only)."),
-    views: str = typer.Option("1x1", "--views", help="CLIPSxCROPS: 1x1 = one centre crop (the paper), 2x3 = 2 clips × 3 full-resolution crops (TSM/TDN accurate)."),
+    views: str = typer.Option("1x1", "--views", help="CLIPSxCROPS: 1x1 = one centre crop (the paper), 1x3 = 3 full-resolution crops (TDN's 8x3x1), 2x3 = 2 clips × 3 full-resolution crops (TSM's accurate)."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="tsm, tdn, mmaction2 or aknet: frame sampling, resize, crop offsets and view averaging as that code base tests [default: the checkpoint's: official TSM/TDN/mmaction2 their own, aknet the one it trained with].", show_default=False),
     batch_size: int = typer.Option(8, "--batch-size", help="Videos per batch."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder [default: beside the checkpoint, eval_SPLIT_VIEWS]."),
     compare: Optional[Path] = typer.Option(None, "--compare", help="A second checkpoint, evaluated the same way and plotted beside the first per class."),
@@ -31,7 +32,10 @@ def eval_command(
 ) -> None:
     """Evaluate a checkpoint: top-1, top-5, mean class accuracy, GFLOPs, per-class plots.
 
-    Scores of several views are averaged after softmax. Writes metrics.json, per_class.csv,
+    Clips are sampled, resized and cropped, and several views' scores averaged, under the
+    checkpoint's protocol (TSM's test_models.py, TDN's test scripts, mmaction2's test_pipeline,
+    or the one an aknet checkpoint trained with), or --protocol. Writes metrics.json (the
+    protocol and the official file and function of each of its rules), per_class.csv,
     per_class.png (Fig. 4 style), confusion.png and predictions.csv. Examples:
 
         aknet eval work_dirs/tsm_r50_sthv1_stage1/best.pt --data data/sthv1
@@ -49,7 +53,7 @@ def eval_command(
         result = evaluate(checkpoint, data, split=split, views=views, batch_size=batch_size, out=out,
                           compare=compare, device=device, num_workers=workers, backend=backend, amp=amp,
                           backbone=backbone, num_segments=num_segments, fuse=fuse, progress=not json_out,
-                          label_order=label_order)
+                          label_order=label_order, protocol=protocol)
     finally:  # under torchrun: leave the process group cleanly (NCCL warns otherwise)
         teardown()
     if json_out:
@@ -60,6 +64,7 @@ def eval_command(
     for r in [result] + ([result["compare"]] if "compare" in result else []):
         console.print(f"{r['name']} ({r['checkpoint']}): {r['checkpoint_format']}"
                       + "".join(f"; {note}" for note in r["checkpoint_notes"]), highlight=False, soft_wrap=True)
+        console.print(protocol_line(r), highlight=False, soft_wrap=True)
     if "paired" in result:
         console.print(paired_line(result["paired"]), highlight=False, soft_wrap=True)
     console.print(f"{result['num_clips']} clips; top-1 intervals: {result['ci_method']}; files in {result['out']}",
@@ -82,6 +87,13 @@ def result_table(result: dict, *, title: str) -> Table:
                       _fmt(r["mean_class_acc"]), _fmt(r.get("reversed_pairs_top1")), f"{r['gflops_per_view']:.2f}",
                       f"{r['gflops']:.2f}")
     return table
+
+
+def protocol_line(result: dict) -> str:
+    """``protocol tsm: TSM (…), mean logit over the views; …``: which protocol scored a model."""
+    rules = result["protocol_rules"]
+    return (f"protocol {result['protocol']}: {rules['code']}, {result['scores']}"
+            + "".join(f"; {note}" for note in rules["notes"]) + " (the official source of each rule: metrics.json)")
 
 
 def paired_line(paired: dict) -> str:

@@ -15,7 +15,9 @@ The schema (every field optional unless said)::
     num_segments      int >= 1
     backbone_kwargs   {option: plain value}, options the backbone's factory takes
     classes           num_classes distinct non-empty names
-    data              {resize: int >= 1, crop: int in [1, resize], resize_mode: short|square}
+    data              {resize: int >= 1, crop: int in [1, resize], resize_mode: short|square,
+                       protocol: tsm|tdn|mmaction2|aknet (the sampling it trained with; the default
+                       test protocol)}
     label_order       file|sorted, with label_order_given: bool (converted foreign files)
     aknet             kind "aknet" only (and required there): AKNetConfig's switches
 
@@ -31,6 +33,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from .._registry import backbone_names, create_backbone
+from ..data.protocols import PROTOCOL_NAMES
 from ..exceptions import AKNetError, CheckpointError, ConfigError
 from ..models.aknet import AKNetConfig
 
@@ -135,10 +138,11 @@ def _check_data(data: Any, path: Path) -> None:
     if data is None:
         return
     if not isinstance(data, Mapping):
-        raise _wrong(path, "data", data, "a table with resize, crop and resize_mode")
-    unknown = sorted(set(data) - {"resize", "crop", "resize_mode"}, key=str)
+        raise _wrong(path, "data", data, "a table with resize, crop, resize_mode and protocol")
+    unknown = sorted(set(data) - {"resize", "crop", "resize_mode", "protocol"}, key=str)
     if unknown:
-        raise _wrong(path, f"data.{unknown[0]}", data[unknown[0]], "nothing: data records resize, crop and resize_mode only")
+        raise _wrong(path, f"data.{unknown[0]}", data[unknown[0]],
+                     "nothing: data records resize, crop, resize_mode and protocol only")
     for key in ("resize", "crop"):
         if key in data and not _is_int(data[key]):
             raise _wrong(path, f"data.{key}", data[key], "an integer >= 1 (pixels)")
@@ -146,6 +150,8 @@ def _check_data(data: Any, path: Path) -> None:
         raise _wrong(path, "data.crop", data["crop"], f"at most data.resize ({data['resize']})")
     if "resize_mode" in data and data["resize_mode"] not in RESIZE_MODES:
         raise _wrong(path, "data.resize_mode", data["resize_mode"], f"one of {', '.join(RESIZE_MODES)}")
+    if "protocol" in data and data["protocol"] not in PROTOCOL_NAMES:
+        raise _wrong(path, "data.protocol", data["protocol"], f"one of {', '.join(PROTOCOL_NAMES)}")
 
 
 def _check_aknet(kind: str, switches: Any, path: Path) -> None:

@@ -68,6 +68,9 @@ class DataConfig:
     resize: int = ranged(256, ge=1)
     crop: int = ranged(224, ge=1)
     resize_mode: str = "short"
+    #: Frame sampling, resize and crops (aknet_cli.data.protocols): ``auto`` follows the backbone's
+    #: family (TDN's windows for TDN, TSM's segments otherwise); ``aknet`` is the uniform sampler.
+    protocol: str = "auto"
     flip: bool = False
     backend: str = field(default_factory=default_backend)  # the fastest exact decoder installed
     num_workers: int = ranged(4, ge=0)
@@ -145,6 +148,7 @@ _SECTIONS = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "tr
 _CHOICES = {
     "optim.name": ("sgd", "adam", "adamw"),
     "data.resize_mode": ("short", "square"),
+    "data.protocol": ("auto", "tsm", "tdn", "mmaction2", "aknet"),
     "model.init_label_order": ("", "file", "sorted"),
     "data.backend": BACKENDS,
     "data.on_error": ("fail", "skip"),

@@ -181,10 +181,12 @@ def _calibrate(model: AKNet, dataset: str | Path, *, segments: int, batches: int
                crop: int) -> dict[str, Any]:
     from ..data import build_dataloader
     from .calibrate import recalibrate_bn
+    from .protocol import model_family
 
     loader = build_dataloader(
         dataset, "train", num_segments=segments, frames_per_segment=model.backbone.frames_per_segment,
         batch_size=int(batch_size), train=True, crop=int(crop), resize=round(int(crop) * 256 / 224), seed=0,
+        protocol=model_family(model),  # the clips its family trains on (TDN's windows for TDN)
     )
     return {"dataset": str(dataset), **recalibrate_bn(model, loader, num_batches=int(batches))}
 

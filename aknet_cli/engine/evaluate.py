@@ -1,9 +1,14 @@
 """``evaluate()``: accuracy of a checkpoint on a prepared split, in the test protocols of the field.
 
-Views ``CxK``: ``C`` clips per video (evenly shifted segment offsets) times ``K`` crops
-(1: centre crop of ``crop`` pixels, the paper's protocol; 3: three crops along the long side).
-``2x3`` is TSM/TDN's "accurate" protocol: 2 clips × 3 crops at full resolution (crop = the
-resize size, 256). The scores of a video's views are averaged **after softmax**.
+Views ``CxK``: ``C`` clips per video times ``K`` crops (1: centre crop of ``crop`` pixels, the
+paper's protocol; 3: three crops along the long side at full resolution, crop = the resize size,
+256, whatever the training's resize mode). ``2x3`` is TSM's "accurate" protocol. Which frames the
+clips hold, where the crops sit and how the views' scores are combined is the **protocol**'s
+(:mod:`~aknet_cli.data.protocols`): by default the checkpoint's own (an official TSM checkpoint is
+scored as TSM's ``test_models.py`` scores it, an official TDN one as TDN's scripts, an mmaction2
+one through its ``test_pipeline``, an aknet one under the protocol it trained with), or
+``protocol=`` (``--protocol``). ``metrics.json`` names it and the official file and function each
+of its rules comes from.
 
 Writes, to the output folder: ``metrics.json``, ``per_class.csv``, ``per_class.png`` (Fig. 4
 style; with a second model, side by side per class), ``confusion.png`` and
@@ -29,11 +34,13 @@ from torch import nn
 
 from .._atomic import atomic_output, check_output_dir
 from ..data import load_manifest
+from ..data.protocols import get_protocol
 from ..exceptions import ConfigError
 from .config import DataConfig
 from .distributed import all_gather_objects, setup
 from .loading import Checkpoint, build_model, check_class_count, fit_classes, read_checkpoint
 from .precision import autocast_dtype
+from .protocol import resolve_protocol
 from .scoring import accuracy_counts, collect_scores
 from .statistics import LEVEL, compare_paired, wilson_interval
 from .reports import write_confusion_plot, write_csv, write_per_class_plot
@@ -59,7 +66,7 @@ def _gflops(model: nn.Module, frames: int, size: int) -> float:
 
 # --------------------------------------------------------------------------- evaluate
 def _score_model(ckpt: Checkpoint, manifest, data_cfg: DataConfig, ctx, *, split, clips, crops, batch_size, progress,
-                 amp, fuse) -> dict[str, Any]:
+                 amp, fuse, protocol) -> dict[str, Any]:
     path, model, description = ckpt.path, build_model(ckpt), ckpt.description()
     fit_classes(model, description, classes=manifest.classes, label_order=manifest.data.get("label_order"),
                 dataset_format=manifest.data.get("source_format"), source=str(path), where=str(manifest.folder))
@@ -81,10 +88,11 @@ def _score_model(ckpt: Checkpoint, manifest, data_cfg: DataConfig, ctx, *, split
 
     loader = build_eval_loader(cfg, ctx, split=split, frames_per_segment=fps, num_segments=segments,
                                batch_size=batch_size, num_clips=clips, three_crop=crops == 3, crop=crop,
-                               persistent=False)
+                               persistent=False, protocol=protocol.name)
     model.to(ctx.device).eval()
     scores, labels = collect_scores(model, loader, ctx, amp_dtype=autocast_dtype(ctx.device, amp), progress=progress,
-                                    description=f"{Path(path).name} ({clips}x{crops})")
+                                    description=f"{Path(path).name} ({clips}x{crops}, {protocol.name})",
+                                    average=protocol.average)
     indices = torch.as_tensor(loader.sampler.indices, dtype=torch.long)
     gathered = all_gather_objects((indices, scores, labels), ctx)
     order = torch.cat([g[0] for g in gathered]).argsort()  # back to the split's clip order
@@ -92,7 +100,7 @@ def _score_model(ckpt: Checkpoint, manifest, data_cfg: DataConfig, ctx, *, split
     labels = torch.cat([g[2] for g in gathered])[order]
     per_view = _gflops(counted.cpu(), segments, crop)
     return {"model": model, "description": description, "scores": scores, "labels": labels,
-            "dataset": loader.dataset, "gflops_per_view": per_view, "crop": crop}
+            "dataset": loader.dataset, "gflops_per_view": per_view, "crop": crop, "protocol": protocol}
 
 
 def model_names(paths: list[Path]) -> list[str]:
@@ -146,6 +154,10 @@ def _summary(scored: dict[str, Any], manifest, clips: int, crops: int) -> tuple[
         "crop": scored["crop"],
         "gflops_per_view": scored["gflops_per_view"],
         "gflops": scored["gflops_per_view"] * clips * crops,
+        "protocol": scored["protocol"].name,
+        "scores": "mean logit over the views" if scored["protocol"].average == "logits" else
+                  "mean softmax probability over the views",
+        "protocol_rules": scored["protocol"].describe(clips),
     }
     pairs = list(getattr(manifest, "reversed_pairs", []) or [])
     if pairs and n:
@@ -175,17 +187,21 @@ def evaluate(
     fuse: bool = False,
     progress: bool = True,
     label_order: str | None = None,
+    protocol: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` (and optionally ``compare``) on ``data``'s ``split``.
 
     ``backbone``, ``num_segments`` and ``label_order`` fill in what a checkpoint of another code
-    base does not record (:func:`~aknet_cli.engine.loading.read_checkpoint`).
+    base does not record (:func:`~aknet_cli.engine.loading.read_checkpoint`); ``protocol``
+    (``tsm``, ``tdn``, ``mmaction2``, ``aknet``) overrides each checkpoint's own.
 
     Returns:
         ``{"top1", "top5", "mean_class_acc", "num_clips", "views", "gflops", ...}`` (and
         ``"compare": {...}`` for the second model); ``out`` holds the files listed above.
     """
     clips, crops = parse_views(views)
+    if protocol is not None:
+        get_protocol(protocol)  # an unknown name is refused before any file is read
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     out = Path(out) if out else Path(checkpoint).parent / f"eval_{split}_{clips}x{crops}"
@@ -200,10 +216,12 @@ def evaluate(
              for path in paths]
     for ckpt in ckpts:
         check_class_count(ckpt.config, manifest.num_classes, source=str(ckpt.path), where=str(manifest.folder))
+    rules = [resolve_protocol(protocol, ckpt.protocol, ckpt.config, clips=clips, source=str(ckpt.path))
+             for ckpt in ckpts]
     results = []
-    for ckpt, path, name in zip(ckpts, paths, model_names(paths)):
+    for ckpt, path, name, rule in zip(ckpts, paths, model_names(paths), rules):
         scored = _score_model(ckpt, manifest, data_cfg, ctx, split=split, clips=clips, crops=crops,
-                              batch_size=batch_size, progress=progress, amp=amp, fuse=fuse)
+                              batch_size=batch_size, progress=progress, amp=amp, fuse=fuse, protocol=rule)
         summary, table = _summary(scored, manifest, clips, crops)
         summary.update(name=name, checkpoint=str(path), split=split,
                        checkpoint_format=scored["description"]["format"],

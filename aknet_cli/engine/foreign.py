@@ -286,6 +286,8 @@ class Layout:
             and TDN sort Sth-Sth V1's class names; ``"file"``: mmaction2 keeps the labels file's).
         translate: file state dict (``module.`` stripped) → our names.
         name_in_file: our key → the file's name for it, for error messages.
+        protocol: the test protocol its code base scores it under
+            (:mod:`~aknet_cli.data.protocols`: ``tsm``, ``tdn``, ``mmaction2``).
     """
 
     name: str
@@ -293,6 +295,7 @@ class Layout:
     label_order: str
     translate: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
     name_in_file: Callable[[str], str]
+    protocol: str = "tsm"
 
 
 KNOWN_LAYOUTS = ("aknet checkpoints (stages.*, fc.*)", "official TSM (base_model.layer1.*, new_fc.*)",
@@ -322,7 +325,8 @@ def _mmaction2_layout(state: dict[str, torch.Tensor]) -> Layout:
                       "aknet's TSM shifts inside the residual branch (shift_place='blockres')")
     shifted = any(re.match(r"backbone\.layer\d+\.\d+\.conv1\.conv\.net\.", k) for k in keys)
     return Layout("an mmaction2 TSM checkpoint" if shifted else "an mmaction2 TSN checkpoint",
-                  "tsm" if shifted else "tsn", "file", translate_mmaction2_state_dict, mmaction2_name_in_file)
+                  "tsm" if shifted else "tsn", "file", translate_mmaction2_state_dict, mmaction2_name_in_file,
+                  protocol="mmaction2")
 
 
 def detect_layout(state: dict[str, torch.Tensor]) -> Layout | None:
@@ -334,7 +338,8 @@ def detect_layout(state: dict[str, torch.Tensor]) -> Layout | None:
     """
     keys = list(state)
     if any(_strip_module(k).startswith(_TDN_MARKERS) for k in keys):  # before TSM: both keep a base_model
-        return Layout("an official TDN checkpoint", "tdn", "sorted", translate_tdn_state_dict, tdn_name_in_file)
+        return Layout("an official TDN checkpoint", "tdn", "sorted", translate_tdn_state_dict, tdn_name_in_file,
+                      protocol="tdn")
     if is_tsm_state_dict(state):
         if any(re.match(r"base_model\.layer\d+\.\d+\.net\.", k) for k in keys):
             raise _refuse("an official TSM checkpoint with --shift_place block",

@@ -89,18 +89,19 @@ def _generator(seed: int) -> torch.Generator:
 
 
 def build_train_loader(cfg: DataConfig, ctx: DistContext, *, frames_per_segment: int, num_segments: int,
-                       batch_size: int, seed: int) -> tuple[DataLoader, ResumableSampler]:
-    """The training loader and its sampler (call ``sampler.set_epoch`` / ``set_start``)."""
+                       batch_size: int, seed: int, protocol: str = "aknet") -> tuple[DataLoader, ResumableSampler]:
+    """The training loader and its sampler (call ``sampler.set_epoch`` / ``set_start``); ``protocol``
+    is the resolved one (:func:`~aknet_cli.engine.protocol.training_protocol`)."""
     dataset = VideoDataset(cfg.dataset, cfg.train_split, num_segments=num_segments,
                            frames_per_segment=frames_per_segment, train=True, backend=cfg.backend,
-                           on_error=cfg.on_error)
+                           on_error=cfg.on_error, protocol=protocol)
     flip_map = dataset.manifest.flip_map
     if cfg.flip and not flip_map:
         # A plain flip would mislabel direction-sensitive classes; only swap where the data says how.
         raise ConfigError(f"data.flip = true, but {cfg.dataset} has no flip map (no left/right class pairs); "
                           f"set data.flip = false")
     dataset.transform = build_transform(train=True, resize=cfg.resize, crop=cfg.crop, resize_mode=cfg.resize_mode,
-                                        flip=cfg.flip, flip_map=flip_map)
+                                        flip=cfg.flip, flip_map=flip_map, protocol=protocol)
     if len(dataset) < batch_size * ctx.world_size:
         raise ConfigError(f"{cfg.dataset} split {cfg.train_split!r} has {len(dataset)} clips, fewer than one global "
                           f"batch ({batch_size * ctx.world_size}); lower optim.batch_size")
@@ -112,12 +113,14 @@ def build_train_loader(cfg: DataConfig, ctx: DistContext, *, frames_per_segment:
 
 def build_eval_loader(cfg: DataConfig, ctx: DistContext, *, split: str, frames_per_segment: int, num_segments: int,
                       batch_size: int, num_clips: int = 1, three_crop: bool = False, crop: int | None = None,
-                      persistent: bool | None = None) -> DataLoader:
-    """A deterministic evaluation loader over ``split`` (each clip on exactly one rank)."""
+                      persistent: bool | None = None, protocol: str = "aknet") -> DataLoader:
+    """A deterministic evaluation loader over ``split`` (each clip on exactly one rank), its clips
+    sampled and cropped under ``protocol``."""
     dataset = VideoDataset(cfg.dataset, split, num_segments=num_segments, frames_per_segment=frames_per_segment,
-                           train=False, backend=cfg.backend, num_clips=num_clips, on_error=cfg.on_error)
+                           train=False, backend=cfg.backend, num_clips=num_clips, on_error=cfg.on_error,
+                           protocol=protocol)
     dataset.transform = build_transform(train=False, resize=cfg.resize, crop=crop or cfg.crop,
-                                        resize_mode=cfg.resize_mode, three_crop=three_crop)
+                                        resize_mode=cfg.resize_mode, three_crop=three_crop, protocol=protocol)
     options = _worker_options(cfg, ctx)
     if persistent is not None:
         options["persistent_workers"] = persistent and options["num_workers"] > 0

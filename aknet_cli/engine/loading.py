@@ -59,6 +59,9 @@ class Checkpoint:
         notes: things the user should know about it (one line each).
         name_in_file: our key → the file's key, for error messages (foreign files only).
         raw: what :func:`~aknet_cli.engine.checkpoint.load_checkpoint` returned.
+        protocol: the test protocol it was trained or published under, where known: an
+            aknet checkpoint's ``data.protocol``, a foreign layout's code base
+            (:func:`default_protocol` completes it from the backbone's family).
     """
 
     path: Path
@@ -72,11 +75,13 @@ class Checkpoint:
     notes: list[str] = field(default_factory=list)
     name_in_file: Callable[[str], str] | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    protocol: str | None = None
 
     def description(self) -> dict[str, Any]:
         """The model description plus where it came from (what callers print or record)."""
         return {**self.config, "format": self.format, "label_order": self.label_order,
-                "label_order_given": self.label_order_given, "verified": self.verified, "notes": list(self.notes)}
+                "label_order_given": self.label_order_given, "verified": self.verified, "notes": list(self.notes),
+                "protocol": self.protocol}
 
 
 # ------------------------------------------------------------------------------ reading
@@ -112,13 +117,25 @@ def _read_aknet(raw: dict[str, Any], path: Path, *, backbone, num_segments, labe
                      f"at inputs with odd feature maps (224²) it computes slightly differently from how it was "
                      f"trained (docs/backbones.md)")
     return Checkpoint(path, name, kind, config, raw["state_dict"], label_order=label_order,
-                      label_order_given=given, verified=bool(raw.get("verified")), notes=notes, raw=raw)
+                      label_order_given=given, verified=bool(raw.get("verified")), notes=notes, raw=raw,
+                      protocol=(config.get("data") or {}).get("protocol"))
 
 
 def _config_ints(meta: dict[str, Any], name: str) -> set[int]:
     """Values of ``name=N`` in an mmengine checkpoint's config text (``meta['cfg']``)."""
     text = meta.get("cfg") or meta.get("config") or ""
     return {int(v) for v in re.findall(rf"\b{name}\s*=\s*(\d+)", text)} if isinstance(text, str) else set()
+
+
+def _in_name(pattern: re.Pattern, path: Path) -> tuple[re.Match | None, str]:
+    """``pattern`` in the file name, else in its folder's: TSM's and TDN's ``main.py`` save
+    ``<store name>/ckpt.best.pth.tar``, the store name carrying ``segment8`` and ``shift8``
+    (TSM's ``test_models.py`` reads them from the whole path too)."""
+    for part, where in ((path.name, "file name"), (path.resolve().parent.name, "folder name")):
+        match = pattern.search(part)
+        if match:
+            return match, where
+    return None, ""
 
 
 def _segments(path: Path, meta: dict[str, Any], option: int | None, notes: list[str]) -> int:
@@ -129,9 +146,9 @@ def _segments(path: Path, meta: dict[str, Any], option: int | None, notes: list[
         return from_config.pop()
     if len(from_config) > 1:
         raise ConfigError(f"{path}'s config sets num_segments to {sorted(from_config)}; pass --num-segments T")
-    match = _SEGMENTS_IN_NAME.search(path.name)
+    match, where = _in_name(_SEGMENTS_IN_NAME, path)
     if match:
-        notes.append(f"{match.group(1)} segments, read from the file name ({match.group(0)}, as TSM and TDN name "
+        notes.append(f"{match.group(1)} segments, read from the {where} ({match.group(0)}, as TSM and TDN name "
                      f"their checkpoints); pass --num-segments to override")
         return int(match.group(1))
     raise ConfigError(f"{path} does not record its frames per clip: pass --num-segments T (e.g. --num-segments 8)")
@@ -143,7 +160,7 @@ def _foreign_kwargs(layout: Layout, path: Path, meta: dict[str, Any]) -> dict[st
     if re.search(r"\btemporal_pool\s*=\s*True", str(meta.get("cfg") or "")):
         raise CheckpointError(f"{path} was trained with temporal_pool=True, which aknet's TSM does not build")
     divs = _config_ints(meta, "shift_div")
-    match = _SHIFT_IN_NAME.search(path.name)
+    match, _ = _in_name(_SHIFT_IN_NAME, path)
     div = divs.pop() if len(divs) == 1 else int(match.group(1)) if match else 8
     return {} if div == 8 else {"fold_div": div}
 
@@ -187,7 +204,8 @@ def _read_foreign(raw: dict[str, Any], path: Path, layout: Layout | None, *, bac
                               f"{config['num_classes']} rows")
     return Checkpoint(path, name, "backbone", config, state, label_order=label_order or order,
                       label_order_given=label_order is not None, notes=notes,
-                      name_in_file=_file_names(raw["state_dict"], state, layout), raw=raw)
+                      name_in_file=_file_names(raw["state_dict"], state, layout), raw=raw,
+                      protocol=layout.protocol if layout else None)
 
 
 def _file_names(original: dict[str, torch.Tensor], ours: dict[str, torch.Tensor],

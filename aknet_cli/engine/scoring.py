@@ -33,11 +33,13 @@ def to_device(clips: torch.Tensor, device: torch.device, *, channels_last: bool 
 
 @torch.no_grad()
 def collect_scores(model: nn.Module, loader, ctx: DistContext, *, amp_dtype: torch.dtype | None = None,
-                   channels_last: bool = False, progress: bool = False,
-                   description: str = "evaluating") -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax scores averaged over views, for this process's share of the loader.
+                   channels_last: bool = False, progress: bool = False, description: str = "evaluating",
+                   average: str = "prob") -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores averaged over views, for this process's share of the loader.
 
-    Batches are ``(B, T, ...)`` or, with several views, ``(B, V, T, ...)``.
+    Batches are ``(B, T, ...)`` or, with several views, ``(B, V, T, ...)``. ``average`` is the
+    protocol's (:mod:`~aknet_cli.data.protocols`): ``prob``, the mean softmax (TDN, mmaction2,
+    aknet), or ``logits``, the mean logit (TSM's ``test_models.py``).
 
     Returns:
         ``scores (n, K)`` float32 on the CPU and ``labels (n,)``.
@@ -56,14 +58,24 @@ def collect_scores(model: nn.Module, loader, ctx: DistContext, *, amp_dtype: tor
             clips = to_device(clips, ctx.device, channels_last=channels_last)
             with autocast(ctx.device, amp_dtype):
                 logits = model(clips)
-            prob = logits.float().softmax(dim=1).reshape(-1, views, logits.shape[1]).mean(dim=1)
-            scores.append(prob.cpu())
+            scores.append(average_views(logits, views, average).cpu())
             labels.append(torch.as_tensor(target))
             bar.update(clips=len(target))
     model.train(was_training)
     if not scores:
         return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
     return torch.cat(scores), torch.cat(labels)
+
+
+def average_views(logits: torch.Tensor, views: int, average: str = "prob") -> torch.Tensor:
+    """``(B·V, K)`` logits of ``V`` consecutive views per video → ``(B, K)`` float32 scores: the
+    mean softmax (``prob``) or the mean logit (``logits``)."""
+    scores = logits.float()
+    if average == "prob":
+        scores = scores.softmax(dim=1)
+    elif average != "logits":
+        raise ValueError(f"unknown view averaging {average!r}")
+    return scores.reshape(-1, views, scores.shape[1]).mean(dim=1)
 
 
 def accuracy_counts(scores: torch.Tensor, labels: torch.Tensor) -> tuple[float, float, float]:

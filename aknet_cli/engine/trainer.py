@@ -43,6 +43,7 @@ from .loading import read_checkpoint
 from .loop import StepCallback, epoch_row, set_train_mode, train_one_epoch, validate
 from .optim import build_optimizer, build_scheduler
 from .precision import autocast_dtype, grad_scaler, restore_scaler
+from .protocol import check_training_protocol, training_protocol
 from .reports import write_curves, write_metrics
 from .resume import apply_schedule, check_resumable, read_train_state, restore_meters, resume_source
 from .state import Position, Run, TrainingDiverged
@@ -119,6 +120,7 @@ def check_before_training(cfg: RunConfig, *, stage1_exists: bool = False):
     """
     check_config(cfg)
     get_backbone_factory(cfg.model.backbone)
+    check_training_protocol(cfg.data.protocol, cfg.model.backbone, num_segments=cfg.model.num_segments)
     pick_device(cfg.train.device)
     check_backend(cfg.data.backend)
     manifest = load_manifest(Path(cfg.data.dataset))
@@ -164,7 +166,8 @@ def model_description(cfg: RunConfig, manifest, model: nn.Module) -> dict[str, A
         "num_segments": cfg.model.num_segments,
         "backbone_kwargs": {"dropout": cfg.model.dropout},
         "classes": manifest.classes,
-        "data": {"resize": cfg.data.resize, "crop": cfg.data.crop, "resize_mode": cfg.data.resize_mode},
+        "data": {"resize": cfg.data.resize, "crop": cfg.data.crop, "resize_mode": cfg.data.resize_mode,
+                 "protocol": training_protocol(cfg.data.protocol, model)},
     }
     if isinstance(model, AKNet):
         description["aknet"] = asdict(model.config)
@@ -268,6 +271,7 @@ def _assemble(cfg: RunConfig, ctx: DistContext, work_dir: Path, manifest, model:
     """Device, layout, loaders, BN recalibration (a fresh stage 2), DDP, optimizer, precision."""
     batch = cfg.optim.batch_size // ctx.world_size
     description = model_description(cfg, manifest, model)
+    protocol = description["data"]["protocol"]
     fps = getattr(model, "backbone", model).frames_per_segment
     model.to(ctx.device)
     if ctx.device.type == "cuda":
@@ -277,10 +281,10 @@ def _assemble(cfg: RunConfig, ctx: DistContext, work_dir: Path, manifest, model:
     set_train_mode(model, cfg)
     train_loader, sampler = build_train_loader(cfg.data, ctx, frames_per_segment=fps,
                                                num_segments=cfg.model.num_segments, batch_size=batch,
-                                               seed=cfg.train.seed)
+                                               seed=cfg.train.seed, protocol=protocol)
     val_loader = build_eval_loader(cfg.data, ctx, split=cfg.data.val_split, frames_per_segment=fps,
                                    num_segments=cfg.model.num_segments,
-                                   batch_size=cfg.data.val_batch_size or batch)
+                                   batch_size=cfg.data.val_batch_size or batch, protocol=protocol)
     steps_per_epoch = len(sampler) // batch
     if steps_per_epoch < 1:
         raise ConfigError(f"one epoch of {cfg.data.dataset} is shorter than one batch of {batch} per process")
