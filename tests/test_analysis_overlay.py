@@ -86,12 +86,16 @@ def _clip_input_probe(model):
     return seen, handle
 
 
-@pytest.mark.parametrize("h, w, n, backbone", [
-    (240, 320, 30, "tsm_resnet18"),  # landscape video
-    (300, 168, 5, "tsm_resnet18"),   # portrait, fewer frames than T
-    (200, 260, 24, "tdn_resnet18"),  # 5 frames per segment: the centre one is shown
+@pytest.mark.parametrize("h, w, n, backbone, shown_frames", [
+    # TSM's test sampling, int(L/2 + L*i), L = n/8: L = 3.75 -> 1, 5, 9, 13, 16, 20, 24, 28
+    (240, 320, 30, "tsm_resnet18", [1, 5, 9, 13, 16, 20, 24, 28]),  # landscape video
+    # L = 0.625 -> int(0.3125 + 0.625 i): 0, 0, 1, 2, 2, 3, 4, 4
+    (300, 168, 5, "tsm_resnet18", [0, 0, 1, 2, 2, 3, 4, 4]),   # portrait, fewer frames than T
+    # TDN's windows: tick = (24 - 4)/8 = 2.5, starts int(1.25 + 2.5 i) = 1, 3, 6, 8, 11, 13, 16, 18;
+    # the window's centre (start + 2, what the RGB stem reads) is shown
+    (200, 260, 24, "tdn_resnet18", [3, 5, 8, 10, 13, 15, 18, 20]),
 ])
-def test_every_cell_maps_onto_the_pixels_it_came_from(tmp_path, h, w, n, backbone):
+def test_every_cell_maps_onto_the_pixels_it_came_from(tmp_path, h, w, n, backbone, shown_frames):
     clip, _ = _square_clip(h, w, n, side=48)
     src = video_source.open_source(_write_mp4(tmp_path / "clip.mp4", clip))
     assert src.num_frames == n
@@ -102,9 +106,7 @@ def test_every_cell_maps_onto_the_pixels_it_came_from(tmp_path, h, w, n, backbon
     finally:
         handle.remove()
 
-    # The frames shown are the segment centres of TSN's test sampling: int(L/2 + L*i).
-    seg = n / 8
-    assert vis.frame_indices == [min(int(seg / 2 + seg * i), n - 1) for i in range(8)]
+    assert vis.frame_indices == shown_frames
     # (lossy MPEG-4: close, not equal)
     assert (shown.float() - torch.from_numpy(clip[vis.frame_indices]).permute(0, 3, 1, 2).float()).abs().mean() < 3
 

@@ -103,22 +103,30 @@ def _val_videos(dataset: Path) -> list[Path]:
     return [manifest.media_root / p for p in manifest.split_table("val")["path"]]
 
 
-@pytest.mark.parametrize("views", ["1x1", "2x3"])
-def test_predict_scores_like_eval_on_synthetic_clips_and_a_real_mp4(dataset, stage1, tmp_path, views):
+@pytest.mark.parametrize(("views", "protocol"), [("1x1", None), ("2x3", None), ("2x3", "aknet")])
+def test_predict_scores_like_eval_on_synthetic_clips_and_a_real_mp4(dataset, stage1, tmp_path, views, protocol):
+    chosen = ["--protocol", protocol] if protocol else []
     evaluated = runner.invoke(app, ["eval", str(stage1), "--data", str(dataset), "--views", views, "--json",
-                                    "--out", str(tmp_path / "eval"), "--workers", "0"])
+                                    "--out", str(tmp_path / "eval"), "--workers", "0", *chosen])
     assert evaluated.exit_code == 0, evaluated.output
+    # A TSM checkpoint that records no protocol is scored as TSM's test_models.py scores it: the mean
+    # logit of the views; predict shows that as a probability (its softmax, test_models.py --softmax).
+    assert json.loads(evaluated.stdout)["protocol"] == (protocol or "tsm")
     expected = pd.read_csv(tmp_path / "eval" / "predictions.csv")
+    if not protocol:  # 4 classes: the top-4 logits are all of them
+        logits = torch.tensor(expected[[f"top{k}_score" for k in range(1, 5)]].to_numpy())
+        expected["top1_score"] = logits.softmax(dim=1)[:, 0].numpy()
     videos = _val_videos(dataset)
     assert any(v.name == "bikes.mp4" for v in videos) and len(videos) == len(expected)
     listing = tmp_path / "videos.txt"
     listing.write_text("# the val split\n" + "\n".join(str(v) for v in videos) + "\n")
     out = tmp_path / "predictions.csv"
     result = runner.invoke(app, ["predict", str(listing), "-c", str(stage1), "--views", views, "--out", str(out),
-                                 "--json"])
+                                 "--json", *chosen])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["num_skipped"] == 0 and report["format"] == "an aknet stage-1 checkpoint"
+    assert report["protocol"] == (protocol or "tsm")
     by_video = {Path(v["video"]).stem: v["top"] for v in report["videos"]}
     for _, row in expected.iterrows():
         top = by_video[str(row["id"])]
@@ -127,7 +135,7 @@ def test_predict_scores_like_eval_on_synthetic_clips_and_a_real_mp4(dataset, sta
     table = pd.read_csv(out)
     assert table["status"].eq("ok").all() and table["top1"].tolist() == [v["top"][0]["index"] for v in report["videos"]]
     # The scores differ from clip to clip, so matching each one to 1e-5 is not trivial.
-    assert expected["top1_score"].round(4).nunique() == len(expected)
+    assert pd.Series(expected["top1_score"]).round(4).nunique() == len(expected)
 
 
 def test_a_folder_skips_and_counts_unreadable_videos(dataset, stage1, tmp_path):

@@ -1,13 +1,15 @@
 """Keypoint overlays (the paper's Fig. 6) on any video or frame folder.
 
 The clip is read through :mod:`~aknet_cli.analysis.video_source` (which refuses frames too small
-for a model and cuts overly long ones to their centre) and sampled exactly as evaluation reads it (:func:`~aknet_cli.data.sampling.sample_indices`
-with ``train=False``, then :func:`~aknet_cli.data.transforms.build_transform` with
-``train=False``: resize, centre crop, normalise). Each keypoint ``(t, y, x)`` is a cell of the
+for a model and cuts overly long ones to their centre) and sampled exactly as evaluation reads it,
+under the checkpoint's protocol (:mod:`~aknet_cli.data.protocols`; TDN's windows for a TDN
+backbone): :func:`~aknet_cli.data.sampling.sample_indices` with ``train=False``, then
+:func:`~aknet_cli.data.transforms.build_transform` with ``train=False``: resize, centre crop,
+normalise. Each keypoint ``(t, y, x)`` is a cell of the
 split feature map; :class:`Geometry` maps that cell back through the crop and the resize
 actually applied to the frame, so it lands on the original pixels the cell was computed from.
-For a backbone reading several frames per segment (TDN: 5), the centre frame of the segment
-(the sampled frame itself) is the one shown.
+For a backbone reading several frames per segment (TDN: 5), the centre frame of the window
+(the one its RGB stem reads) is the one shown.
 """
 
 from __future__ import annotations
@@ -51,16 +53,18 @@ class Geometry:
     crop: int
 
     @classmethod
-    def of(cls, height: int, width: int, *, resize: int, crop: int, resize_mode: str) -> "Geometry":
-        """The geometry torchvision's ``Resize`` + ``CenterCrop`` (as in ``ClipTransform``) apply."""
-        if resize_mode == "square":
-            rh, rw = resize, resize
-        elif width <= height:  # torchvision: the short side becomes `resize`, the long one int(resize*long/short)
-            rw, rh = resize, int(resize * height / width)
-        else:
-            rh, rw = resize, int(resize * width / height)
-        # torchvision's center_crop: int(round((size - crop) / 2)).
-        return cls(height, width, rh, rw, int(round((rh - crop) / 2.0)), int(round((rw - crop) / 2.0)), crop)
+    def of(cls, height: int, width: int, *, resize: int, crop: int, resize_mode: str,
+           protocol: str = "aknet") -> "Geometry":
+        """The geometry ``ClipTransform``'s resize and centre crop apply under ``protocol``
+        (the same functions: :func:`~aknet_cli.data.transforms.resized_size`,
+        :func:`~aknet_cli.data.transforms.centre_offset`)."""
+        from ..data.protocols import get_protocol
+        from ..data.transforms import centre_offset, resized_size
+
+        rules = get_protocol(protocol, option="protocol")
+        rh, rw = resized_size(height, width, resize, mode=resize_mode, long_side=rules.long_side)
+        top, left = centre_offset(rh, rw, crop, rounding=rules.centre)
+        return cls(height, width, rh, rw, top, left, crop)
 
     def to_original(self, y: float, x: float) -> tuple[float, float]:
         """A point in crop pixels -> the same point in original-frame pixels."""
@@ -127,14 +131,20 @@ class LoadedModel:
     trained: bool
     data: dict[str, Any]
     trained_alpha: float | None = None  # the α a checkpoint was trained with (None: untrained)
+    protocol: str = "tsm"  # sampling and crops (aknet_cli.data.protocols): the checkpoint's, else the family's
 
     @classmethod
     def of(cls, model: nn.Module, *, classes: list[str] | None, trained: bool, data: dict[str, Any],
-           trained_alpha: float | None = None) -> "LoadedModel":
-        """An AK-Net ready to draw (put in eval mode)."""
+           trained_alpha: float | None = None, protocol: str | None = None) -> "LoadedModel":
+        """An AK-Net ready to draw (put in eval mode), read under ``protocol`` (default: the
+        one ``data`` records, else its backbone family's)."""
+        from ..engine.protocol import model_family
+
         bb = model.backbone
+        protocol = protocol or data.get("protocol") or model_family(model)
         return cls(model.eval(), model.config.split, int(bb.specs[model.config.split].stride), int(model.num_segments),
-                   int(bb.frames_per_segment), int(model.num_classes), classes, trained, dict(data), trained_alpha)
+                   int(bb.frames_per_segment), int(model.num_classes), classes, trained, dict(data), trained_alpha,
+                   protocol)
 
     @property
     def alpha(self) -> float:
@@ -231,8 +241,10 @@ def run_model(loaded: LoadedModel, clip: torch.Tensor) -> tuple[torch.Tensor, to
 
 
 def visualize(source: Source, loaded: LoadedModel, *, resize: int, crop: int, resize_mode: str,
-              backend: str | None = None, labels: list[str] | None = None) -> tuple[Visualization, torch.Tensor, torch.Tensor]:
-    """Read the clip as evaluation does, run the model, map the keypoints back.
+              backend: str | None = None, labels: list[str] | None = None,
+              protocol: str | None = None) -> tuple[Visualization, torch.Tensor, torch.Tensor]:
+    """Read the clip as evaluation does (under ``protocol``, default the model's), run the
+    model, map the keypoints back.
 
     Returns:
         ``(visualization, shown frames uint8 (T, 3, H, W), heatmap (T, h, w))``.
@@ -240,13 +252,14 @@ def visualize(source: Source, loaded: LoadedModel, *, resize: int, crop: int, re
     from ..data.sampling import sample_indices
     from ..data.transforms import build_transform
 
-    fps = loaded.frames_per_segment
-    idx = sample_indices(source.num_frames, loaded.frames, train=False, frames_per_segment=fps)[0]  # (T, fps)
+    fps, protocol = loaded.frames_per_segment, protocol or loaded.protocol
+    idx = sample_indices(source.num_frames, loaded.frames, train=False, frames_per_segment=fps,
+                         protocol=protocol)[0]  # (T, fps)
     frames, window = source.read_for_model(idx.reshape(-1).tolist(), backend)  # (T*fps, 3, H, W)
-    transform = build_transform(train=False, resize=resize, crop=crop, resize_mode=resize_mode)
+    transform = build_transform(train=False, resize=resize, crop=crop, resize_mode=resize_mode, protocol=protocol)
     clip, _ = transform(frames, 0)  # (T*fps, 3, crop, crop)
     h, w = int(frames.shape[-2]), int(frames.shape[-1])
-    geometry = Geometry.of(h, w, resize=resize, crop=crop, resize_mode=resize_mode)
+    geometry = Geometry.of(h, w, resize=resize, crop=crop, resize_mode=resize_mode, protocol=protocol)
     if tuple(clip.shape[-2:]) != (crop, crop):
         raise AssertionError(f"transform produced {tuple(clip.shape[-2:])}, expected {crop}x{crop}")
     if fps > 1:

@@ -1,9 +1,11 @@
 """``aknet predict``: a trained model's top classes for anyone's videos.
 
-Each video is read as ``aknet eval`` reads a clip of a prepared dataset: TSN test sampling
-(:func:`~aknet_cli.data.sampling.sample_indices`, ``C`` evenly shifted clips), the checkpoint's
-own resize/crop (``K = 3`` crops at full resolution for ``CxK = 2x3``), softmax averaged over
-the views. So a video gets the same scores here as in ``aknet eval``. Frames go through
+Each video is read as ``aknet eval`` reads a clip of a prepared dataset, under the same
+protocol (:mod:`~aknet_cli.data.protocols`: the checkpoint's own, or ``protocol=``): its frame
+sampling (:func:`~aknet_cli.data.sampling.sample_indices`; TDN's windows for a TDN backbone), the
+checkpoint's resize/crop with the protocol's offsets (``K = 3`` crops at full resolution for
+``CxK = 2x3``), and its averaging of the views. So a video gets the same scores here as in
+``aknet eval``. Frames go through
 :mod:`~aknet_cli.analysis.video_source`, which refuses frames too small for a model and cuts
 overly long ones to their centre.
 
@@ -23,6 +25,7 @@ from torch import nn
 
 from .._atomic import check_output_dir, check_output_file
 from ..data.formats._text import read_text
+from ..data.protocols import Protocol, get_protocol
 from ..exceptions import ConfigError, DataError, VideoDecodeError
 from .video_source import Source, is_frame_folder, open_source
 
@@ -70,6 +73,7 @@ class Predictor:
         classes: class names in the model's index order, if known.
         clips, crops: the views ``CxK``.
         resize, crop, resize_mode: the checkpoint's evaluation transform (crop = resize for 3 crops).
+        protocol: sampling, crops and view averaging (:class:`~aknet_cli.data.protocols.Protocol`).
     """
 
     model: nn.Module
@@ -81,6 +85,7 @@ class Predictor:
     crop: int
     resize_mode: str
     device: torch.device
+    protocol: Protocol
 
     @property
     def num_segments(self) -> int:
@@ -106,16 +111,20 @@ def class_names(description: dict[str, Any], labels: str | Path | None) -> list[
 
 def load_predictor(checkpoint: str | Path, *, views: str = "1x1", labels: str | Path | None = None,
                    backbone: str | None = None, num_segments: int | None = None, label_order: str | None = None,
-                   device: str = "cpu") -> Predictor:
+                   device: str = "cpu", protocol: str | None = None) -> Predictor:
     """Read the checkpoint (any format the engine reads) and fix the preprocessing.
 
     Raises:
-        AKNetError: an unreadable checkpoint, bad views, a labels file that does not fit.
+        AKNetError: an unreadable checkpoint, bad views, an unknown protocol or one that does
+            not define these views, a labels file that does not fit.
     """
     from ..engine.evaluate import parse_views
     from ..engine.loading import load_model_from_checkpoint
+    from ..engine.protocol import resolve_protocol
 
     clips, crops = parse_views(views)
+    if protocol is not None:
+        get_protocol(protocol)
     if device not in ("cpu", "cuda", "auto"):
         raise ConfigError(f"--device must be cpu, cuda or auto, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
@@ -123,12 +132,13 @@ def load_predictor(checkpoint: str | Path, *, views: str = "1x1", labels: str | 
     target = torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
     model, description = load_model_from_checkpoint(checkpoint, backbone=backbone, num_segments=num_segments,
                                                     label_order=label_order)
+    rules = resolve_protocol(protocol, description["protocol"], description, clips=clips, source=str(checkpoint))
     names = class_names(description, labels)
     data = description.get("data") or {}
     resize = int(data.get("resize", 256))
     crop = resize if crops == 3 else int(data.get("crop", 224))
     return Predictor(model.to(target).eval(), description, names, clips, crops, resize, crop,
-                     str(data.get("resize_mode", "short")), target)
+                     str(data.get("resize_mode", "short")), target, rules)
 
 
 # ------------------------------------------------------------------------------ running
@@ -138,10 +148,11 @@ def clip_views(predictor: Predictor, source: Source, backend: str) -> tuple[torc
     from ..data.transforms import build_transform
 
     t, fps, clips = predictor.num_segments, predictor.frames_per_segment, predictor.clips
-    indices = sample_indices(source.num_frames, t, train=False, frames_per_segment=fps, num_clips=clips)
+    name = predictor.protocol.name
+    indices = sample_indices(source.num_frames, t, train=False, frames_per_segment=fps, num_clips=clips, protocol=name)
     frames, window = source.read_for_model(indices.reshape(-1).tolist(), backend)
     transform = build_transform(train=False, resize=predictor.resize, crop=predictor.crop,
-                                resize_mode=predictor.resize_mode, three_crop=predictor.crops == 3)
+                                resize_mode=predictor.resize_mode, three_crop=predictor.crops == 3, protocol=name)
     clip, _ = transform(frames, 0)
     # (crops?, clips*T*fps, 3, h, w) -> (crops*clips, T, fps, 3, h, w), clip-major as VideoDataset orders them.
     views = clip.reshape(-1, clips, t, fps, *clip.shape[-3:]).transpose(0, 1).reshape(-1, t, fps, *clip.shape[-3:])
@@ -150,10 +161,14 @@ def clip_views(predictor: Predictor, source: Source, backend: str) -> tuple[torc
 
 @torch.no_grad()
 def score_video(predictor: Predictor, source: Source, backend: str) -> tuple[torch.Tensor, Any]:
-    """``(probabilities (K,), window)``: softmax scores averaged over the views."""
+    """``(probabilities (K,), window)``: the views' scores averaged as the protocol averages them,
+    as probabilities: the mean softmax, or (TSM's mean logit) the softmax of the mean logit, as
+    TSM's ``test_models.py --softmax`` gives it; either ranks the classes as ``aknet eval`` does."""
+    from ..engine.scoring import average_views
+
     views, window = clip_views(predictor, source, backend)
-    logits = predictor.model(views.to(predictor.device))
-    return logits.float().softmax(dim=1).mean(dim=0).cpu(), window
+    scores = average_views(predictor.model(views.to(predictor.device)), len(views), predictor.protocol.average)[0]
+    return (scores.softmax(dim=0) if predictor.protocol.average == "logits" else scores).cpu(), window
 
 
 @dataclass
@@ -260,7 +275,7 @@ def keypoint_drawer(predictor: Predictor, out: Path, *, backend: str, video_form
     def draw(source: Source) -> dict[str, str]:
         vis, shown, heat = overlay.visualize(source, loaded, resize=predictor.resize, crop=crop,
                                              resize_mode=predictor.resize_mode, backend=backend,
-                                             labels=predictor.classes)
+                                             labels=predictor.classes, protocol=predictor.protocol.name)
         return overlay.render(vis, shown, heat, out / source.path.stem, video_format=video_format)
 
     return draw

@@ -16,6 +16,7 @@ def predict_command(
     target: Path = typer.Argument(..., help="A video, a frame folder, a folder of videos/frame folders, or a .txt list of them (one a line)."),
     checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="Any checkpoint aknet reads: aknet stage 1 or AK-Net, official TSM/TDN, mmaction2 1.x TSM/TSN."),
     views: str = typer.Option("1x1", "--views", help="CLIPSxCROPS as in `aknet eval`: 1x1 = one centre crop, 2x3 = 2 clips × 3 full-resolution crops."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="tsm, tdn, mmaction2 or aknet: sampling, crops and view averaging as in `aknet eval` [default: the checkpoint's].", show_default=False),
     top_k: int = typer.Option(5, "--top-k", "-k", help="Classes shown per video."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the predictions as CSV (video, status, topN, topN_class, topN_prob)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Class names for a checkpoint that records none: the labels file in the release's order (one a line, a JSON list, or Sth-Sth V2's {name: index})."),
@@ -47,7 +48,8 @@ def predict_command(
     P.check_outputs(out, keypoints)
     videos = P.collect_inputs(target)
     predictor = P.load_predictor(checkpoint, views=views, labels=labels, backbone=backbone,
-                                 num_segments=num_segments, label_order=label_order, device=device)
+                                 num_segments=num_segments, label_order=label_order, device=device,
+                                 protocol=protocol)
     draw = P.keypoint_drawer(predictor, keypoints, backend=backend) if keypoints is not None else None
     drawn: dict[str, dict[str, str]] = {}
 
@@ -77,6 +79,7 @@ def predict_command(
     skipped = [r for r in results if r.error]
     if json_out:
         print_json({"checkpoint": str(checkpoint), "format": predictor.description["format"], "views": views,
+                    "protocol": predictor.protocol.name,
                     "num_videos": len(results), "num_skipped": len(skipped),
                     "videos": [{**r.as_dict(), "keypoints": drawn.get(r.video)} for r in results],
                     "notes": predictor.description["notes"], "out": str(out) if out else None})
@@ -93,7 +96,8 @@ def predict_command(
 def _print_table(results, k: int, predictor, checkpoint: Path, views: str) -> None:
     for note in predictor.description["notes"]:
         err_console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True, highlight=False)
-    table = Table(title=f"{checkpoint.name} ({predictor.description['format']}), {views} views")
+    table = Table(title=f"{checkpoint.name} ({predictor.description['format']}), {views} views, "
+                        f"protocol {predictor.protocol.name}")
     table.add_column("video")
     for j in range(k):
         table.add_column(f"top {j + 1}")
