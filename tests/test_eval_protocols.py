@@ -31,13 +31,13 @@ runner = CliRunner()
 T = 2
 NAMES = ["Moving something up", "Pushing something from left to right", "Pushing something from right to left"]
 FRAMES = {"4": 9, "5": 6, "6": 3}  # clip id -> frames: > T + 4, = T + 4, < T
-HEIGHT, WIDTH = 256, 300
+HEIGHT, WIDTH = 256, 302
 
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory) -> Path:
     """A Sth-Sth V1 release (classes sorted = file order here) whose val clips have 9, 6 and 3
-    random-textured 256 x 300 JPEG frames, prepared by ``aknet prepare sthv1``."""
+    random-textured 256 x 302 JPEG frames, prepared by ``aknet prepare sthv1``."""
     root = tmp_path_factory.mktemp("sthv1")
     (root / "frames").mkdir()
     (root / "something-something-v1-labels.csv").write_text("".join(n + "\n" for n in NAMES))
@@ -49,8 +49,8 @@ def release(tmp_path_factory) -> Path:
         folder = root / "frames" / vid
         folder.mkdir()
         for i in range(count):
-            pixels = rng.integers(0, 256, (HEIGHT // 8, WIDTH // 10, 3), dtype=np.uint8)
-            image = Image.fromarray(pixels).resize((WIDTH, HEIGHT), Image.NEAREST)  # 8x10 blocks survive JPEG
+            pixels = rng.integers(0, 256, (HEIGHT // 8, WIDTH // 2, 3), dtype=np.uint8)
+            image = Image.fromarray(pixels).resize((WIDTH, HEIGHT), Image.NEAREST)  # 8x2 blocks: texture JPEG keeps
             image.save(folder / f"{i + 1:05d}.jpg", quality=95)
     out = tmp_path_factory.mktemp("prepared") / "data"
     done = runner.invoke(app, ["prepare", "sthv1", "--root", str(root), "--frames-dir", "frames", "--out", str(out)])
@@ -115,12 +115,12 @@ def tdn(tmp_path_factory):
 
 def test_official_tdn_1x1_and_1x3_are_scored_as_tdn_s_scripts(release, tdn, tmp_path):
     net, ckpt = tdn
-    # 1x1 (test_models_center_crop.py): GroupScale(256) leaves a 256 x 300 frame as it is;
-    # GroupCenterCrop(224): top round(32/2) = 16, left round(76/2) = 38; pkl_to_results: softmax.
-    # 1x3 (test_models_three_crops.py --full_res): GroupFullResSample(256): s = (300 - 256)//4 = 11,
+    # 1x1 (test_models_center_crop.py): GroupScale(256) leaves a 256 x 302 frame as it is;
+    # GroupCenterCrop(224): top round(32/2) = 16, left round(78/2) = 39; pkl_to_results: softmax.
+    # 1x3 (test_models_three_crops.py --full_res): GroupFullResSample(256): s = (302 - 256)//4 = 11,
     # left 0, 44, 22 at top 0; pkl_to_results adds the crops' softmax scores, / 3.
     with torch.no_grad():
-        one = {vid: net(_clip(release, vid, w, 16, 38, 224)[None]).softmax(1)[0] for vid, w in TDN_WINDOWS.items()}
+        one = {vid: net(_clip(release, vid, w, 16, 39, 224)[None]).softmax(1)[0] for vid, w in TDN_WINDOWS.items()}
         three = {vid: torch.stack([net(_clip(release, vid, w, 0, left, 256)[None]).softmax(1)[0]
                                    for left in (0, 44, 22)]).mean(0) for vid, w in TDN_WINDOWS.items()}
     report, table = _eval(release, ckpt, "1x1", tmp_path / "1x1")
@@ -168,7 +168,7 @@ def test_official_tsm_1x1_and_2x3_are_scored_as_test_models_py(release, tsm, tmp
         def logits(vid, frames, top, left, size):
             return net(_clip(release, vid, [[i] for i in frames], top, left, size)[:, 0][None])[0]
 
-        one = {vid: logits(vid, clips[0], 16, 38, 224) for vid, clips in TSM_CLIPS.items()}
+        one = {vid: logits(vid, clips[0], 16, 39, 224) for vid, clips in TSM_CLIPS.items()}
         six = {vid: torch.stack([logits(vid, frames, 0, left, 256) for frames in clips
                                  for left in (0, 44, 22)]).mean(0) for vid, clips in TSM_CLIPS.items()}
     report, table = _eval(release, ckpt, "1x1", tmp_path / "1x1")
@@ -178,3 +178,57 @@ def test_official_tsm_1x1_and_2x3_are_scored_as_test_models_py(release, tsm, tmp
     assert report["protocol"] == "tsm" and report["num_views"] == 6
     _check(table, six)
     assert "twice_sample" in report["protocol_rules"]["rules"]["two clips"]
+
+
+def test_mmaction2_tsm_2x3_follows_its_test_pipeline(release, tsm, tmp_path):
+    from aknet_cli.engine.foreign import mmaction2_name_in_file
+
+    net, _ = tsm
+    state = {mmaction2_name_in_file(k): v for k, v in net.state_dict().items()}
+    ckpt = tmp_path / "tsm_imagenet-pretrained-r18_8xb16-1x1x2-50e_sthv1-rgb.pth"
+    torch.save({"state_dict": state, "meta": {"cfg": "model = dict(backbone=dict(num_segments=2))"}}, ckpt)
+    # SampleFrames(clip_len=1, num_clips=2, twice_sample=True): the TSM clips above; Resize(-1, 256):
+    # int(302 * 1.0 + 0.5) = 302, unchanged; ThreeCrop(256): s' = (302 - 256)//2 = 23, left 0, 46, 23;
+    # average_clips='prob': the mean of the 6 views' softmax.
+    with torch.no_grad():
+        six = {vid: torch.stack([net(_clip(release, vid, [[i] for i in frames], 0, left, 256)[:, 0][None])[0].softmax(0)
+                                 for frames in clips for left in (0, 46, 23)]).mean(0)
+               for vid, clips in TSM_CLIPS.items()}
+    report, table = _eval(release, ckpt, "2x3", tmp_path / "2x3", "--label-order", "sorted")
+    assert report["protocol"] == "mmaction2" and report["scores"] == "mean softmax probability over the views"
+    assert "ThreeCrop" in report["protocol_rules"]["rules"]["three crops"]
+    _check(table, six)
+
+
+def _aknet_checkpoint(path: Path, backbone: str, net, data: dict) -> Path:
+    from aknet_cli.engine.checkpoint import save_checkpoint
+
+    save_checkpoint(path, kind="backbone", state_dict=net.state_dict(),
+                    config={"backbone": backbone, "num_classes": 3, "num_segments": T, "backbone_kwargs": {},
+                            "classes": NAMES, "data": data})
+    return path
+
+
+def test_an_aknet_checkpoint_is_scored_under_the_protocol_it_recorded_else_its_family(release, tdn, tmp_path):
+    net, _ = tdn
+    small = {"resize": 32, "crop": 32, "resize_mode": "short"}
+    recorded = _aknet_checkpoint(tmp_path / "a.pt", "tdn_resnet18", net, {**small, "protocol": "aknet"})
+    older = _aknet_checkpoint(tmp_path / "b.pt", "tdn_resnet18", net, small)  # written before data.protocol
+    assert _eval(release, recorded, "1x1", tmp_path / "ea")[0]["protocol"] == "aknet"
+    assert _eval(release, older, "1x1", tmp_path / "eb")[0]["protocol"] == "tdn"
+    assert _eval(release, older, "1x1", tmp_path / "ec", "--protocol", "tsm")[0]["protocol"] == "tsm"
+    bad = _aknet_checkpoint(tmp_path / "c.pt", "tdn_resnet18", net, {**small, "protocol": "slowfast"})
+    result = runner.invoke(app, ["eval", str(bad), "--data", str(release), "--out", str(tmp_path / "ed")])
+    assert_one_line_error(result, "config.data.protocol", "slowfast", "tsm, tdn, mmaction2, aknet")
+
+
+def test_a_training_protocol_is_checked_against_the_backbone_before_training():
+    from aknet_cli.engine.protocol import check_training_protocol
+    from aknet_cli.exceptions import ConfigError
+
+    check_training_protocol("auto", "tdn_resnet18", num_segments=8)
+    check_training_protocol("aknet", "tdn_resnet18", num_segments=8)  # the uniform sampler stays an option
+    with pytest.raises(ConfigError, match="use data.protocol = tdn"):
+        check_training_protocol("mmaction2", "tdn_resnet18", num_segments=8)
+    with pytest.raises(ConfigError, match="data.protocol 'x'"):
+        check_training_protocol("x", "resnet18", num_segments=8)

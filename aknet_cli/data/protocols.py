@@ -7,21 +7,17 @@ Each :class:`Protocol` states those rules and where in the official code each co
 themselves live in :mod:`~aknet_cli.data.sampling` (frames) and
 :mod:`~aknet_cli.data.transforms` (resize, crops); the engine averages the views.
 
-========== ===================== ===================== ========================= ===========
-protocol   sampling (test)       resize                crops (1 / 3)             averaging
-========== ===================== ===================== ========================= ===========
-tsm        ``int(t/2 + t*x)``,   PIL bilinear, long    centre ``round``; left    mean logit
-           ``t = (n-L+1)/T``;    side floored          0, 2s, 4s, s=(W-R)//4,
-           twice: + ``int(t*x)``                       top 2((H-R)//4)
-tdn        TSM's, all starts 0   as tsm                as tsm                    mean softmax
-           when ``n <= T+L-1``
-mmaction2  TSM's with L = 1      bilinear without      centre floored; 0, s', 2s'  mean softmax
-                                 antialias, long side  along the long side,
-                                 rounded               s' = (long-R)//2
-aknet      ``floor(n/T*(x+o))``  tensor antialias      centre ``round``; 0, mid, mean softmax
-           o = (k+1/2)/K;                              end along the long side
-           windows centred
-========== ===================== ===================== ========================= ===========
+* ``tsm``: test starts ``int(t/2 + t*x)``, ``t = (n - L + 1)/T``, the second clip ``int(t*x)``;
+  PIL bilinear resize, long side floored; centre crop rounded; three crops at left ``0, 4s, 2s``
+  (``s = (W - R)//4``), top ``2((H - R)//4)``; the mean logit of the views.
+* ``tdn``: TSM's starts, all 0 when ``n <= T + L - 1``; resize and crops as ``tsm``; the mean
+  softmax of the views.
+* ``mmaction2``: TSM's starts with ``L = 1``; bilinear resize without antialiasing, long side
+  rounded; centre crop floored; three crops at ``0, 2s', s'`` along the long side
+  (``s' = (long - R)//2``); the mean softmax.
+* ``aknet``: ``floor(n/T*(x + o))``, ``o = (k + 1/2)/K`` for clip ``k`` of ``K``, windows centred;
+  antialiased tensor resize; centre crop rounded; three crops at the start, middle and end of
+  the long side; the mean softmax.
 
 ``L`` is the frames a segment brings (1, TDN: 5), ``T`` the segments, ``n`` the clip's frames,
 ``R`` the resize target (three crops are ``R × R``, at full resolution).
