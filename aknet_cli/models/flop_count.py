@@ -98,6 +98,15 @@ def gathered_elements(inputs, outputs) -> int:
     return _numel(outputs[0])
 
 
+def baddbmm_flops(inputs, outputs) -> int:
+    """``baddbmm(C, A, B)``: the multiply-adds of its product ``A B``, as fvcore counts ``bmm``
+    (the added ``C`` is the bias a convolution's count leaves out too)."""
+    a, b = _shape(inputs[1]) or [], _shape(inputs[2]) or []
+    if len(a) != 3 or len(b) != 3:
+        return 0
+    return a[0] * a[1] * a[2] * b[2]
+
+
 def softmax_flops(inputs, outputs) -> int:
     """Three per element: exp, the running sum, the divide."""
     return 3 * _numel(inputs[0])
@@ -110,6 +119,7 @@ def reduction_comparisons(inputs, outputs) -> int:
 
 Handle = Callable[[list, list], int]
 EXTRA_HANDLES: dict[str, Handle] = {
+    "aten::baddbmm": baddbmm_flops,
     "aten::topk": topk_flops,
     "aten::sort": sort_flops,
     "aten::argsort": sort_flops,
@@ -132,6 +142,7 @@ COST_MODEL: dict[str, str] = {
     "sort/argsort": "numel*log2(L) comparisons, L = length of the sorted dim",
     "gather/index_select/take_along_dim/index": "1 per gathered element",
     "softmax/log_softmax": "3 per element",
+    "baddbmm": "the multiply-adds of its batched product, as bmm",
     "max/min/amax/amin/max_pool1d": "1 comparison per input element",
 }
 
