@@ -131,7 +131,7 @@ def _in_name(pattern: re.Pattern, path: Path) -> tuple[re.Match | None, str]:
     """``pattern`` in the file name, else in its folder's: TSM's and TDN's ``main.py`` save
     ``<store name>/ckpt.best.pth.tar``, the store name carrying ``segment8`` and ``shift8``
     (TSM's ``test_models.py`` reads them from the whole path too)."""
-    for part, where in ((path.name, "file name"), (path.resolve().parent.name, "folder name")):
+    for part, where in ((path.name, "file name"), (path.absolute().parent.name, "folder name")):
         match = pattern.search(part)
         if match:
             return match, where
