@@ -52,3 +52,8 @@ class OutputError(AKNetError, OSError):
 
     def __str__(self) -> str:  # OSError would otherwise format (errno, strerror)
         return str(self.args[0]) if self.args else ""
+
+
+class RankZeroDecided(AKNetError):
+    """Under torchrun, what a rank other than 0 raises for an error that rank 0 decided and
+    reported (the same message): the CLI prints it once, on rank 0, not once per process."""

@@ -15,7 +15,7 @@ import torch
 
 from aknet_cli.engine.checkpoint import save_checkpoint
 from aknet_cli.engine.config import load_config
-from aknet_cli.engine.resume import resume_source
+from aknet_cli.engine.resume import refuse_overwrite, resume_source
 from aknet_cli.engine.trainer import train
 from aknet_cli.engine.workdir import LOCK_NAME, WorkDirInUse
 from aknet_cli.exceptions import CheckpointError, ConfigError, UnknownBackboneError
@@ -75,6 +75,13 @@ def test_a_checkpoint_without_rng_state_is_refused_in_one_line(config, killed):
               progress=False)
 
 
+def _stamp_job(path: Path, job: str | None) -> None:
+    """Write ``path`` again as if the torchrun job ``job`` had saved it."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    save_checkpoint(path, kind=ckpt["kind"], config=ckpt["config"], state_dict=ckpt["state_dict"],
+                    meta={**ckpt["meta"], "torchrun_job": job}, train_state=ckpt["train_state"])
+
+
 def test_a_torchrun_restart_continues_from_the_work_dirs_newer_last_pt(killed, tmp_path, monkeypatch):
     older = tmp_path / "started_from.pt"
     ckpt = torch.load(killed / "last.pt", map_location="cpu", weights_only=True)
@@ -83,8 +90,26 @@ def test_a_torchrun_restart_continues_from_the_work_dirs_newer_last_pt(killed, t
                     train_state=ckpt["train_state"])
     assert resume_source(str(older), killed) == older
     monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-a")
+    _stamp_job(killed / "last.pt", "job-a")  # saved by an earlier attempt of this job
     assert resume_source(str(older), killed) == killed / "last.pt"  # not back to where the job first started
     assert resume_source(None, killed) == killed / "last.pt"
+    refuse_overwrite(None, killed)  # a restart of the job that saved last.pt is no fresh start
+
+
+def test_only_a_restart_of_the_job_that_saved_last_pt_continues_it(killed, monkeypatch):
+    """torchrun sets RANK on every launch; what tells a restart is its restart count, and a
+    restart continues only what its own job saved (--max-restarts after a refused launch must
+    not turn the refusal into a resume)."""
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-b")
+    with pytest.raises(ConfigError, match="already holds a run"):
+        refuse_overwrite(None, killed)  # the first attempt of job-b: a fresh start
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    with pytest.raises(ConfigError, match="already holds a run"):
+        refuse_overwrite(None, killed)  # job-b restarted, last.pt is not job-b's
+    assert resume_source(None, killed) is None
+    refuse_overwrite("auto", killed)  # --resume says so
 
 
 def _hold_lock(work: Path) -> subprocess.Popen:

@@ -15,7 +15,7 @@ from rich.markup import escape
 from typer import _click
 from typer.core import TyperGroup
 
-from ..exceptions import AKNetError
+from ..exceptions import AKNetError, RankZeroDecided
 
 console = Console()
 err_console = Console(stderr=True)
@@ -24,7 +24,9 @@ err_console = Console(stderr=True)
 def domain_errors(func: Callable) -> Callable:
     """Turn an :class:`AKNetError` into one red line on stderr and exit status 1.
 
-    Anything else is a bug and keeps its traceback.
+    Under torchrun an error rank 0 decided for every rank is printed by rank 0 alone (the
+    others exit 1 silently: :class:`~aknet_cli.exceptions.RankZeroDecided`). Anything else is
+    a bug and keeps its traceback.
     """
 
     @functools.wraps(func)
@@ -32,7 +34,8 @@ def domain_errors(func: Callable) -> Callable:
         try:
             return func(*args, **kwargs)
         except AKNetError as exc:
-            print_error(str(exc))
+            if not isinstance(exc, RankZeroDecided):
+                print_error(str(exc))
             raise typer.Exit(1) from None
 
     return wrapper

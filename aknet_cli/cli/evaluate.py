@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -56,6 +57,8 @@ def eval_command(
                           label_order=label_order, protocol=protocol)
     finally:  # under torchrun: leave the process group cleanly (NCCL warns otherwise)
         teardown()
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 reports for every rank
+        return
     if json_out:
         print_json(result)
         return

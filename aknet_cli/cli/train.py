@@ -70,18 +70,19 @@ def train_command(
     from .._atomic import check_output_dir
 
     check_output_dir(work, option="--work-dir")
-    if resume is None and "RANK" not in os.environ and (work / "last.pt").is_file():
-        # a fresh start would overwrite the run's checkpoints, metrics and config (a torchrun
-        # restart, which has RANK set, continues from last.pt by itself)
-        raise ConfigError(f"--work-dir {work} already holds a run (last.pt); add --resume to continue it, or give "
-                          f"another --work-dir to start a new one")
-    if nproc > 1 and "RANK" not in os.environ:
+    from ..engine.distributed import launched_by_torchrun, setup, teardown
+    from ..engine.resume import refuse_overwrite
+
+    if nproc > 1 and not launched_by_torchrun():
+        refuse_overwrite(resume, work)  # before the launch: one line, not one per process
         _launch_torchrun(nproc)
         return
-    from ..engine.distributed import teardown
     from ..engine.trainer import train
 
     try:
+        # Under torchrun the process group comes first, so that rank 0 decides for every rank
+        # whether this launch would overwrite a run (each rank looking for itself could split them).
+        refuse_overwrite(resume, work, setup(cfg.train.device))
         result = train(cfg, work_dir=work, resume=resume, progress=not quiet)
     finally:  # under torchrun: leave the process group cleanly (NCCL warns otherwise)
         teardown()

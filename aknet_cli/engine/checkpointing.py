@@ -15,6 +15,7 @@ import torch
 from . import rng
 from .checkpoint import save_checkpoint
 from .distributed import agree, all_gather_objects
+from .resume import torchrun_job
 from .state import Position, Run, TrainingDiverged
 
 
@@ -58,6 +59,6 @@ def save(run: Run, name: str, position: Position, *, epoch: int, step: int, with
     save_checkpoint(
         run.work_dir / name, kind=run.kind, config=run.description, state_dict=run.model.state_dict(),
         meta={"epoch": epoch, "step_in_epoch": step, "best_top1": position.best, "train_config": cfg.to_dict(),
-              "dataset": str(cfg.data.dataset)},
+              "dataset": str(cfg.data.dataset), "torchrun_job": torchrun_job()},
         train_state=train_state(run, position, epoch, step, rng_states, meters) if with_state else None,
     )

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
 
 import torch
 import torch.distributed as dist
 
-from ..exceptions import ConfigError
+from ..exceptions import AKNetError, ConfigError, RankZeroDecided
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,40 @@ def agree(ok: bool, ctx: DistContext) -> bool:
     """Whether ``ok`` holds on every process: a decision all ranks take together, so that none
     raises alone while the others wait for it in the next collective."""
     return all_reduce_sum([1.0 if ok else 0.0], ctx)[0] == ctx.world_size
+
+
+def decided_by_rank0(decide: Callable[[], T], ctx: DistContext) -> T:
+    """``decide()`` run on rank 0 alone, its answer (or its error) given to every rank.
+
+    A decision about files (does ``last.pt`` exist, which checkpoint to resume, is there a
+    ``best.pt`` to carry) taken by each rank on its own view of a filesystem splits the ranks
+    wherever the views differ (a stale NFS cache, a disk not shared between nodes): some
+    resume, others start fresh, and they hang in mismatched collectives. Decided once and
+    broadcast, every rank takes the same branch; whether each rank can then *read* what was
+    decided is a separate check (``agree``).
+
+    Raises:
+        AKNetError: on rank 0 the one ``decide`` raised, on the others a
+            :class:`RankZeroDecided` with its message. Any other exception of ``decide`` is
+            re-raised on rank 0 and reported to the others as an :class:`AKNetError`.
+    """
+    if not ctx.distributed:
+        return decide()
+    box: list[Any] = [None]
+    error: BaseException | None = None
+    if ctx.is_main:
+        try:
+            box[0] = ("value", decide())
+        except Exception as exc:  # every rank must reach the broadcast, whatever rank 0 met
+            error = exc
+            box[0] = ("error", exc if isinstance(exc, AKNetError) else AKNetError(f"rank 0 failed: {exc!r}"))
+    dist.broadcast_object_list(box, src=0)
+    kind, value = box[0]
+    if kind == "value":
+        return value
+    if ctx.is_main:
+        raise error
+    raise RankZeroDecided(str(value))
 
 
 def all_gather_objects(obj, ctx: DistContext) -> list:

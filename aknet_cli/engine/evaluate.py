@@ -90,11 +90,14 @@ def _score_model(ckpt: Checkpoint, manifest, data_cfg: DataConfig, ctx, *, split
                                batch_size=batch_size, num_clips=clips, three_crop=crops == 3, crop=crop,
                                persistent=False, protocol=protocol.name)
     model.to(ctx.device).eval()
-    scores, labels = collect_scores(model, loader, ctx, amp_dtype=autocast_dtype(ctx.device, amp), progress=progress,
+    scores, labels = collect_scores(model, loader, ctx, amp_dtype=autocast_dtype(ctx.device, amp),
+                                    progress=progress and ctx.is_main,
                                     description=f"{Path(path).name} ({clips}x{crops}, {protocol.name})",
                                     average=protocol.average)
     indices = torch.as_tensor(loader.sampler.indices, dtype=torch.long)
     gathered = all_gather_objects((indices, scores, labels), ctx)
+    # a rank without clips (a split smaller than the number of ranks) holds (0, 0) scores: left out
+    gathered = [g for g in gathered if len(g[0])] or gathered[:1]
     order = torch.cat([g[0] for g in gathered]).argsort()  # back to the split's clip order
     scores = torch.cat([g[1] for g in gathered])[order]
     labels = torch.cat([g[2] for g in gathered])[order]

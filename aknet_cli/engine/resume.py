@@ -25,7 +25,7 @@ import torch
 
 from ..exceptions import CheckpointError, ConfigError
 from .config import RunConfig
-from .distributed import DistContext
+from .distributed import DistContext, decided_by_rank0
 from .optim import lr_factor
 
 RUNTIME_KEYS = frozenset({
@@ -39,32 +39,83 @@ SCHEDULE_KEYS = ("optim.lr", "optim.epochs", "optim.milestones", "optim.gamma", 
 STATE_KEYS = ("optimizer", "scheduler", "scaler", "epoch", "step_in_epoch", "history", "best_top1", "meters", "rng")
 
 
-def _restarted() -> bool:
-    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+def restart_count() -> int:
+    """How many times torchrun has restarted this job: 0 on its first launch and without torchrun.
+
+    ``RANK`` says nothing about it: torchrun sets ``RANK`` on every launch, the first one too.
+    """
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
 
 
-def _position(path: Path) -> tuple[int, int]:
-    """``(epoch, step)`` a checkpoint was saved at, read without loading its tensors."""
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("train_state") or {}
-    return int(state.get("epoch", -1)), int(state.get("step_in_epoch", -1))
+def torchrun_job() -> str | None:
+    """The torchrun job this process belongs to (``TORCHELASTIC_RUN_ID``: the same for every
+    attempt of one launch, a new one per ``--standalone`` launch); ``None`` without torchrun.
+    Checkpoints record it, so that a restart continues only what its own job saved."""
+    return os.environ.get("TORCHELASTIC_RUN_ID") or None
 
 
-def resume_source(resume: str | None, work_dir: Path) -> Path | None:
-    """The checkpoint to resume from, or ``None`` for a fresh start.
+def _saved_meta(path: Path) -> tuple[tuple[int, int], str | None]:
+    """``((epoch, step), torchrun job)`` a checkpoint was saved at, read without loading its tensors."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    state = ckpt.get("train_state") or {}
+    job = (ckpt.get("meta") or {}).get("torchrun_job")
+    return (int(state.get("epoch", -1)), int(state.get("step_in_epoch", -1))), job
+
+
+def _own_restart_point(work_dir: Path) -> Path | None:
+    """Under a torchrun restart, the work dir's ``last.pt`` if an earlier attempt of this very job
+    saved it. A ``last.pt`` of another job (a launch refused for not saying ``--resume``, then
+    restarted by ``--max-restarts``) is no restart point."""
+    own = work_dir / "last.pt"
+    if restart_count() == 0 or torchrun_job() is None or not own.is_file():
+        return None
+    return own if _saved_meta(own)[1] == torchrun_job() else None
+
+
+def refuse_overwrite(resume: str | None, work_dir: Path, ctx: DistContext | None = None) -> None:
+    """Refuse a fresh start into a work dir that holds a run (``last.pt``): it would overwrite the
+    run's checkpoints, metrics and config.
+
+    A launch with ``--resume`` resumes; a torchrun restart (:func:`restart_count` > 0) of a job
+    that saved the work dir's ``last.pt`` continues from it by itself; anything else is a fresh
+    start. Rank 0 looks at the work dir and decides for every rank
+    (:func:`~aknet_cli.engine.distributed.decided_by_rank0`).
+
+    Raises:
+        ConfigError: on a fresh start into a work dir holding ``last.pt``.
+    """
+    def decide() -> None:
+        if resume is None and (work_dir / "last.pt").is_file() and _own_restart_point(work_dir) is None:
+            raise ConfigError(f"--work-dir {work_dir} already holds a run (last.pt); add --resume to continue it, "
+                              f"or give another --work-dir to start a new one")
+
+    decided_by_rank0(decide, ctx or DistContext())
+
+
+def resume_source(resume: str | None, work_dir: Path, ctx: DistContext | None = None) -> Path | None:
+    """The checkpoint to resume from, or ``None`` for a fresh start; rank 0 decides for every rank.
 
     ``resume`` is ``None``, ``"auto"`` (the work dir's ``last.pt``) or a path. Under a torchrun
-    restart (``TORCHELASTIC_RESTART_COUNT > 0``) the work dir's ``last.pt`` wins whenever it is
-    at least as far as the given checkpoint: the restarted job continues from what it last
-    saved, not from where it first started.
+    restart the ``last.pt`` an earlier attempt of the same job saved (:func:`_own_restart_point`)
+    wins whenever it is at least as far as the given checkpoint: the restarted job continues
+    from what it last saved, not from where it first started. Only rank 0's view of the files
+    counts (every rank then checks that it can read the answer: ``trainer._require_everywhere``).
+
+    Raises:
+        CheckpointError: the checkpoint to resume from does not exist (on every rank).
     """
-    own = work_dir / "last.pt"
+    return decided_by_rank0(lambda: _resume_source(resume, work_dir), ctx or DistContext())
+
+
+def _resume_source(resume: str | None, work_dir: Path) -> Path | None:
+    own = _own_restart_point(work_dir)
     if resume is None:
-        return own if _restarted() and own.is_file() else None
-    path = own if resume == "auto" else Path(resume)
+        return own
+    path = work_dir / "last.pt" if resume == "auto" else Path(resume)
     if not path.is_file():
         raise CheckpointError(f"nothing to resume: {path} does not exist"
                               + (" (no epoch of this work dir has finished yet)" if resume == "auto" else ""))
-    if _restarted() and own.is_file() and path.resolve() != own.resolve() and _position(own) >= _position(path):
+    if own is not None and path.resolve() != own.resolve() and _saved_meta(own)[0] >= _saved_meta(path)[0]:
         return own
     return path
 

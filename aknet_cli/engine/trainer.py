@@ -37,7 +37,7 @@ from .checkpoint_schema import check_model_config
 from .checkpointing import save
 from .config import RunConfig, check_config, to_toml
 from .convert_1d import convert_checkpoint, load_stage1
-from .distributed import DistContext, agree, barrier, pick_device, setup
+from .distributed import DistContext, agree, barrier, decided_by_rank0, pick_device, setup
 from .loaders import build_eval_loader, build_train_loader
 from .loading import read_checkpoint
 from .loop import StepCallback, epoch_row, set_train_mode, train_one_epoch, validate
@@ -247,7 +247,7 @@ def prepare_run(cfg: RunConfig, ctx: DistContext, manifest, work_dir: Path, resu
     if cfg.model.sync_bn and ctx.device.type != "cuda":
         raise ConfigError("model.sync_bn = true needs CUDA GPUs (SyncBatchNorm has no CPU implementation); "
                           "set model.sync_bn = false for this run")
-    source = resume_source(resume, work_dir)
+    source = resume_source(resume, work_dir, ctx)
     resumed = ckpt = None
     if source is not None:
         _require_everywhere(source, ctx, "the checkpoint to resume from")
@@ -345,20 +345,29 @@ def carry_best(run: Run, position: Position, source: Path) -> None:
 
     Without it the new work dir would name a best.pt that is not there whenever no later epoch
     beats the recorded best. With no best.pt beside ``source``, the best is chosen anew among
-    the epochs run here (and said).
+    the epochs run here (and said). Rank 0 looks at the files, copies, and decides for every
+    rank: ranks that disagreed on the best so far would disagree on when to save best.pt, a
+    collective.
     """
     here, there = run.work_dir / "best.pt", Path(source).parent / "best.pt"
-    if here.exists() or Path(source).resolve().parent == run.work_dir.resolve() or position.best < 0:
+
+    def decide() -> str | None:
+        if here.exists() or Path(source).resolve().parent == run.work_dir.resolve() or position.best < 0:
+            return None
+        if not there.is_file():
+            return "missing"
+        with atomic_output(here) as tmp:
+            shutil.copyfile(there, tmp)
+        return "copied"
+
+    outcome = decided_by_rank0(decide, run.ctx)
+    if outcome is None:
         return
-    if there.is_file():
-        if run.ctx.is_main:
-            with atomic_output(here) as tmp:
-                shutil.copyfile(there, tmp)
+    if outcome == "copied":
         note = f"best.pt (val top-1 {position.best:.2f}%) copied from {there}"
     else:
         position.best = -1.0
         note = f"no best.pt beside {source}: best.pt is chosen among the epochs run in {run.work_dir}"
-    barrier(run.ctx)
     if run.show:
         print(f"note: {note}", flush=True)
 
