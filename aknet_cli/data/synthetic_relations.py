@@ -9,8 +9,9 @@ two static distractors drawn from the same statistics, on the drifting textured 
 synth-sth.
 
 What each class holds fixed, so that the relation is the only cue:
-- **A's own motion** is one distribution across the single-mover classes: a straight path of
-  random direction and length at constant speed over the clip (push stops A at contact).
+- **A's own motion** is one distribution across the single-mover classes: a straight path along
+  one of the four axis directions (±8°), of random length, at constant speed over the clip
+  (push stops A at contact).
   The classes differ in where ``B`` is relative to that path: ahead of it (towards), beside it
   (past), on it (in front / behind), at its end (on top).
 - **The two-mover classes** move both objects the same way (each a straight path of the same
@@ -68,6 +69,7 @@ PATH = (0.30, 0.40)  # A's path length in the single-mover classes
 HALF_PATH = (0.15, 0.20)  # each object's path length in the two-mover classes
 FAR_GAP = (0.10, 0.14)  # nearest edge-to-edge gap in the layout classes (between circumscribed circles)
 DISTRACTOR_GAP = 0.22  # distractors' least edge-to-edge gap to A and B (well beyond FAR_GAP)
+HEADING_JITTER = math.radians(8)  # around the four axis directions
 MARGIN = 0.1  # A and B stay this far inside the frame (a 96² training crop of 112² keeps them)
 DISTRACTORS = 2
 
@@ -107,7 +109,9 @@ def _relation_tracks(rng: np.random.Generator, base: int, t: np.ndarray, obj_a: 
                      ) -> tuple[np.ndarray, np.ndarray, bool]:
     """A's and B's tracks of the first class of ``base``'s pair (or of ``base`` itself), in
     frame units around an arbitrary origin, and whether B is drawn in front of A."""
-    theta = rng.uniform(0, 2 * math.pi)
+    # One of the four axis directions, jittered: the relation, not the heading, is what varies
+    # (v2 drew any direction and TDN-R18 learned 23% in 8 epochs; docs/ablation.md, the versions).
+    theta = 0.5 * math.pi * int(rng.integers(4)) + rng.uniform(-HEADING_JITTER, HEADING_JITTER)
     u = np.array([math.cos(theta), math.sin(theta)])  # A's heading
     n = np.array([-u[1], u[0]])  # its left-hand normal
     side = rng.choice([-1.0, 1.0])
