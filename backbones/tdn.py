@@ -58,6 +58,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aknet_cli.exceptions import ConfigError
+from aknet_cli.layers import frames_merge, frames_view, is_channels_last
 from aknet_cli.models.backbone import STAGE_NAMES, VideoBackbone, check_stage
 
 from ._torchvision import build_torchvision_resnet, resnet_stages
@@ -86,13 +87,14 @@ class LearnableShift(nn.Module):
             w[2 * fold :, 0, 1] = 1.0  # unchanged
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B*T, C, H, W) -> (B*T, C, H, W)``."""
-        # The batch stays symbolic (-1, x.shape) so an exported model keeps a dynamic batch.
+        """``(B*T, C, H, W) -> (B*T, C, H, W)``, in ``x``'s memory layout (NCHW or NHWC)."""
+        # The batch stays symbolic (-1) so an exported model keeps a dynamic batch.
         c, h, w = (int(s) for s in x.shape[1:])
         t = self.num_segments
-        seq = x.view(-1, t, c, h, w).permute(0, 3, 4, 2, 1).reshape(-1, c, t)
-        seq = self.conv(seq)
-        return seq.view(-1, h, w, c, t).permute(0, 4, 3, 1, 2).reshape(x.shape)
+        clips, cdim = frames_view(x, t)  # (B, T, C, H, W) or, NHWC, (B, T, H, W, C)
+        to_time_last, back = ((0, 2, 3, 4, 1), (0, 4, 1, 2, 3)) if cdim == 4 else ((0, 3, 4, 2, 1), (0, 4, 3, 1, 2))
+        seq = self.conv(clips.permute(*to_time_last).reshape(-1, c, t))  # (B·H·W, C, T)
+        return frames_merge(seq.view(-1, h, w, c, t).permute(*back), cdim)
 
     def extra_repr(self) -> str:
         return f"num_segments={self.num_segments}, fold_div={self.fold_div}"
@@ -155,16 +157,15 @@ class LongTermTDM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B*T, C, H, W) -> net(shift(x + x·y))``."""
-        h, w = int(x.shape[-2]), int(x.shape[-1])  # the batch stays symbolic for export
         t = self.num_segments
-        f = self.reduce(x)
-        g = self.neighbour(f)
-        r = int(f.shape[1])
-        f = f.view(-1, t, r, h, w)
-        g = g.view(-1, t, r, h, w)
+        reduced = self.reduce(x)
+        # (B, T, ...) clips in the reduced map's memory order: the differences and their
+        # concatenations keep an NHWC map NHWC (frames_view); g follows f's order.
+        f, cdim = frames_view(reduced, t)
+        g, _ = frames_view(self.neighbour(reduced), t, channels_last=cdim == 4)
         zero = torch.zeros_like(f[:, :1])
-        forward_diff = torch.cat([g[:, 1:] - f[:, :-1], zero], dim=1).view(-1, r, h, w)
-        backward_diff = torch.cat([zero, g[:, :-1] - f[:, 1:]], dim=1).view(-1, r, h, w)
+        forward_diff = frames_merge(torch.cat([g[:, 1:] - f[:, :-1], zero], dim=1), cdim)
+        backward_diff = frames_merge(torch.cat([zero, g[:, :-1] - f[:, 1:]], dim=1), cdim)
         y = 0.5 * self._excitation(forward_diff) + 0.5 * self._excitation(backward_diff)
         return self.net(self.shift(x + x * y))
 
@@ -221,6 +222,17 @@ class ShortTermTDM(nn.Module):
         self.fuse = DifferenceFusion(fusion)
 
 
+def stacked_differences(frames: torch.Tensor, *, channels_last: bool) -> torch.Tensor:
+    """``(N, F, 3, H, W)`` frames → ``(N, 3·(F−1), H, W)``: the differences of consecutive frames,
+    stacked along channels; NHWC with ``channels_last`` (the clips' frames are NHWC), in one copy
+    either way (a plain ``flatten`` of NHWC frames' differences would copy them into NCHW)."""
+    diffs = frames[:, 1:] - frames[:, :-1]  # (N, F-1, 3, H, W), each frame in the input's layout
+    if not channels_last:
+        return diffs.flatten(1, 2)
+    k, c, h, w = (int(s) for s in diffs.shape[1:])  # the batch stays symbolic (export)
+    return diffs.permute(0, 3, 4, 1, 2).reshape(-1, h, w, k * c).permute(0, 3, 1, 2)
+
+
 class TDNBackbone(VideoBackbone):
     """A TDN ResNet: :class:`VideoBackbone` plus the short-term TDM (see the module docstring).
 
@@ -248,7 +260,7 @@ class TDNBackbone(VideoBackbone):
         self.check_input(x)
         frames = x.flatten(0, 1)  # (B*T, 5, 3, H, W)
         centre = frames[:, self.frames_per_segment // 2]
-        diffs = (frames[:, 1:] - frames[:, :-1]).flatten(1, 2)  # (B*T, 12, H, W)
+        diffs = stacked_differences(frames, channels_last=is_channels_last(centre))  # (B*T, 12, H, W)
         fuse = self.short_term.fuse
         d = self.short_term.stem(diffs)
         h = fuse(self.stages["stem"](centre), d)

@@ -55,22 +55,37 @@ def loss_terms(out, target: torch.Tensor) -> dict[str, torch.Tensor]:
 
 class Meters:
     """Running sums over an epoch's clips (:data:`METER_KEYS`), float64 on the device, and the
-    first step whose loss was not finite, with its terms."""
+    first step whose loss was not finite, with its terms.
 
-    def __init__(self, device: torch.device, saved: dict[str, float] | None = None) -> None:
+    Nothing a step adds is made from a Python value (``torch.tensor(step, device=...)`` copies
+    from pageable host memory and waits for the device): the global step is counted on the
+    device, and the clip count enters as a kernel's scalar argument.
+
+    Args:
+        device: where the sums live.
+        saved: the sums of a partly done epoch being resumed.
+        first_step: the global step (1-based) of the first step :meth:`add` will see.
+    """
+
+    def __init__(self, device: torch.device, saved: dict[str, float] | None = None, *, first_step: int = 1) -> None:
         self.sums = torch.tensor([float((saved or {}).get(k, 0.0)) for k in METER_KEYS], dtype=torch.float64,
                                  device=device)
-        self.bad_step = torch.tensor(-1, device=device)
+        self.step = torch.full((), first_step - 1, dtype=torch.long, device=device)  # the last step added
+        self.bad_step = torch.full((), -1, dtype=torch.long, device=device)
         self.bad_terms = torch.zeros(len(METER_KEYS) - 2, dtype=torch.float64, device=device)
+        self._zero = torch.zeros((), dtype=torch.float64, device=device)  # stage 1's missing aux/sparsity terms
 
-    def add(self, terms: dict[str, torch.Tensor], target: torch.Tensor, global_step: int) -> None:
+    def add(self, terms: dict[str, torch.Tensor], target: torch.Tensor) -> None:
+        """Add one step's loss terms and hits over its ``len(target)`` clips (no host sync)."""
         n = len(target)
-        parts = torch.stack([terms[k].detach().double() if k in terms else self.sums.new_zeros(())
-                             for k in METER_KEYS[:4]])
-        correct = (terms["logits"].detach().argmax(1) == target).sum().double()
-        self.sums += torch.cat([parts * n, correct[None], self.sums.new_tensor([n])])
+        parts = torch.stack([terms[k].detach().double() if k in terms else self._zero for k in METER_KEYS[:4]])
+        correct = (terms["logits"].detach().argmax(1) == target).sum()
+        self.sums[:4].add_(parts, alpha=n)
+        self.sums[4].add_(correct)
+        self.sums[5].add_(n)
+        self.step.add_(1)
         first = (self.bad_step < 0) & ~torch.isfinite(terms["loss"].detach())
-        self.bad_step = torch.where(first, torch.tensor(global_step, device=self.bad_step.device), self.bad_step)
+        self.bad_step = torch.where(first, self.step, self.bad_step)
         self.bad_terms = torch.where(first, parts, self.bad_terms)
 
     def as_dict(self) -> dict[str, float]:
@@ -99,10 +114,31 @@ def _step(run: Run, clips: torch.Tensor, target: torch.Tensor) -> tuple[dict[str
     if run.cfg.optim.clip_grad_norm > 0:
         run.scaler.unscale_(run.optimizer)
         nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.optim.clip_grad_norm)
-    run.scaler.step(run.optimizer)
-    run.scaler.update()
-    run.scheduler.step()
+    optimizer_step(run.scaler, run.optimizer, run.scheduler)
     return terms, target
+
+
+def optimizer_step(scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer, scheduler) -> bool:
+    """The optimizer step through ``scaler``, then the lr schedule's, unless the scaler skipped it.
+
+    A float16 ``GradScaler`` skips the optimizer step when the scaled gradients overflowed (and
+    halves its scale); the schedule must not advance on that step, or warm-up and milestones
+    run ahead of the updates actually made (and PyTorch warns that the scheduler stepped before
+    the optimizer). A skip is what lowers the scale, so comparing the scale before and after
+    ``update`` tells it (as Accelerate does). Reading the scale waits for the device, but only
+    with the scaler on: float16 on GPUs without native bf16, where ``scaler.step`` itself already
+    reads the overflow flag back every step. bf16 and float32 steps stay free of host syncs.
+
+    Returns:
+        Whether the optimizer stepped.
+    """
+    before = scaler.get_scale() if scaler.is_enabled() else None
+    scaler.step(optimizer)
+    scaler.update()
+    stepped = before is None or scaler.get_scale() >= before
+    if stepped:
+        scheduler.step()
+    return stepped
 
 
 def train_one_epoch(run: Run, position: Position, epoch: int, on_step_end: Iterable[StepCallback] = ()) -> dict:
@@ -112,7 +148,7 @@ def train_one_epoch(run: Run, position: Position, epoch: int, on_step_end: Itera
     run.sampler.set_epoch(epoch)
     run.sampler.set_start(step0 * run.batch)
     set_train_mode(run.model, cfg)
-    meters = Meters(run.ctx.device, position.meters if step0 else None)
+    meters = Meters(run.ctx.device, position.meters if step0 else None, first_step=epoch * steps + step0 + 1)
     bar = StepProgress(f"epoch {epoch + 1}/{cfg.optim.epochs}", steps, enabled=run.show, done=step0,
                        reads_stats=True)
     intervals = IntervalLog(run, epoch, step0, position.meters if step0 else dict.fromkeys(METER_KEYS, 0.0))
@@ -126,7 +162,7 @@ def train_one_epoch(run: Run, position: Position, epoch: int, on_step_end: Itera
             terms, target = _step(run, clips, target)
             step += 1
             global_step = epoch * steps + step
-            meters.add(terms, target, global_step)
+            meters.add(terms, target)
             checkpoint_due = cfg.ckpt.every_steps and global_step % cfg.ckpt.every_steps == 0 and step < steps
             log_due = step % cfg.train.log_every == 0 or step == steps or checkpoint_due
             if log_due:  # every rank at the same steps: the divergence check is a collective

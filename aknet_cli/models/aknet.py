@@ -328,7 +328,7 @@ class AKNet(nn.Module):
         scores = self.heatmap(feats, t, normalize=False, frame_means=frame_means)  # (B, T, H, W) fp32, eq. 6
         points, coords = self.selector(feats.reshape(-1, t, c, h, w), scores)
         if self.position is not None:
-            points = self.position(points, coords)
+            points = self.position(points, coords, (h, w))  # the map size as ints: no host sync
         for stage in self.point_net.values():
             points = stage(points)
         context = frame_means.reshape(-1, t, c).mean(dim=1) if self.config.concat_gap else None

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..exceptions import ConfigError, InputShapeError
+from .heads import classify_fp32
 
 STAGE_NAMES: tuple[str, ...] = ("stem", "res2", "res3", "res4", "res5")
 SPLIT_STAGES: tuple[str, ...] = ("res2", "res3", "res4")
@@ -150,10 +151,10 @@ class VideoBackbone(nn.Module):
             features: ``(B*T, C5, h, w)``.
 
         Returns:
-            ``(B, num_classes)`` logits.
+            ``(B, num_classes)`` logits, float32 under autocast too (:func:`~.heads.classify_fp32`).
         """
         pooled = features.mean(dim=(2, 3))
-        logits = self.fc(self.dropout(pooled))
+        logits = classify_fp32(self.fc, self.dropout(pooled))
         return logits.view(-1, self.num_segments, self.num_classes).mean(dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

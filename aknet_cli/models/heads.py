@@ -7,6 +7,22 @@ import torch
 from torch import nn
 
 
+def classify_fp32(fc: nn.Linear, features: torch.Tensor) -> torch.Tensor:
+    """``fc(features)`` in float32, under autocast too.
+
+    Under bf16 autocast a classifier's logits would be rounded to bf16, whose spacing is 2⁻⁵
+    (0.03) at logits of 4–8: near-ties between classes would be resolved by class index, not by
+    the model, and accuracies would move with the rounding. The head is a few thousand
+    multiply-adds per clip, so it costs nothing to run it in float32. Without autocast (the CPU,
+    fvcore's trace, export) it is ``fc(features)`` as it always was.
+    """
+    device = features.device.type
+    if not torch.is_autocast_enabled(device):
+        return fc(features)
+    with torch.autocast(device, enabled=False):
+        return fc(features.float())
+
+
 class PointHead(nn.Module):
     """``y_cls = fc(concat(GAP(X_l), pool(e_f)))`` (eq. 13).
 
@@ -24,11 +40,12 @@ class PointHead(nn.Module):
         self.fc = nn.Linear(point_channels + context_channels, num_classes)
 
     def forward(self, point_features: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
-        """``(B, C', N'), (B, C) or None -> (B, num_classes)``; points are average-pooled."""
+        """``(B, C', N'), (B, C) or None -> (B, num_classes)`` float32 logits (:func:`classify_fp32`);
+        points are average-pooled."""
         pooled = point_features.mean(dim=2)
         if context is not None:
             pooled = torch.cat([context, pooled], dim=1)
-        return self.fc(self.dropout(pooled))
+        return classify_fp32(self.fc, self.dropout(pooled))
 
 
 class AuxiliaryHead(nn.Module):

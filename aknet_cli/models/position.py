@@ -105,12 +105,15 @@ class TransformNet(nn.Module):
                 nn.init.orthogonal_(self.basis_in)
                 nn.init.orthogonal_(self.basis_out)
 
-    def forward(self, points: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    def forward(self, points: torch.Tensor, coords: torch.Tensor, map_size: tuple[int, int] | None = None
+                ) -> torch.Tensor:
         """Transform the ranked points.
 
         Args:
             points: ``(B, C, N)`` ranked point features ``S``.
             coords: ``(B, N, 3)`` their integer ``(t, y, x)`` coordinates.
+            map_size: the split map's ``(h, w)``; unused (eq. 8 normalises by the points themselves),
+                taken so that every position module is called alike.
 
         Returns:
             ``(B, C, N)`` the first ``C`` channels of ``concat(S, D') A``.
@@ -172,9 +175,16 @@ class PositionEmbedding(nn.Module):
         for p in (self.time, self.row, self.col):
             nn.init.trunc_normal_(p, std=0.02)
 
-    def forward(self, points: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-        """``(B, C, N), (B, N, 3) -> (B, C, N)``."""
-        if int(coords[..., 1:].max()) >= self.grid:
+    def forward(self, points: torch.Tensor, coords: torch.Tensor, map_size: tuple[int, int] | None = None
+                ) -> torch.Tensor:
+        """``(B, C, N), (B, N, 3) -> (B, C, N)``.
+
+        ``map_size``: the split map's ``(h, w)`` as Python ints, checked against the grid without
+        touching the device. Without it the coordinates themselves are checked, a read of a
+        device value (a host sync on a GPU every forward): AK-Net always passes it.
+        """
+        largest = max(map_size) - 1 if map_size is not None else int(coords[..., 1:].max())
+        if largest >= self.grid:
             raise InputShapeError(
                 f"the split feature map is larger than the position embedding's {self.grid}x{self.grid} "
                 f"grid; build the model with a larger max_input_size"
