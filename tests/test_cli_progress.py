@@ -103,7 +103,7 @@ def test_eval_into_a_pipe_prints_batch_lines_before_its_results(followed_run):
     assert rc == 0, "\n".join(lines)
     text = "\n".join(lines)
     assert "\x1b[" not in text
-    batches = [m.group(1) for line in lines if (m := re.match(STAMP + r"best\.pt \(1x1\) \| batch (\d/4) \| \S+ "
+    batches = [m.group(1) for line in lines if (m := re.match(STAMP + r"best\.pt \(1x1, tsm\) \| batch (\d/4) \| \S+ "
                                                                r"clips/s \| elapsed", line))]
     assert batches == ["1/4", "2/4", "3/4", "4/4"], text
     assert first is not None and first < len(batches)

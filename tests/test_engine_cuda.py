@@ -71,7 +71,18 @@ def test_a_killed_cuda_run_resumes_as_exactly_as_two_straight_runs_agree(config,
         torch.backends.cudnn.deterministic = False
 
 
-def test_cuda_evaluation_agrees_with_the_cpu(config, tmp_path):
+@pytest.fixture
+def float32_convolutions():
+    """cuDNN convolutions run in TF32 by default on Ampere and later (A100, H100): a 10-bit
+    mantissa, ~1e-3 relative per layer, which no float32 tolerance can hold. Compared in true
+    float32 here (the CPU's precision), then put back."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def test_cuda_evaluation_agrees_with_the_cpu(config, tmp_path, float32_convolutions):
     result = train(load_config(config, ["optim.epochs=1"]), work_dir=tmp_path / "w", progress=False)
     data = load_config(config).data.dataset
     cpu = evaluate(result.best_checkpoint, data, device="cpu", out=tmp_path / "cpu", num_workers=0, progress=False)

@@ -51,9 +51,8 @@ def recalibrate_bn(model: nn.Module, clips: Iterable[Any], *, num_batches: int) 
     Args:
         model: an AK-Net (anything with a ``point_net`` submodule), e.g. just converted, or a
             DataParallel/DDP wrapper of one (its ``module`` is calibrated, without the
-            wrapper's hooks). Under DDP each rank estimates from its own clips; DDP's default
-            ``broadcast_buffers=True`` then hands rank 0's statistics to all at the next
-            forward.
+            wrapper's hooks). Under DDP each rank estimates from its own clips; the trainer
+            averages the ranks' statistics before it validates or saves.
         clips: an iterable of clip batches in the model's input layout, or of
             ``(clip, label)`` pairs (a training DataLoader).
         num_batches: ``K``, how many batches to use (at most; fewer if ``clips`` runs out).

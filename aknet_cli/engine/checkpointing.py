@@ -14,7 +14,7 @@ import torch
 
 from . import rng
 from .checkpoint import save_checkpoint
-from .distributed import agree, all_gather_objects
+from .distributed import agree, all_gather_objects, average_batchnorm_buffers
 from .resume import torchrun_job
 from .state import Position, Run, TrainingDiverged
 
@@ -51,6 +51,9 @@ def save(run: Run, name: str, position: Position, *, epoch: int, step: int, with
     if not agree(weights_finite(run.model), run.ctx):
         raise TrainingDiverged(f"the weights became NaN/inf at epoch {epoch + 1}, step {step}; "
                                f"{run.work_dir / name} keeps the last good state; lower optim.lr")
+    # every rank's BatchNorm statistics into the file, and every rank holding what it says
+    # (DDP runs without broadcast_buffers): a resume continues exactly
+    average_batchnorm_buffers(run.model, run.ctx)
     rng_states = rng.gather(run.ctx) if with_state else None
     meters = gather_meters(position.meters, run.ctx) if with_state else None
     if not run.ctx.is_main:

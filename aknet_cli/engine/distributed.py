@@ -138,7 +138,9 @@ def all_gather_objects(obj, ctx: DistContext) -> list:
 
 def average_batchnorm_buffers(model: torch.nn.Module, ctx: DistContext) -> None:
     """Average every BatchNorm's running mean and variance over the processes (timm's
-    ``distribute_bn``): each rank's statistics describe only the clips it saw."""
+    ``distribute_bn``): each rank's statistics describe only the clips it saw (DDP is built
+    without ``broadcast_buffers``, so they are its own). A collective: every rank calls it at
+    the same point."""
     if not ctx.distributed:
         return
     for module in model.modules():

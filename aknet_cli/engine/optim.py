@@ -19,7 +19,9 @@ import bisect
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..models.aknet import AKNet
 from .config import RunConfig
 
 
@@ -74,15 +76,21 @@ def build_scheduler(optimizer: torch.optim.Optimizer, steps_per_epoch: int, cfg:
 
 
 def apply_partial_bn(model: nn.Module) -> int:
-    """TSM's partial BN: every BatchNorm but the first keeps its statistics and affine frozen.
+    """TSM's partial BN: every BatchNorm but the first one the frames meet keeps its statistics
+    and affine frozen.
 
+    The first is found by role, not by registration order: an AK-Net registers its point net
+    (the stages after the split) before its 2-D features, so the first BatchNorm of
+    ``model.modules()`` would be the point net's, and the stem's would be frozen.
     Call after ``model.train()``. Returns how many BatchNorm layers were frozen.
     """
+    input_side = model.features if isinstance(model, AKNet) else model
+    first = next((m for m in input_side.modules() if isinstance(m, _BatchNorm)), None)
     frozen = 0
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for m in bns[1:]:
-        m.eval()
-        for p in m.parameters():
-            p.requires_grad_(False)
-        frozen += 1
+    for m in model.modules():
+        if isinstance(m, _BatchNorm) and m is not first:
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad_(False)
+            frozen += 1
     return frozen

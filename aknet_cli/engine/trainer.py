@@ -229,12 +229,20 @@ def _require_everywhere(path: Path, ctx: DistContext, what: str) -> None:
 
 
 def _wrap(model: nn.Module, cfg: RunConfig, ctx: DistContext) -> tuple[nn.Module, nn.Module]:
-    """``(model, what the steps call)``: SyncBN, then DDP, in timm's order, under torchrun."""
+    """``(model, what the steps call)``: SyncBN, then DDP, in timm's order, under torchrun.
+
+    ``broadcast_buffers=False`` (as mmcv/mmaction2 wrap their models): each rank's BatchNorm
+    running statistics follow its own clips, and :func:`~.distributed.average_batchnorm_buffers`
+    averages them over the ranks before every validation and every checkpoint. PyTorch's default
+    would copy rank 0's statistics to every rank before each forward, so the statistics would
+    be estimated from rank 0's clips alone and the average before validation one of copies.
+    """
     if not ctx.distributed:
         return model, model
     if cfg.model.sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    ddp = nn.parallel.DistributedDataParallel(model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None)
+    ddp = nn.parallel.DistributedDataParallel(model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None,
+                                              broadcast_buffers=False)
     return model, ddp
 
 
