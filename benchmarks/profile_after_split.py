@@ -33,7 +33,7 @@ from aknet_cli.analysis import flops
 from aknet_cli.models import fuse_for_inference
 from aknet_cli.models.aknet import parse_rank
 
-PRODUCTS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::matmul", "aten::linear", "aten::einsum")
+PRODUCTS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm", "aten::matmul", "aten::linear", "aten::einsum")
 
 
 def is_arithmetic(op: str) -> bool:
