@@ -153,6 +153,7 @@ def build_dataloader(
     resize: int = 256,
     crop: int = 224,
     resize_mode: str = "short",
+    crop_mode: str = "random",
     flip: bool = False,
     three_crop: bool = False,
     num_clips: int = 1,
@@ -168,8 +169,9 @@ def build_dataloader(
     """
     dataset = VideoDataset(dataset_dir, split, num_segments=num_segments, frames_per_segment=frames_per_segment,
                            train=train, backend=backend, num_clips=num_clips, on_error=on_error, protocol=protocol)
-    dataset.transform = build_transform(train=train, resize=resize, crop=crop, resize_mode=resize_mode, flip=flip,
-                                        flip_map=dataset.manifest.flip_map, three_crop=three_crop, protocol=protocol)
+    dataset.transform = build_transform(train=train, resize=resize, crop=crop, resize_mode=resize_mode,
+                                        crop_mode=crop_mode, flip=flip, flip_map=dataset.manifest.flip_map,
+                                        three_crop=three_crop, protocol=protocol)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     return DataLoader(
         dataset, batch_size=batch_size, shuffle=train, drop_last=train, num_workers=num_workers,

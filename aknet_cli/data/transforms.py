@@ -8,7 +8,10 @@ crop for every frame" a video model needs.
 Where a frame is resized and where its crops sit follow the protocol
 (:mod:`~aknet_cli.data.protocols`); the geometry is a set of pure functions
 (:func:`resized_size`, :func:`centre_offset`, :func:`three_crop_offsets`) that the overlays
-of ``aknet visualize`` reuse to map keypoints back.
+of ``aknet visualize`` reuse to map keypoints back. Training crops either at random
+(``crop_mode="random"``, the paper's "random crop 224") or by TSN's multi-scale crop
+(``"multiscale"``, what TSM's and TDN's training code does; :func:`multiscale_crop_sizes`,
+:func:`multiscale_offsets`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,16 @@ from .protocols import get_protocol
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 RESIZE_MODES = ("short", "square")
+CROP_MODES = ("random", "multiscale")
+#: TSN's multi-scale crop as TSM's and TDN's ``get_augmentation`` call it: crop sides are these
+#: fractions of the frame's short side, width and height at most ``MULTISCALE_MAX_DISTORT``
+#: steps of this list apart.
+MULTISCALE_SCALES = (1.0, 0.875, 0.75, 0.66)
+MULTISCALE_MAX_DISTORT = 1
+#: The 13 fixed crop positions, in quarters of the free margin ``(rows, columns)``: the 4
+#: corners, the centre, the 4 edge midpoints and the 4 inner quarter points.
+_MULTISCALE_GRID = ((0, 0), (0, 4), (4, 0), (4, 4), (2, 2),
+                    (2, 0), (2, 4), (4, 2), (0, 2), (1, 1), (1, 3), (3, 1), (3, 3))
 
 
 # ------------------------------------------------------------------------------ geometry
@@ -77,6 +90,28 @@ def three_crop_offsets(height: int, width: int, size: int, *, placement: str = "
     return [(middle, a) if landscape else (a, middle) for a in along]
 
 
+def multiscale_crop_sizes(height: int, width: int, crop: int, *, scales: tuple[float, ...] = MULTISCALE_SCALES,
+                          max_distort: int = MULTISCALE_MAX_DISTORT) -> list[tuple[int, int]]:
+    """The ``(h, w)`` crop sizes TSN's multi-scale crop chooses from on a ``height × width`` frame.
+
+    Each side is ``int(short_side * s)`` for a scale ``s``, taken as ``crop`` when it is within 2
+    pixels of it (so a 256 short side and crop 224 give exactly 224 at scale .875); a height and
+    a width pair up when their scales' positions in ``scales`` differ by at most ``max_distort``
+    (the aspect jitter). Heights vary slowest, as in TSM's ``_sample_crop_size``.
+    """
+    base = min(height, width)
+    sides = [crop if abs(int(base * s) - crop) < 3 else max(1, int(base * s)) for s in scales]
+    return [(h, w) for i, h in enumerate(sides) for j, w in enumerate(sides) if abs(i - j) <= max_distort]
+
+
+def multiscale_offsets(height: int, width: int, crop_h: int, crop_w: int) -> list[tuple[int, int]]:
+    """``(top, left)`` of the 13 fixed positions of a ``crop_h × crop_w`` crop (TSN's
+    ``more_fix_crop``): multiples 0..4 of the quarter margins ``(H - crop_h) // 4`` and
+    ``(W - crop_w) // 4``, in the order of :data:`_MULTISCALE_GRID`."""
+    row, col = (height - crop_h) // 4, (width - crop_w) // 4
+    return [(i * row, j * col) for i, j in _MULTISCALE_GRID]
+
+
 # -------------------------------------------------------------------------------- resize
 def resize_frames(frames: torch.Tensor, size: tuple[int, int], method: str) -> torch.Tensor:
     """``uint8 (N, 3, H, W)`` → ``uint8 (N, 3, *size)`` by ``method`` (see
@@ -110,12 +145,17 @@ class ClipTransform:
     """Resize, crop, optional flip with label swap, normalise.
 
     Args:
-        train: random crop (+ optional flip) if true, centre crop (or 3 crops) otherwise.
+        train: training crop (+ optional flip) if true, centre crop (or 3 crops) otherwise.
         resize: target of the resize step (256 in TSM and the AK-Net paper).
         crop: side of the square crop (224).
         resize_mode: ``"short"`` scales the short side to ``resize`` keeping the aspect
             ratio (TSM); ``"square"`` scales to ``resize x resize`` (the AK-Net paper).
             Three crops always scale the short side: they are taken along the long one.
+        crop_mode: the training crop. ``"random"``: a ``crop``-square anywhere in the resized
+            frame (the paper's "random crop 224"). ``"multiscale"``: TSN's multi-scale crop, as
+            TSM's and TDN's training code crops: one of :func:`multiscale_crop_sizes` at one of
+            the 13 :func:`multiscale_offsets`, resized to ``crop × crop`` by the protocol's
+            resize method. Either is drawn once per clip from torch's generator.
         flip: random horizontal flip in training. Off by default: on Sth-Sth a flip changes
             the class, so a flipped clip takes the label ``flip_map[label]``.
         flip_map: label index -> label index of the mirrored class (``dataset.json``).
@@ -134,6 +174,7 @@ class ClipTransform:
     resize: int = 256
     crop: int = 224
     resize_mode: str = "short"
+    crop_mode: str = "random"
     flip: bool = False
     flip_map: dict[int, int] | None = None
     three_crop: bool = False
@@ -144,6 +185,8 @@ class ClipTransform:
     def __post_init__(self) -> None:
         if self.resize_mode not in RESIZE_MODES:
             raise ConfigError(f"unknown resize mode {self.resize_mode!r}; choose one of {', '.join(RESIZE_MODES)}")
+        if self.crop_mode not in CROP_MODES:
+            raise ConfigError(f"unknown crop mode {self.crop_mode!r}; choose one of {', '.join(CROP_MODES)}")
         if not 0 < self.crop <= self.resize:
             raise ConfigError(f"crop size {self.crop} must be positive and at most the resize size {self.resize}")
         if self.three_crop and self.train:
@@ -176,11 +219,21 @@ class ClipTransform:
         if not self.train:
             top, left = centre_offset(*frames.shape[-2:], self.crop, rounding=self._rules.centre)
             return self._finish(F.crop(frames, top, left, self.crop, self.crop)), label
-        frames = self._crop(frames)
+        frames = self._multiscale_crop(frames) if self.crop_mode == "multiscale" else self._crop(frames)
         if self.flip and torch.rand(()) < 0.5:
             frames = F.horizontal_flip(frames)
             label = (self.flip_map or {}).get(label, label)
         return self._finish(frames), label
+
+    def _multiscale_crop(self, frames: torch.Tensor) -> torch.Tensor:
+        """One size and one fixed position for the whole clip, then ``crop × crop``."""
+        height, width = (int(n) for n in frames.shape[-2:])
+        sizes = multiscale_crop_sizes(height, width, self.crop)
+        crop_h, crop_w = sizes[int(torch.randint(len(sizes), ()))]
+        offsets = multiscale_offsets(height, width, crop_h, crop_w)
+        top, left = offsets[int(torch.randint(len(offsets), ()))]
+        frames = F.crop(frames, top, left, crop_h, crop_w)
+        return resize_frames(frames, (self.crop, self.crop), self._rules.resize)
 
     def _finish(self, frames: torch.Tensor) -> torch.Tensor:
         return self._normalize(self._to_float(frames))
@@ -192,11 +245,12 @@ def build_transform(
     resize: int = 256,
     crop: int = 224,
     resize_mode: str = "short",
+    crop_mode: str = "random",
     flip: bool = False,
     flip_map: dict[int, int] | None = None,
     three_crop: bool = False,
     protocol: str = "aknet",
 ) -> ClipTransform:
     """Keyword-only builder for :class:`ClipTransform` (see it for the arguments)."""
-    return ClipTransform(train=train, resize=resize, crop=crop, resize_mode=resize_mode, flip=flip,
-                         flip_map=flip_map, three_crop=three_crop, protocol=protocol)
+    return ClipTransform(train=train, resize=resize, crop=crop, resize_mode=resize_mode, crop_mode=crop_mode,
+                         flip=flip, flip_map=flip_map, three_crop=three_crop, protocol=protocol)

@@ -101,7 +101,7 @@ def build_train_loader(cfg: DataConfig, ctx: DistContext, *, frames_per_segment:
         raise ConfigError(f"data.flip = true, but {cfg.dataset} has no flip map (no left/right class pairs); "
                           f"set data.flip = false")
     dataset.transform = build_transform(train=True, resize=cfg.resize, crop=cfg.crop, resize_mode=cfg.resize_mode,
-                                        flip=cfg.flip, flip_map=flip_map, protocol=protocol)
+                                        crop_mode=cfg.crop_mode, flip=cfg.flip, flip_map=flip_map, protocol=protocol)
     if len(dataset) < batch_size * ctx.world_size:
         raise ConfigError(f"{cfg.dataset} split {cfg.train_split!r} has {len(dataset)} clips, fewer than one global "
                           f"batch ({batch_size * ctx.world_size}); lower optim.batch_size")
