@@ -44,8 +44,12 @@ def test_every_paper_setting_ships_with_the_papers_recipe():
     shipped = packaged_configs()
     assert set(PAPER) <= set(shipped)
     for name in PAPER:
-        cfg = load_config(name, check_paths=False)
+        # Stage 1 follows its backbone's official code where §IV-A is silent or loose; the
+        # paper's sentence is --set recipe=paper. Stage 2 keeps the paper's recipe.
+        overrides = ["recipe=paper"] if name.endswith("stage1") else []
+        cfg = load_config(name, overrides, check_paths=False)
         assert cfg.model.num_segments == 8 and cfg.data.crop == 224 and cfg.data.resize == 256
+        assert (cfg.data.resize_mode, cfg.data.crop_mode, cfg.data.flip) == ("square", "random", False)
         assert cfg.optim.base_batch_size == 64 and cfg.optim.milestones == [20, 40]
         if "diving48" in name:  # §IV-A: Adam, 5e-4, 45 epochs on Diving48
             assert (cfg.optim.name, cfg.optim.lr, cfg.optim.epochs) == ("adam", 5e-4, 45)
@@ -54,6 +58,49 @@ def test_every_paper_setting_ships_with_the_papers_recipe():
         if name.endswith("stage2"):  # Table II rows: res4, alpha 0.3
             assert cfg.model.stage == 2 and cfg.model.aknet["split"] == "res4" and cfg.model.aknet["alpha"] == 0.3
             assert cfg.model.init_from.endswith(name.replace("stage2", "stage1") + "/best.pt")
+
+
+def test_stage1_configs_follow_their_backbones_official_code():
+    for net in ("tsm", "tdn"):
+        for ds in ("sthv1", "sthv2", "diving48"):
+            cfg = load_config(f"{net}_r50_{ds}_stage1", check_paths=False)
+            paper = load_config(f"{net}_r50_{ds}_stage1", ["recipe=paper"], check_paths=False)
+            # TSN's multi-scale crop on aspect-kept frames, in both codes.
+            assert (cfg.data.resize_mode, cfg.data.crop_mode) == ("short", "multiscale")
+            # TDN flips Sth-Sth with the left/right label swap (GroupRandomHorizontalFlip_sth); TSM
+            # does not flip Sth-Sth; Diving48 has no flip map.
+            assert cfg.data.flip is (net == "tdn" and ds != "diving48")
+            # fc lr: TSM x5/x10 (fc_lr5 from ImageNet), TDN x1/x2 (normal_weight / normal_bias).
+            assert (cfg.optim.fc_lr_mult, cfg.optim.fc_bias_lr_mult) == ((5.0, 10.0) if net == "tsm" else (1.0, 2.0))
+            assert (paper.optim.fc_lr_mult, paper.optim.fc_bias_lr_mult) == (cfg.optim.fc_lr_mult,
+                                                                             cfg.optim.fc_bias_lr_mult)
+            schedule = (cfg.optim.epochs, cfg.optim.milestones)
+            if ds == "diving48":  # the paper's; neither code has a Diving48 recipe
+                assert schedule == (45, [20, 40]) and cfg.optim.name == "adam"
+            else:  # TDN's train_something.sh: 60 epochs at 30/45/55; TSM's 50 at 20/40
+                assert schedule == ((60, [30, 45, 55]) if net == "tdn" else (50, [20, 40]))
+            # Nothing but the recipe's keys differ.
+            changed = {f"{section}.{key}" for section, table in cfg.to_dict().items() if isinstance(table, dict)
+                       for key, value in table.items() if paper.to_dict()[section][key] != value}
+            assert changed <= {"data.resize_mode", "data.crop_mode", "data.flip", "optim.epochs", "optim.milestones"}
+    official = load_config("tdn_r50_sthv1_stage2_from_official", check_paths=False)
+    assert official.data.resize_mode == "short"  # the official checkpoint never saw a squeezed frame
+
+
+def test_recipes_apply_under_explicit_overrides_and_unknown_ones_fail(tmp_path, dataset):
+    text = (f"[data]\ndataset = '{dataset}'\ncrop_mode = 'multiscale'\n"
+            f"[recipes.paper.data]\ncrop_mode = 'random'\nresize_mode = 'square'\n"
+            f"[recipes.paper.optim]\nepochs = 7\n")
+    assert load_config(write(tmp_path, text)).data.crop_mode == "multiscale"  # no recipe: the file's values
+    cfg = load_config(write(tmp_path, text), ["recipe=paper", "optim.epochs=9"])
+    assert (cfg.data.crop_mode, cfg.data.resize_mode, cfg.optim.epochs) == ("random", "square", 9)  # --set wins
+    assert load_config(write(tmp_path, "recipe = 'paper'\n" + text)).optim.epochs == 7  # chosen in the file
+    with pytest.raises(ConfigError, match=r"'recipe' = 'fast' is not defined in this file \(its recipes: paper\)"):
+        load_config(write(tmp_path, text), ["recipe=fast"])
+    with pytest.raises(ConfigError, match=r"unknown key 'data.crop_size'"):
+        load_config(write(tmp_path, text.replace("resize_mode", "crop_size")), ["recipe=paper"])
+    with pytest.raises(ConfigError, match="'data.crop_mode' must be one of random, multiscale, got 'scaled'"):
+        load_config(write(tmp_path, f"[data]\ndataset = '{dataset}'\ncrop_mode = 'scaled'\n"))
 
 
 def test_config_names_resolve_with_or_without_suffix_and_paths_win(tmp_path):
