@@ -32,7 +32,9 @@ MANIFEST = "dataset.json"
 SPLIT_COLUMNS = ("id", "path", "num_frames", "label")
 
 # Words a horizontal flip turns into each other. On the 174 Sth-Sth classes this yields
-# exactly the three pairs TSM hard-codes (sorted order 86<->87, 93<->94, 166<->167):
+# exactly the three pairs TDN hard-codes for its label-swapping flip (ops/models.py
+# target_transforms, sorted order 86<->87, 93<->94, 166<->167; mmaction2's V2 flip_label_map
+# too; TSM does not flip Sth-Sth):
 # Pulling/Pushing something from left to right <-> right to left, and
 # Turning the camera left <-> right while filming something.
 _MIRROR_WORDS = {"left": "right", "right": "left", "clockwise": "counterclockwise", "counterclockwise": "clockwise"}
