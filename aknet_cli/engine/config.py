@@ -90,7 +90,8 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    """The paper's recipe by default: SGD, lr 0.01 at a global batch of 64, ×0.1 at 20 and 40."""
+    """The paper's schedule by default (SGD, lr 0.01, ×0.1 at 20 and 40) at TSM's and TDN's global
+    batch of 64 (the paper states none), with TSM's ×5/×10 lr on fresh classifier heads."""
 
     name: str = "sgd"
     lr: float = ranged(0.01, gt=0.0)
