@@ -169,3 +169,19 @@ def test_split_csv_missing_columns(frames_ds):
     (ds_dir / "train.csv").write_text("id,path,label\n1,1,2\n")
     with pytest.raises(DataError, match=r"train\.csv lacks columns \['num_frames'\]; re-run `aknet prepare`"):
         VideoDataset(ds_dir, "train", num_segments=2)
+
+
+def test_training_loader_takes_the_configs_crop_mode_and_flip_map(frames_ds):
+    from aknet_cli.engine.config import DataConfig
+    from aknet_cli.engine.distributed import DistContext
+    from aknet_cli.engine.loaders import build_train_loader
+
+    ds_dir, _ = frames_ds
+    cfg = DataConfig(dataset=str(ds_dir), resize=16, crop=12, crop_mode="multiscale", flip=True, num_workers=0,
+                     pin_memory=False, persistent_workers=False)
+    loader, _ = build_train_loader(cfg, DistContext(), frames_per_segment=1, num_segments=2, batch_size=2, seed=0)
+    transform = loader.dataset.dataset.transform
+    # Sorted V1 names: 1 = Pushing ... left to right, 2 = ... right to left (the fixture's pair).
+    assert (transform.crop_mode, transform.flip, transform.flip_map) == ("multiscale", True, {1: 2, 2: 1})
+    clips, labels = next(iter(loader))
+    assert clips.shape == (2, 2, 3, 12, 12) and labels.shape == (2,)
