@@ -185,3 +185,24 @@ def test_training_loader_takes_the_configs_crop_mode_and_flip_map(frames_ds):
     assert (transform.crop_mode, transform.flip, transform.flip_map) == ("multiscale", True, {1: 2, 2: 1})
     clips, labels = next(iter(loader))
     assert clips.shape == (2, 2, 3, 12, 12) and labels.shape == (2,)
+
+
+def test_flip_labels_keep_only_where_no_class_has_a_mirror(frames_ds, tmp_path):
+    from aknet_cli.engine.config import DataConfig
+    from aknet_cli.engine.distributed import DistContext
+    from aknet_cli.engine.loaders import build_train_loader
+    from aknet_cli.exceptions import ConfigError
+
+    def loader(dataset, **data):
+        cfg = DataConfig(dataset=str(dataset), resize=32, crop=24, flip=True, num_workers=0, pin_memory=False,
+                         persistent_workers=False, **data)
+        return build_train_loader(cfg, DistContext(), frames_per_segment=1, num_segments=2, batch_size=2, seed=0)[0]
+
+    root = make_diving48(tmp_path / "raw")
+    prepare_release(read_diving48(root), out=tmp_path / "dv")
+    with pytest.raises(ConfigError, match=r"has no flip map .* or data.flip_labels = \"keep\""):
+        loader(tmp_path / "dv")  # swap, the default, needs a flip map: Diving48 has none
+    transform = loader(tmp_path / "dv", flip_labels="keep").dataset.dataset.transform
+    assert transform.flip and transform.flip_map == {}  # mirrored clips keep their dive
+    with pytest.raises(ConfigError, match=r"data.flip_labels = \"keep\", but .* has left/right class pairs"):
+        loader(frames_ds[0], flip_labels="keep")  # Sth-Sth: a kept label would mislabel the pair

@@ -68,8 +68,9 @@ def test_stage1_configs_follow_their_backbones_official_code():
             # TSN's multi-scale crop on aspect-kept frames, in both codes.
             assert (cfg.data.resize_mode, cfg.data.crop_mode) == ("short", "multiscale")
             # TDN flips Sth-Sth with the left/right label swap (GroupRandomHorizontalFlip_sth); TSM
-            # does not flip Sth-Sth; Diving48 has no flip map.
-            assert cfg.data.flip is (net == "tdn" and ds != "diving48")
+            # does not flip Sth-Sth; both flip other sets keeping the label (GroupRandomHorizontalFlip).
+            assert cfg.data.flip is (net == "tdn" or ds == "diving48")
+            assert cfg.data.flip_labels == ("keep" if ds == "diving48" else "swap")
             # fc lr: TSM x5/x10 (fc_lr5 from ImageNet), TDN x1/x2 (normal_weight / normal_bias).
             assert (cfg.optim.fc_lr_mult, cfg.optim.fc_bias_lr_mult) == ((5.0, 10.0) if net == "tsm" else (1.0, 2.0))
             assert (paper.optim.fc_lr_mult, paper.optim.fc_bias_lr_mult) == (cfg.optim.fc_lr_mult,

@@ -80,6 +80,10 @@ class DataConfig:
     #: family (TDN's windows for TDN, TSM's segments otherwise); ``aknet`` is the uniform sampler.
     protocol: str = "auto"
     flip: bool = False
+    #: What a flipped clip's label becomes: ``swap`` (its mirror class from the dataset's flip
+    #: map, which must exist: TDN's Sth-Sth flip) or ``keep`` (a dataset no mirror changes the
+    #: class of, e.g. Diving48's dives: TSM's and TDN's plain flip; refused where a flip map exists).
+    flip_labels: str = "swap"
     backend: str = field(default_factory=default_backend)  # the fastest exact decoder installed
     num_workers: int = ranged(4, ge=0)
     pin_memory: bool = True
@@ -158,6 +162,7 @@ _CHOICES = {
     "optim.name": ("sgd", "adam", "adamw"),
     "data.resize_mode": ("short", "square"),
     "data.crop_mode": ("random", "multiscale"),
+    "data.flip_labels": ("swap", "keep"),
     "data.protocol": ("auto", "tsm", "tdn", "mmaction2", "aknet"),
     "model.init_label_order": ("", "file", "sorted"),
     "data.backend": BACKENDS,

@@ -96,10 +96,15 @@ def build_train_loader(cfg: DataConfig, ctx: DistContext, *, frames_per_segment:
                            frames_per_segment=frames_per_segment, train=True, backend=cfg.backend,
                            on_error=cfg.on_error, protocol=protocol)
     flip_map = dataset.manifest.flip_map
-    if cfg.flip and not flip_map:
+    if cfg.flip and cfg.flip_labels == "swap" and not flip_map:
         # A plain flip would mislabel direction-sensitive classes; only swap where the data says how.
         raise ConfigError(f"data.flip = true, but {cfg.dataset} has no flip map (no left/right class pairs); "
-                          f"set data.flip = false")
+                          f"set data.flip = false, or data.flip_labels = \"keep\" if a mirror changes no class")
+    if cfg.flip and cfg.flip_labels == "keep" and flip_map:
+        raise ConfigError(f"data.flip_labels = \"keep\", but {cfg.dataset} has left/right class pairs (its flip map) "
+                          f"that a kept label would mislabel; set data.flip_labels = \"swap\"")
+    if cfg.flip_labels == "keep":
+        flip_map = {}
     dataset.transform = build_transform(train=True, resize=cfg.resize, crop=cfg.crop, resize_mode=cfg.resize_mode,
                                         crop_mode=cfg.crop_mode, flip=cfg.flip, flip_map=flip_map, protocol=protocol)
     if len(dataset) < batch_size * ctx.world_size:
