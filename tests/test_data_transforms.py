@@ -1,5 +1,6 @@
-"""Clip transforms: shapes, shared crop, normalisation, flip label swap."""
+"""Clip transforms: shapes, shared crop, normalisation, flip label swap, TSN's multi-scale crop."""
 
+import pytest
 import torch
 
 from aknet_cli.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
@@ -156,8 +157,6 @@ def test_multiscale_crop_takes_one_listed_box_per_clip():
 
 
 def test_crop_mode_is_checked():
-    import pytest
-
     from aknet_cli.exceptions import ConfigError
 
     with pytest.raises(ConfigError, match="unknown crop mode 'scale'; choose one of random, multiscale"):
