@@ -124,6 +124,18 @@ def test_diving48_unknown_label_index(tmp_path):
     assert [(r["id"], r["kind"]) for r in summary.skipped] == [("a", "unknown label")]
 
 
+def test_diving48_record_whose_start_frame_is_after_its_end_frame_is_skipped_with_its_reason(tmp_path):
+    """Such a record names no frame at all; an equal start and end (one frame) is kept."""
+    root = make_diving48(tmp_path / "raw")
+    records = json.loads((root / "Diving48_V2_train.json").read_text())
+    records[0].update(start_frame=3, end_frame=0)
+    records[1].update(start_frame=2, end_frame=2)
+    (root / "Diving48_V2_train.json").write_text(json.dumps(records))
+    summary = prepare_release(read_diving48(root), out=tmp_path / "ds")
+    assert [(r["id"], r["kind"], r["reason"]) for r in summary.skipped] == [
+        (records[0]["vid_name"], "bad annotation", "start_frame 3 after end_frame 0 in Diving48_V2_train.json")]
+
+
 def test_diving48_label_written_as_a_string(tmp_path):
     root = make_diving48(tmp_path / "raw")
     records = json.loads((root / "Diving48_V2_train.json").read_text())

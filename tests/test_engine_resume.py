@@ -136,6 +136,21 @@ def test_a_second_run_in_a_locked_work_dir_is_refused_naming_the_holder(config, 
     assert (work / "best.pt").is_file()
 
 
+def test_a_run_in_progress_is_named_in_use_even_once_it_has_a_last_pt(killed):
+    """From its first checkpoint on, a running job's work dir holds ``last.pt``: a second launch
+    must hear that the dir is in use (whatever --resume says), not that it holds a finished run."""
+    holder = _hold_lock(killed)
+    try:
+        for resume in (None, "auto"):
+            with pytest.raises(WorkDirInUse, match=rf"in use by another training run \(pid {holder.pid} on "):
+                refuse_overwrite(resume, killed)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with pytest.raises(ConfigError, match="already holds a run"):  # the holder gone: a finished run again
+        refuse_overwrite(None, killed)
+
+
 def test_the_temporaries_of_a_killed_writer_are_removed_when_the_next_run_starts(config, killed, capsys):
     debris = [killed / ".last.pt.ab12cd34.tmp", killed / ".metrics.csv.x9y8z7w6.aknet-partial.csv"]
     for path in debris:
@@ -211,3 +226,14 @@ def test_aknet_train_into_a_work_dir_holding_a_run_without_resume_is_refused_and
     result = CliRunner().invoke(app, ["train", str(config), "--work-dir", str(killed), "--quiet"])
     assert_one_line_error(result, f"--work-dir {killed} already holds a run", "--resume")
     assert {p.name: p.read_bytes() for p in killed.iterdir() if p.is_file()} == before
+
+
+def test_a_finished_run_resumed_into_a_new_work_dir_leaves_a_complete_run_there(config, tmp_path):
+    from aknet_cli.engine.trainer import run_finished
+
+    train(load_config(config, ["optim.epochs=1"]), work_dir=tmp_path / "a", progress=False)
+    train(load_config(config, ["optim.epochs=1"]), work_dir=tmp_path / "b", resume=str(tmp_path / "a" / "last.pt"),
+          progress=False)
+    carried, original = pd.read_csv(tmp_path / "b" / "metrics.csv"), pd.read_csv(tmp_path / "a" / "metrics.csv")
+    pd.testing.assert_frame_equal(carried, original)
+    assert run_finished(tmp_path / "b", 1) and (tmp_path / "b" / "best.pt").is_file()

@@ -180,7 +180,11 @@ def prepare_release(
     jobs: list[tuple[str, Entry]] = []
     for split, entries in checked.splits.items():
         for entry in entries:
-            if entry.label is not None and entry.label not in label_index:
+            if entry.problem is not None:
+                skipped.append(_skip(split, entry, "bad annotation", entry.problem))
+                if strict:
+                    _raise_strict(release, skipped[-1], entry)
+            elif entry.label is not None and entry.label not in label_index:
                 skipped.append(_skip(split, entry, "unknown label", f"unknown label {entry.label!r}"))
                 if strict:
                     _raise_strict(release, skipped[-1], entry)

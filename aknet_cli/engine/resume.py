@@ -26,6 +26,7 @@ import torch
 from ..exceptions import CheckpointError, ConfigError
 from .config import RunConfig
 from .distributed import DistContext, decided_by_rank0
+from .workdir import check_not_in_use
 from .optim import lr_factor
 
 RUNTIME_KEYS = frozenset({
@@ -83,8 +84,10 @@ def refuse_overwrite(resume: str | None, work_dir: Path, ctx: DistContext | None
 
     Raises:
         ConfigError: on a fresh start into a work dir holding ``last.pt``.
+        WorkDirInUse: another run holds the work dir (asked first, whatever ``resume`` says).
     """
     def decide() -> None:
+        check_not_in_use(work_dir)  # a run in progress is "in use", not "holds a run"
         if resume is None and (work_dir / "last.pt").is_file() and _own_restart_point(work_dir) is None:
             raise ConfigError(f"--work-dir {work_dir} already holds a run (last.pt); add --resume to continue it, "
                               f"or give another --work-dir to start a new one")

@@ -100,6 +100,8 @@ def train(
     lock = _claim_work_dir(work_dir, ctx, progress)
     try:
         run, position = prepare_run(cfg, ctx, manifest, work_dir, resume, progress=progress)
+        if position.epoch >= cfg.optim.epochs:  # a resume of a finished run: nothing to train
+            _record_history(run, position)
         for epoch in range(position.epoch, cfg.optim.epochs):
             timing = train_one_epoch(run, position, epoch, on_step_end)
             finish_epoch(run, position, epoch, timing)
@@ -406,6 +408,17 @@ def finish_epoch(run: Run, position: Position, epoch: int, timing: dict[str, Any
         _tensorboard(run.work_dir, row)
         if run.show:
             print(_epoch_line(row, cfg.optim.epochs), flush=True)
+    barrier(run.ctx)
+
+
+def _record_history(run: Run, position: Position) -> None:
+    """``metrics.csv`` and ``curves.png`` from the resumed history, where no epoch is left to
+    write them: a finished run resumed into a new work dir leaves a complete run there (its
+    best.pt is carried by the resume), which :func:`run_finished` recognises."""
+    if run.ctx.is_main and position.history:
+        write_metrics(position.history, run.work_dir / "metrics.csv")
+        write_curves(position.history, run.work_dir / "curves.png", title=run.cfg.name,
+                     intervals=read_step_log(run.work_dir / STEP_LOG))
     barrier(run.ctx)
 
 

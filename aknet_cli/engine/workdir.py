@@ -70,6 +70,30 @@ class WorkDirLock:
         self.release()
 
 
+def check_not_in_use(folder: str | os.PathLike) -> None:
+    """Raise :class:`WorkDirInUse` if a run holds ``folder``'s lock; touch nothing otherwise.
+
+    A probe (the lock file opened read-only, the lock tried and let go at once), asked before
+    anything else about a work dir: a run in progress has a ``last.pt`` from its first epoch on,
+    and a second launch must hear that the dir is in use, not that it holds a finished run.
+    """
+    path = Path(folder) / LOCK_NAME
+    if fcntl is None or not path.is_file():
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # unreadable: claim() will say so when the run starts
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+        raise WorkDirInUse(f"work dir {path.parent} is in use by another training run ({holder}); "
+                           f"wait for it to finish or choose another --work-dir") from None
+    finally:
+        os.close(fd)  # drops the probe's lock, if it took it
+
+
 def claim(folder: str | os.PathLike) -> tuple[WorkDirLock, list[Path]]:
     """Create ``folder``, lock it and remove stale temporaries.
 

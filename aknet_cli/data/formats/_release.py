@@ -28,6 +28,9 @@ class Entry:
         extra: columns copied verbatim into the split list (e.g. Diving48 ``start_frame``).
         listed_frames: the frame count the annotation claims (mmaction2 frame lists), or
             ``None``; prepare counts the frames itself and reports a disagreement.
+        problem: why the annotation itself makes the clip unusable (a Diving48 record whose
+            ``start_frame`` is after its ``end_frame``), or ``None``; prepare skips it with
+            this reason.
     """
 
     id: str
@@ -35,6 +38,7 @@ class Entry:
     label: str | None
     extra: tuple[tuple[str, Any], ...] = ()
     listed_frames: int | None = None
+    problem: str | None = None
 
 
 @dataclass

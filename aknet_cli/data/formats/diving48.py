@@ -44,9 +44,12 @@ def read_split(path: Path, *, class_names: list[str], extension: str) -> list[En
         raw = parse_index(record["label"], where=f"{path} record {number}")
         # An out-of-range index keeps its number as the "name": prepare skips it as unknown.
         label = class_names[raw] if 0 <= raw < len(class_names) else str(raw)
-        extra = (("start_frame", record.get("start_frame", -1)), ("end_frame", record.get("end_frame", -1)))
+        start, end = record.get("start_frame", -1), record.get("end_frame", -1)
+        extra = (("start_frame", start), ("end_frame", end))
         name = str(record["vid_name"])
-        entries.append(Entry(id=name, path=name + extension, label=label, extra=extra))
+        ordered = not (isinstance(start, int) and isinstance(end, int) and 0 <= end < start)
+        problem = None if ordered else f"start_frame {start} after end_frame {end} in {path.name}"
+        entries.append(Entry(id=name, path=name + extension, label=label, extra=extra, problem=problem))
     return entries
 
 
