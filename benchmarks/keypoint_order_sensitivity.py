@@ -84,24 +84,24 @@ def bypass_hook(_module, inputs, _output):
 @contextlib.contextmanager
 def perturbed_loading(mode: str, stage: str | None = None):
     """While active, every model ``evaluate`` loads gets the hook for ``mode`` (or none for ``trained``)."""
-    original = engine_evaluate.load_model_from_checkpoint
+    original = engine_evaluate.build_model  # what evaluate() builds each checkpoint's model with
     generator = torch.Generator().manual_seed(SHUFFLE_SEED)
 
-    def load(*args, **kwargs):
-        model, description = original(*args, **kwargs)
+    def build(*args, **kwargs):
+        model = original(*args, **kwargs)
         if mode in ("points", "coords", "coords_clip"):
             model.selector.register_forward_hook(selector_hook(mode, generator))
         elif mode == "bypass":
             model.position.register_forward_hook(bypass_hook)
         elif mode == "layout":
             model.stages[stage].register_forward_hook(layout_hook(model.num_segments, generator))
-        return model, description
+        return model
 
-    engine_evaluate.load_model_from_checkpoint = load
+    engine_evaluate.build_model = build
     try:
         yield
     finally:
-        engine_evaluate.load_model_from_checkpoint = original
+        engine_evaluate.build_model = original
 
 
 def correctness(checkpoint: Path, data: str, mode: str, stage: str | None = None) -> np.ndarray:

@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+#: A plain progress line: ``2026-12-07 02:56:15  frames sthv1 | clip 8/8 | ...``.
+PROGRESS_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  \S")
+
 CLEAN, USAGE, OK, QUIET = "clean", "usage", "ok", "quiet"
 EXPECTATIONS = (CLEAN, USAGE, OK, QUIET)
 _EXIT = {CLEAN: 1, USAGE: 2, OK: 0, QUIET: 1}
@@ -43,8 +46,10 @@ class Outcome:
 
     @property
     def lines(self) -> list[str]:
-        """Non-blank lines of stderr then stdout, colour codes removed."""
-        return [line for line in self.text.splitlines() if line.strip()]
+        """Non-blank lines of stderr then stdout, colour codes removed, without the timestamped
+        progress lines a long loop prints where stderr is not a terminal (aknet_cli._progress):
+        an error found after work began (every clip of a release missing) follows them."""
+        return [line for line in self.text.splitlines() if line.strip() and not PROGRESS_LINE.match(line)]
 
 
 #: ``check(outcome, case_dir)`` returns what is wrong, or ``None`` when the result is right.

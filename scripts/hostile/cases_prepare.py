@@ -186,8 +186,10 @@ def _digest_tree(root: Path) -> str:
 
 
 def _interrupted_then(case: Case, case_dir: Path, env: dict, aknet: str) -> Outcome:
-    """Ctrl-C a bigger generation once its first clips are on disk, then run the case."""
-    first = spawn([aknet, "prepare", "synthetic", "--out", "out", "--classes", "4", "--train-per-class", "60",
+    """Ctrl-C a bigger generation once its first clips are on disk, then run the case. Big enough
+    (2,400 training clips) that the signal lands mid-run on any machine: 240 were written in under
+    3 s, before the signal could arrive."""
+    first = spawn([aknet, "prepare", "synthetic", "--out", "out", "--classes", "4", "--train-per-class", "600",
                    "--size", "64", "--frames", "8", "--workers", "1"], case_dir, env)
     started = time.monotonic()
     while time.monotonic() - started < 60 and len(list((case_dir / "out").glob("raw/*"))) < 20:

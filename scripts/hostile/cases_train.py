@@ -151,8 +151,11 @@ def _first_run_finished(outcome: Outcome, case_dir: Path):
 
 
 def _interrupted_then_resumed(case: Case, case_dir: Path, env: dict, aknet: str) -> Outcome:
-    """Ctrl-C a run once it has written a step checkpoint, then run the case (a resume)."""
-    first = spawn([aknet, *[a for a in case.argv if a != "--resume"]], case_dir, env)
+    """Ctrl-C a run once it has written a checkpoint, then run the case (a resume). The first run
+    is set to 30 epochs, so the signal lands mid-run however fast the machine (the case's own 3
+    tiny epochs can end before it arrives); the resume then asks for the case's epochs."""
+    longer = [a if not a.startswith("optim.epochs=") else "optim.epochs=30" for a in case.argv if a != "--resume"]
+    first = spawn([aknet, *longer], case_dir, env)
     started = time.monotonic()
     while time.monotonic() - started < 120 and not (case_dir / "w" / "last.pt").is_file():
         time.sleep(0.05)
