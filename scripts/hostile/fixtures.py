@@ -32,7 +32,8 @@ DEPENDS = {"prepared_variants": ("datasets",), "sthv1_releases": ("datasets",), 
 #: What each subcommand's cases read (``--only`` builds just these).
 NEEDS = {
     "aknet": (), "backbones": ("misc", "datasets", "configs", "plugin"),
-    "prepare": ("misc", "datasets", "sthv1_releases", "sthv2_releases", "diving48_releases", "user_trees"),
+    "prepare": ("misc", "datasets", "prepared_variants", "sthv1_releases", "sthv2_releases", "diving48_releases",
+                "user_trees"),
     "train": ("misc", "datasets", "prepared_variants", "checkpoints", "configs"),
     "eval": ("misc", "datasets", "prepared_variants", "checkpoints", "reference_eval"),
     "convert-1d": ("misc", "datasets", "prepared_variants", "checkpoints"), "export": ("misc", "checkpoints"),
