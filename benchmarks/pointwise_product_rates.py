@@ -4,7 +4,8 @@ The 1-D subnet's 1×1 kernels (``models.convert.pointwise_conv1d``) run as a bat
 product with the bias in its accumulator (``baddbmm``). This times that against the product
 followed by a bias pass, the product alone, oneDNN's ``conv1d`` and ``matmul``, on the shapes
 of AK-Net-TSM-R50's subnet (channels in → out, points N at α = 0.3, 8×224² clips), each shape
-alone, repeated in three interleaved rounds; medians in ms and GMAC/s.
+alone, the formulations interleaved round by round (``analysis.bench.time_interleaved``);
+medians in ms and GMAC/s.
 
     python benchmarks/pointwise_product_rates.py [--threads 2] [--runs 15]
 """
@@ -12,28 +13,16 @@ alone, repeated in three interleaved rounds; medians in ms and GMAC/s.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
 from aknet_cli._machine import cpu_description
+from aknet_cli.analysis.bench import summarize, time_interleaved
 
 #: (batch, C_in, C_out, N): res2's 7,526 points (0.3·8·56²), res3's 1,882, res4's 470; one at batch 8.
 SHAPES = ((1, 256, 64, 7526), (1, 64, 256, 7526), (1, 512, 128, 1882), (1, 128, 512, 1882),
           (1, 1024, 256, 470), (1, 256, 1024, 470), (8, 256, 128, 7526))
-
-
-def median_ms(fn, runs: int) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def formulations(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> dict:
@@ -56,19 +45,15 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"{cpu_description()}, {torch.get_num_threads()} threads; median ms (GMAC/s)")
-    with torch.inference_mode():
-        for batch, c_in, c_out, n in SHAPES:
-            gen = torch.Generator().manual_seed(0)
-            x = torch.randn(batch, c_in, n, generator=gen)
-            weight, bias = torch.randn(c_out, c_in, 1, generator=gen), torch.randn(c_out, generator=gen)
-            fns = formulations(x, weight, bias)
-            times: dict[str, list[float]] = {k: [] for k in fns}
-            for _ in range(3):  # interleaved rounds
-                for name, fn in fns.items():
-                    times[name].append(median_ms(fn, args.runs))
-            gmac = batch * c_in * c_out * n / 1e9
-            cells = [f"{k} {statistics.median(v):.2f} ({gmac / statistics.median(v) * 1e3:.0f})" for k, v in times.items()]
-            print(f"B={batch} {c_in}→{c_out} N={n}: " + " | ".join(cells))
+    for batch, c_in, c_out, n in SHAPES:
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(batch, c_in, n, generator=gen)
+        weight, bias = torch.randn(c_out, c_in, 1, generator=gen), torch.randn(c_out, generator=gen)
+        times = time_interleaved(formulations(x, weight, bias), runs=args.runs, warmup=3, device=torch.device("cpu"))
+        gmac = batch * c_in * c_out * n / 1e9
+        medians = {name: summarize(seconds)["median"] for name, seconds in times.items()}
+        cells = [f"{k} {ms:.2f} ({gmac / ms * 1e3:.0f})" for k, ms in medians.items()]
+        print(f"B={batch} {c_in}→{c_out} N={n}: " + " | ".join(cells))
 
 
 if __name__ == "__main__":

@@ -114,7 +114,22 @@ def test_a_non_finite_loss_stops_every_rank_with_the_same_line(runs, tmp_path):
         assert f"[rank{rank}]: aknet_cli.engine.state.TrainingDiverged: loss is not finite" in text, text[-3000:]
 
 
-def _save_with_nan_on_rank_1(rank: int, world: int, port: int, work: str, results) -> None:
+def _two_gloo_ranks(worker, *args) -> list:
+    """Run ``worker(rank, 2, port, results, *args)`` in two spawned processes joined by a gloo
+    group on a free local port; what each put in ``results``."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    results = mp.get_context("spawn").Queue()
+    mp.start_processes(worker, args=(2, port, results, *args), nprocs=2, join=True, start_method="spawn")
+    return [results.get(timeout=60) for _ in range(2)]
+
+
+def _save_with_nan_on_rank_1(rank: int, world: int, port: int, results, work: str) -> None:
     import torch.distributed as dist
 
     from aknet_cli.engine.checkpointing import save
@@ -139,18 +154,7 @@ def _save_with_nan_on_rank_1(rank: int, world: int, port: int, work: str, result
 
 
 def test_weights_that_diverged_on_one_rank_stop_every_rank_before_anything_is_written(tmp_path):
-    import socket
-
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    results = ctx.Queue()
-    mp.start_processes(_save_with_nan_on_rank_1, args=(2, port, str(tmp_path), results), nprocs=2, join=True,
-                       start_method="spawn")
-    got = dict(results.get(timeout=60) for _ in range(2))
+    got = dict(_two_gloo_ranks(_save_with_nan_on_rank_1, str(tmp_path)))
     assert all("weights became NaN/inf" in got[r] for r in (0, 1)), got
     assert not (tmp_path / "last.pt").exists()
 
@@ -180,17 +184,8 @@ def test_each_ranks_batchnorm_statistics_are_its_own_until_averaged_over_the_ran
     """Every rank ends with the mean over ranks of what each rank's own clips give (no per-step
     copy of rank 0's statistics): computed here without DDP, one plain module per rank. The
     weights do not change (no optimizer step), so each rank's statistics depend on its clips only."""
-    import socket
-
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    results = mp.get_context("spawn").Queue()
-    mp.start_processes(_batchnorm_statistics_under_ddp, args=(2, port, results), nprocs=2, join=True,
-                       start_method="spawn")
-    got = {rank: (torch.tensor(mean), torch.tensor(var)) for rank, mean, var in (results.get(timeout=60) for _ in range(2))}
+    got = {rank: (torch.tensor(mean), torch.tensor(var))
+           for rank, mean, var in _two_gloo_ranks(_batchnorm_statistics_under_ddp)}
     own = []
     for r in range(2):
         torch.manual_seed(0)

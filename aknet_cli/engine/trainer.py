@@ -101,7 +101,12 @@ def train(
     try:
         run, position = prepare_run(cfg, ctx, manifest, work_dir, resume, progress=progress)
         if position.epoch >= cfg.optim.epochs:  # a resume of a finished run: nothing to train
-            _record_history(run, position)
+            # its history written here, where no epoch will: a finished run resumed into a new
+            # work dir leaves a complete run there (best.pt carried by the resume), as
+            # run_finished recognises
+            if run.ctx.is_main and position.history:
+                _write_history(run, position)
+            barrier(run.ctx)
         for epoch in range(position.epoch, cfg.optim.epochs):
             timing = train_one_epoch(run, position, epoch, on_step_end)
             finish_epoch(run, position, epoch, timing)
@@ -402,24 +407,18 @@ def finish_epoch(run: Run, position: Position, epoch: int, timing: dict[str, Any
         save(run, "best.pt", position, epoch=epoch, step=run.steps_per_epoch, with_state=False)
     save(run, "last.pt", position, epoch=epoch, step=run.steps_per_epoch, with_state=True)
     if run.ctx.is_main:
-        write_metrics(position.history, run.work_dir / "metrics.csv")
-        write_curves(position.history, run.work_dir / "curves.png", title=cfg.name,
-                     intervals=read_step_log(run.work_dir / STEP_LOG))
+        _write_history(run, position)
         _tensorboard(run.work_dir, row)
         if run.show:
             print(_epoch_line(row, cfg.optim.epochs), flush=True)
     barrier(run.ctx)
 
 
-def _record_history(run: Run, position: Position) -> None:
-    """``metrics.csv`` and ``curves.png`` from the resumed history, where no epoch is left to
-    write them: a finished run resumed into a new work dir leaves a complete run there (its
-    best.pt is carried by the resume), which :func:`run_finished` recognises."""
-    if run.ctx.is_main and position.history:
-        write_metrics(position.history, run.work_dir / "metrics.csv")
-        write_curves(position.history, run.work_dir / "curves.png", title=run.cfg.name,
-                     intervals=read_step_log(run.work_dir / STEP_LOG))
-    barrier(run.ctx)
+def _write_history(run: Run, position: Position) -> None:
+    """``metrics.csv`` and ``curves.png`` from the epochs' history (rank 0)."""
+    write_metrics(position.history, run.work_dir / "metrics.csv")
+    write_curves(position.history, run.work_dir / "curves.png", title=run.cfg.name,
+                 intervals=read_step_log(run.work_dir / STEP_LOG))
 
 
 def run_finished(work_dir: str | Path, epochs: int) -> bool:

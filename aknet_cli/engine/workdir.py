@@ -33,6 +33,17 @@ class WorkDirInUse(OutputError):
     """Another run holds the work dir."""
 
 
+def _lock_or_name_holder(fd: int, path: Path) -> None:
+    """Take the exclusive lock on the open lock file ``fd``, or raise :class:`WorkDirInUse` naming
+    the holder its file records (the descriptor stays open either way)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+        raise WorkDirInUse(f"work dir {path.parent} is in use by another training run ({holder}); "
+                           f"wait for it to finish or choose another --work-dir") from None
+
+
 class WorkDirLock:
     """The exclusive lock on one work dir (see the module docstring); a context manager."""
 
@@ -46,12 +57,10 @@ class WorkDirLock:
             return self
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+            _lock_or_name_holder(fd, self.path)
+        except WorkDirInUse:
             os.close(fd)
-            raise WorkDirInUse(f"work dir {self.path.parent} is in use by another training run ({holder}); "
-                               f"wait for it to finish or choose another --work-dir") from None
+            raise
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}"
                      .encode())
@@ -85,11 +94,7 @@ def check_not_in_use(folder: str | os.PathLike) -> None:
     except OSError:
         return  # unreadable: claim() will say so when the run starts
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
-        raise WorkDirInUse(f"work dir {path.parent} is in use by another training run ({holder}); "
-                           f"wait for it to finish or choose another --work-dir") from None
+        _lock_or_name_holder(fd, path)
     finally:
         os.close(fd)  # drops the probe's lock, if it took it
 
