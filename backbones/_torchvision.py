@@ -19,7 +19,7 @@ import torch
 import torchvision
 from torch import nn
 
-from aknet_cli.engine.checkpoint import load_checkpoint, load_state_strict
+from aknet_cli.checkpoints.format import read_checkpoint_file, load_state_strict
 from aknet_cli.exceptions import CheckpointError, ConfigError
 from aknet_cli.models.backbone import StageSpec, VideoBackbone
 
@@ -82,7 +82,7 @@ def build_torchvision_resnet(arch: str, pretrained: bool | str) -> torchvision.m
     if weights is not None:
         net.load_state_dict(_hub_state_dict(arch, weights))
     if path is not None:
-        state = {k: v for k, v in load_checkpoint(path)["state_dict"].items() if not k.startswith("fc.")}
+        state = {k: v for k, v in read_checkpoint_file(path)["state_dict"].items() if not k.startswith("fc.")}
         load_state_strict(net, state, f"pretrained weights {path}", allow_missing=("fc.",))
     return net
 

@@ -7,7 +7,7 @@ over the same groups of points. Run: .venv/bin/python benchmarks/area_stride_fid
 import torch, torchvision
 from torch import nn
 from torch.nn import functional as F
-from aknet_cli.models.convert import Converter
+from aknet_cli.models.kernels_1d import Converter
 torch.manual_seed(0)
 rn = torchvision.models.resnet50()
 block = rn.layer4[0]

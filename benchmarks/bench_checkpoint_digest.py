@@ -2,7 +2,7 @@
 
 Times, interleaved round by round so that other load on the machine hits every variant alike:
 ``torch.save`` alone, :func:`save_checkpoint` (which adds the digest), ``torch.load`` alone,
-:func:`load_checkpoint` (which checks it), and the digest by itself. Reports medians and the
+:func:`read_checkpoint_file` (which checks it), and the digest by itself. Reports medians and the
 ratios with and without the digest. Run:
 
     python benchmarks/bench_checkpoint_digest.py [--rounds 7] [--workdir /tmp]
@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torchvision
 
-from aknet_cli.engine.checkpoint import load_checkpoint, payload_sha256, save_checkpoint
+from aknet_cli.checkpoints.format import read_checkpoint_file, payload_sha256, save_checkpoint
 
 
 def _timed(fn) -> float:
@@ -43,7 +43,7 @@ def main() -> None:
             "torch.save": lambda: torch.save({"state_dict": state}, plain),
             "save_checkpoint": lambda: save_checkpoint(checked, kind="backbone", config={}, state_dict=state),
             "torch.load": lambda: torch.load(plain, map_location="cpu", weights_only=True),
-            "load_checkpoint": lambda: load_checkpoint(checked),
+            "read_checkpoint_file": lambda: read_checkpoint_file(checked),
             "sha256 alone": lambda: payload_sha256(state),
         }
         for fn in variants.values():  # warm the page cache and the allocator
@@ -58,7 +58,7 @@ def main() -> None:
         "rounds": args.rounds,
         "median_s": {k: round(v, 4) for k, v in median.items()},
         "save_ratio": round(median["save_checkpoint"] / median["torch.save"], 3),
-        "load_ratio": round(median["load_checkpoint"] / median["torch.load"], 3),
+        "load_ratio": round(median["read_checkpoint_file"] / median["torch.load"], 3),
         "sha256_mb_per_s": round(megabytes / median["sha256 alone"], 1),
         "loadavg": os.getloadavg(),
     }

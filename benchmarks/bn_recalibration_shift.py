@@ -3,7 +3,7 @@
 A stand-in for a stage-1 checkpoint: TSM-ResNet-18 whose 2-D BatchNorm statistics are
 estimated (cumulative average, no training) on synth-sth clips; it is converted at each split
 and the 1-D statistics are recalibrated on other clips of the same data with
-:func:`aknet_cli.engine.calibrate.recalibrate_bn`. Prints the per-layer ratio of the new to
+:func:`aknet_cli.convert.calibrate.recalibrate_bn`. Prints the per-layer ratio of the new to
 the copied running variance and the mean shift in units of the copied standard deviation.
 
     .venv/bin/aknet prepare synthetic --out /tmp/synth_model
@@ -47,7 +47,7 @@ def main() -> None:
         for x in batches[: args.batches]:
             net(x)
     net.eval()
-    from aknet_cli.engine.calibrate import recalibrate_bn
+    from aknet_cli.convert.calibrate import recalibrate_bn
 
     out = {}
     for split in ("res2", "res3", "res4"):

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aknet_cli.analysis.ablation import correct_by_clip
+from aknet_cli.engine.evaluate import correct_per_clip_from_csv
 from aknet_cli.engine import evaluate as engine_evaluate
 from aknet_cli.engine.statistics import compare_paired, mean_std
 
@@ -108,7 +108,7 @@ def correctness(checkpoint: Path, data: str, mode: str, stage: str | None = None
     """1/0 test top-1 per clip of ``checkpoint`` under ``mode``, in the split's order."""
     with tempfile.TemporaryDirectory() as out, perturbed_loading(mode, stage):
         engine_evaluate.evaluate(checkpoint, data, split="test", out=out, num_workers=1, progress=False)
-        return correct_by_clip(Path(out) / "predictions.csv")
+        return correct_per_clip_from_csv(Path(out) / "predictions.csv")
 
 
 def seeds_of(spec: str) -> tuple[str, list[Path]]:
@@ -121,9 +121,9 @@ def seeds_of(spec: str) -> tuple[str, list[Path]]:
 
 
 def has_position(checkpoint: Path) -> bool:
-    from aknet_cli.engine.loading import load_model_from_checkpoint
+    from aknet_cli.checkpoints.reader import model_from_checkpoint
 
-    model, _ = load_model_from_checkpoint(checkpoint)
+    model, _ = model_from_checkpoint(checkpoint)
     return getattr(model, "position", None) is not None
 
 

@@ -23,7 +23,7 @@ from aknet_cli.data import load_manifest, protocols
 from aknet_cli.engine import evaluate
 from aknet_cli.engine.config import DataConfig
 from aknet_cli.engine.distributed import setup
-from aknet_cli.engine.loading import read_checkpoint
+from aknet_cli.checkpoints.reader import read_checkpoint
 from aknet_cli.engine.protocol import default_protocol
 
 

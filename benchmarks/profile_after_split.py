@@ -12,7 +12,7 @@ backbone's layers they replace; this says *why*:
    and 1×1 2-D convolutions after the split, and AK-Net's 3-tap and 1×1 1-D convolutions on
    its points, each conv timed alone on the input it gets in a real forward. Strided layers
    (the first block of a stage) are their own kind; AK-Net's carry the area rule's average
-   (:class:`~aknet_cli.models.convert.AreaConv1d`), timed with them and counted as no MACs.
+   (:class:`~aknet_cli.models.kernels_1d.AreaConv1d`), timed with them and counted as no MACs.
 
 Usage:
     python benchmarks/profile_after_split.py [--backbone tsm_resnet50] [--split res4]

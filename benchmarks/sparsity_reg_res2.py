@@ -27,7 +27,7 @@ from aknet_cli.engine.config import DataConfig, load_config
 from aknet_cli.engine.distributed import setup
 from aknet_cli.engine.evaluate import evaluate
 from aknet_cli.engine.loaders import build_eval_loader
-from aknet_cli.engine.loading import load_model_from_checkpoint
+from aknet_cli.checkpoints.reader import model_from_checkpoint
 from aknet_cli.engine.trainer import train
 from aknet_cli.models import loss
 
@@ -39,7 +39,7 @@ def _flat_grad(value: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
 
 def gradient_shares(checkpoint: str, data: str, batches: int, crop: int, resize: int) -> dict:
     """Mean over ``batches`` training batches of each part's two gradient norms and cosine."""
-    model, _ = load_model_from_checkpoint(checkpoint)
+    model, _ = model_from_checkpoint(checkpoint)
     model.train()  # the training forward: heatmap in [0, 1] and the auxiliary head
     cfg = DataConfig(dataset=data, resize=resize, crop=crop, resize_mode="square", num_workers=0, pin_memory=False)
     loader = build_eval_loader(cfg, setup("cpu"), split="train", frames_per_segment=model.backbone.frames_per_segment,

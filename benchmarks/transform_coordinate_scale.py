@@ -50,12 +50,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aknet_cli.analysis.ablation import correct_by_clip
+from aknet_cli.engine.evaluate import correct_per_clip_from_csv
 from aknet_cli.engine.config import DataConfig, load_config
 from aknet_cli.engine.distributed import setup
 from aknet_cli.engine.evaluate import evaluate
 from aknet_cli.engine.loaders import build_eval_loader
-from aknet_cli.engine.loading import load_model_from_checkpoint
+from aknet_cli.checkpoints.reader import model_from_checkpoint
 from aknet_cli.engine.statistics import compare_paired, mean_std
 from aknet_cli.engine.trainer import train
 from aknet_cli.exceptions import AKNetError
@@ -101,7 +101,7 @@ def coordinate_terms(net: position.TransformNet, points: torch.Tensor, coords: t
 @torch.no_grad()
 def measure(checkpoint: str, data: str) -> dict:
     """``coordinate_terms`` over the test split, and the first layer's column norms."""
-    model, description = load_model_from_checkpoint(checkpoint)
+    model, description = model_from_checkpoint(checkpoint)
     model.eval()
     net = model.position
     if not isinstance(net, position.TransformNet) or net.rank is None:
@@ -136,7 +136,7 @@ def moved_from_start(checkpoint: str, w: torch.Tensor, channels: int) -> dict[st
     start = Path(checkpoint).parent / "converted.pt"
     if not start.is_file():
         return {}
-    w0 = load_model_from_checkpoint(start)[0].position.point_mlp[0].weight[:, :, 0]
+    w0 = model_from_checkpoint(start)[0].position.point_mlp[0].weight[:, :, 0]
     return {f"W_{part}_moved": round(float((w[:, cols] - w0[:, cols]).norm() / w0[:, cols].norm()), 4)
             for part, cols in (("S", slice(None, channels)), ("D", slice(channels, None)))}
 
@@ -200,7 +200,7 @@ def score(checkpoint: str, data: str, scale: float, fixed_matrix: bool = False) 
     with scaled_coordinates(scale, fixed_matrix):
         out = Path(checkpoint).parent / "eval_test"  # kept, as `aknet ablate` keeps each run's
         evaluate(checkpoint, data, split="test", out=out, num_workers=1, progress=False)
-        trained = correct_by_clip(out / "predictions.csv")
+        trained = correct_per_clip_from_csv(out / "predictions.csv")
         result = {"checkpoint": checkpoint, "scale": scale, "fixed_matrix": fixed_matrix, "test_top1": round(100 * trained.mean(), 2)}
         for name, mode in (("coordinates_shuffled", "coords"), ("coordinates_of_another_clip", "coords_clip"),
                            ("transform_bypassed", "bypass")):
@@ -222,7 +222,7 @@ def compare(rows: list[str], reference: str) -> str:
         found = sorted(Path(p) for p in glob.glob(pattern))
         if not found:
             raise SystemExit(f"{spec!r}: no run dirs match {pattern!r}")
-        correct[name] = np.stack([correct_by_clip(d / "eval_test" / "predictions.csv") for d in found])
+        correct[name] = np.stack([correct_per_clip_from_csv(d / "eval_test" / "predictions.csv") for d in found])
     if reference not in correct:
         raise SystemExit(f"--reference {reference!r} is none of the rows ({', '.join(correct)})")
     ref = correct[reference]

@@ -117,11 +117,11 @@ def latency_ms(checkpoints: list[Path], *, runs: int = 40, warmup: int = 5) -> t
     import torch
 
     from aknet_cli.analysis.bench import ratio_summary, time_interleaved
-    from aknet_cli.engine.loading import load_model_from_checkpoint
+    from aknet_cli.checkpoints.reader import model_from_checkpoint
 
     models, inputs = [], []
     for path in checkpoints:
-        model, desc = load_model_from_checkpoint(path)
+        model, desc = model_from_checkpoint(path)
         model.eval()
         backbone = getattr(model, "backbone", model)
         crop = int((desc.get("data") or {}).get("crop", 224))

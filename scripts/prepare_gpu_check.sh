@@ -42,7 +42,7 @@ corrections = [
      'ck["train_state"]["rng"] = {"world_size": 8, "ranks": list(ck["train_state"]["rng"]["ranks"]) * 8}'),
     # checkpoints carry a SHA-256 of their tensors: an edited one is written again with its digest
     ('torch.save(ck, work / "last_from_8_gpus.pt")',
-     'from aknet_cli.engine.checkpoint import save_checkpoint\n'
+     'from aknet_cli.checkpoints.format import save_checkpoint\n'
      'save_checkpoint(work / "last_from_8_gpus.pt", kind=ck["kind"], config=ck["config"], '
      'state_dict=ck["state_dict"], meta=ck["meta"], train_state=ck["train_state"])'),
 ]

@@ -19,7 +19,7 @@ def write_stage1_checkpoint(path, *, ddp_prefix: bool = False):
     import torch
 
     from aknet_cli import create_backbone
-    from aknet_cli.engine.checkpoint import save_checkpoint
+    from aknet_cli.checkpoints.format import save_checkpoint
 
     torch.manual_seed(0)
     net = create_backbone("tsm_resnet18", num_classes=6, num_segments=4)

@@ -209,7 +209,7 @@ def _stage1_file(path: Path, *, backbone: str = "resnet18", weights_of: str | No
     """A stage-1 checkpoint for the setup's dataset (3 classes, 4 frames); ``weights_of`` puts
     another backbone's tensors under this description."""
     from aknet_cli import create_backbone
-    from aknet_cli.engine.checkpoint import save_checkpoint
+    from aknet_cli.checkpoints.format import save_checkpoint
 
     net = create_backbone(weights_of or backbone, num_classes=classes, num_segments=4)
     config = {"backbone": backbone, "num_classes": classes, "num_segments": 4, **description}

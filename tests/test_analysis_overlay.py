@@ -172,7 +172,7 @@ def test_cli_untrained_draws_and_warns(tmp_path):
 def _aknet_checkpoint(path: Path, classes=None) -> Path:
     from dataclasses import asdict
 
-    from aknet_cli.engine.checkpoint import save_checkpoint
+    from aknet_cli.checkpoints.format import save_checkpoint
     from aknet_cli.models.aknet import build_aknet
 
     torch.manual_seed(0)
@@ -231,7 +231,7 @@ def test_cli_checkpoint_at_another_alpha_picks_from_the_same_scores_and_says_so(
 
 def test_cli_stage1_checkpoint_is_explained(tmp_path):
     from aknet_cli import create_backbone
-    from aknet_cli.engine.checkpoint import save_checkpoint
+    from aknet_cli.checkpoints.format import save_checkpoint
 
     net = create_backbone("tsm_resnet18", num_classes=4, num_segments=4)
     ckpt = tmp_path / "stage1.pt"

@@ -11,7 +11,7 @@ from torch import nn
 from aknet_cli import create_backbone
 from aknet_cli.exceptions import InputShapeError
 from aknet_cli.layers import temporal_shift
-from aknet_cli.models.convert import Converter
+from aknet_cli.models.kernels_1d import Converter
 from aknet_backbones.tdn import LearnableShift, LongTermTDM, TDNBackbone
 
 T = 8

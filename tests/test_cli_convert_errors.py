@@ -7,8 +7,8 @@ from cli_helpers import assert_one_line_error, write_stage1_checkpoint
 from typer.testing import CliRunner
 
 from aknet_cli.cli.main import app
-from aknet_cli.engine.checkpoint import load_checkpoint
-from aknet_cli.engine.loading import build_model, read_checkpoint
+from aknet_cli.checkpoints.format import read_checkpoint_file
+from aknet_cli.checkpoints.reader import build_model, read_checkpoint
 
 runner = CliRunner()
 FAST = ["--split", "res3", "--transform-rank", "4", "--tau", "2.0"]
@@ -42,7 +42,7 @@ def test_output_equal_to_input_is_refused_even_with_force(tmp_path, stage1, forc
 def test_an_aknet_checkpoint_is_not_converted_again(tmp_path, stage1):
     first = tmp_path / "aknet.pt"
     assert _convert("-c", str(stage1), "-o", str(first), *FAST).exit_code == 0
-    assert load_checkpoint(first)["kind"] == "aknet"
+    assert read_checkpoint_file(first)["kind"] == "aknet"
     res = _convert("-c", str(first), "-o", str(tmp_path / "again.pt"), *FAST)
     assert_one_line_error(res, "aknet.pt", "already an AK-Net checkpoint")
     assert not (tmp_path / "again.pt").exists()
@@ -68,7 +68,7 @@ def test_options_that_agree_with_the_stored_config_are_accepted(tmp_path, stage1
     res = _convert("-c", str(stage1), "-o", str(out), *FAST,
                    "--backbone", "tsm_resnet18", "--num-classes", "6", "--num-segments", "4")
     assert res.exit_code == 0, res.output
-    cfg = load_checkpoint(out)["config"]
+    cfg = read_checkpoint_file(out)["config"]
     assert (cfg["backbone"], cfg["num_classes"], cfg["num_segments"]) == ("tsm_resnet18", 6, 4)
 
 

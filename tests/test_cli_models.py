@@ -10,8 +10,8 @@ from cli_helpers import assert_one_line_error, write_stage1_checkpoint
 from typer.testing import CliRunner
 
 from aknet_cli.cli.main import app
-from aknet_cli.engine.checkpoint import load_checkpoint
-from aknet_cli.engine.loading import build_model, load_model_from_checkpoint, read_checkpoint
+from aknet_cli.checkpoints.format import read_checkpoint_file
+from aknet_cli.checkpoints.reader import build_model, model_from_checkpoint, read_checkpoint
 
 runner = CliRunner()
 
@@ -76,7 +76,7 @@ def test_convert_1d_errors_are_one_line(tmp_path, stage1):
     assert_one_line_error(runner.invoke(app, ["convert-1d", "-c", str(path), "-o", str(tmp_path / "o.pt"), "--split", "res5"]),
                     "res5")
     plain = tmp_path / "plain.pt"
-    torch.save(load_checkpoint(path)["state_dict"], plain)
+    torch.save(read_checkpoint_file(path)["state_dict"], plain)
     # A plain state dict: the backbone is read from its keys, the frame count must be given.
     assert_one_line_error(runner.invoke(app, ["convert-1d", "-c", str(plain), "-o", str(tmp_path / "o.pt")]),
                     "plain.pt", "--num-segments")
@@ -107,7 +107,7 @@ def test_convert_1d_reads_official_tsm_checkpoints(tmp_path):
     result = runner.invoke(app, ["convert-1d", "-c", str(path), "-o", str(out), "--backbone", "tsm_resnet18",
                                  "--num-classes", "6", "--num-segments", "4", "--split", "res3"])
     assert result.exit_code == 0, result.output
-    model, _ = load_model_from_checkpoint(out)
+    model, _ = model_from_checkpoint(out)
     torch.testing.assert_close(model.backbone.stages["res3"][1].conv1.net.weight, base.layer2[1].conv1.net.weight)
     torch.testing.assert_close(model.backbone.stages["stem"][1].running_var, base.bn1.running_var)
     torch.testing.assert_close(model.head.fc.weight[:, -512:], new_fc.weight)

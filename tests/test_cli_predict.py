@@ -83,7 +83,7 @@ def stage1(dataset, tmp_path_factory):
     """A stage-1 TSM-R18 checkpoint with spread-out logits, recording the dataset's classes."""
     from aknet_cli import create_backbone
     from aknet_cli.data import load_manifest
-    from aknet_cli.engine.checkpoint import save_checkpoint
+    from aknet_cli.checkpoints.format import save_checkpoint
 
     manifest = load_manifest(dataset)
     torch.manual_seed(0)

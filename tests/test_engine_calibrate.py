@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from aknet_cli.engine.calibrate import point_net_batchnorms, recalibrate_bn
+from aknet_cli.convert.calibrate import point_net_batchnorms, recalibrate_bn
 from aknet_cli.exceptions import ConfigError, DataError
 from aknet_cli.models.aknet import build_aknet
 
@@ -114,8 +114,8 @@ def test_convert_1d_calibrate_from_the_command_line(tmp_path):
 
     from aknet_cli import create_backbone
     from aknet_cli.cli.main import app
-    from aknet_cli.engine.checkpoint import save_checkpoint
-    from aknet_cli.engine.loading import build_model, read_checkpoint
+    from aknet_cli.checkpoints.format import save_checkpoint
+    from aknet_cli.checkpoints.reader import build_model, read_checkpoint
 
     runner = CliRunner()
     data = tmp_path / "synth"

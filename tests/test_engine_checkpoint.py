@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from aknet_cli.engine.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
+from aknet_cli.checkpoints.format import read_checkpoint_file, load_state_strict, save_checkpoint
 from aknet_cli.exceptions import CheckpointError
 
 
@@ -29,7 +29,7 @@ def test_a_pickled_arbitrary_object_is_refused_without_running_it(tmp_path):
     torch.save({"state_dict": {"w": torch.zeros(2)}, "payload": _RunsCodeWhenUnpickled(marker)}, path)
     # (test_the_exec_payload_is_live shows the payload runs under an unrestricted unpickler)
     with pytest.raises(CheckpointError, match=r"evil\.pt.*objects other than tensors"):
-        load_checkpoint(path)
+        read_checkpoint_file(path)
     assert not marker.exists(), "loading a checkpoint ran code from the file"
 
 
@@ -37,7 +37,7 @@ def test_a_pickled_object_of_a_foreign_class_is_refused(tmp_path):
     path = tmp_path / "obj.pt"
     torch.save({"model": {"w": torch.zeros(2)}, "args": _Namespace(lr=0.1)}, path)
     with pytest.raises(CheckpointError, match="objects other than tensors"):
-        load_checkpoint(path)
+        read_checkpoint_file(path)
 
 
 class _Namespace:
@@ -66,7 +66,7 @@ def test_nested_state_dicts_and_ddp_prefixes_are_unwrapped(tmp_path, layout):
     sd = {"module.fc.weight": torch.arange(6.0).view(2, 3), "module.fc.bias": torch.tensor([1.0, -1.0])}
     path = tmp_path / "foreign.pth"
     torch.save(layout(sd), path)
-    ckpt = load_checkpoint(path)
+    ckpt = read_checkpoint_file(path)
     assert ckpt["kind"] is None and ckpt["config"] == {}
     assert set(ckpt["state_dict"]) == {"fc.weight", "fc.bias"}
     torch.testing.assert_close(ckpt["state_dict"]["fc.weight"], sd["module.fc.weight"])
@@ -80,7 +80,7 @@ def test_aknet_checkpoint_round_trip_keeps_kind_config_and_meta(tmp_path):
     path = tmp_path / "c.pt"
     save_checkpoint(path, kind="backbone", config={"backbone": "resnet18", "num_classes": 3},
                     state_dict={"module.w": torch.ones(2)}, meta={"epoch": 1})
-    ckpt = load_checkpoint(path)
+    ckpt = read_checkpoint_file(path)
     assert ckpt["kind"] == "backbone" and ckpt["config"]["backbone"] == "resnet18" and ckpt["meta"] == {"epoch": 1}
     assert list(ckpt["state_dict"]) == ["w"]
 
@@ -94,7 +94,7 @@ def test_files_without_a_state_dict_are_named(tmp_path, obj):
     path = tmp_path / "x.pt"
     torch.save(obj, path)
     with pytest.raises(CheckpointError, match=r"x\.pt holds neither an aknet checkpoint nor a state dict"):
-        load_checkpoint(path)
+        read_checkpoint_file(path)
 
 
 def _net() -> nn.Module:
@@ -148,14 +148,14 @@ def test_flipped_bytes_inside_a_tensor_are_refused_in_one_line(tmp_path):
     net = _net()
     path = tmp_path / "c.pt"
     save_checkpoint(path, kind="backbone", config={}, state_dict=net.state_dict())
-    assert load_checkpoint(path)["verified"] is True
+    assert read_checkpoint_file(path)["verified"] is True
     _flip_bytes_inside(path, net[0].weight)
     import zipfile
 
     with zipfile.ZipFile(path) as archive:  # the file is still a readable archive, only its numbers changed
         assert archive.namelist()
     with pytest.raises(CheckpointError) as err:
-        load_checkpoint(path)
+        read_checkpoint_file(path)
     message = str(err.value)
     assert len(message.splitlines()) == 1
     assert "c.pt is corrupt" in message and "SHA-256 of its state_dict" in message
@@ -168,20 +168,20 @@ def test_corrupt_optimizer_state_is_refused_too(tmp_path):
                     train_state={"optimizer": {"state": {0: {"momentum_buffer": momentum}}}, "epoch": 2})
     _flip_bytes_inside(path, momentum)
     with pytest.raises(CheckpointError, match="SHA-256 of its train_state"):
-        load_checkpoint(path)
+        read_checkpoint_file(path)
 
 
 def test_format_1_checkpoints_without_a_digest_load_unverified(tmp_path):
     path = tmp_path / "old.pt"
     torch.save({"format": "aknet-checkpoint/1", "kind": "backbone", "config": {"backbone": "resnet18"},
                 "state_dict": {"module.w": torch.ones(2)}, "meta": {}}, path)
-    ckpt = load_checkpoint(path)
+    ckpt = read_checkpoint_file(path)
     assert ckpt["verified"] is False and ckpt["format"] == "aknet-checkpoint/1"
     assert list(ckpt["state_dict"]) == ["w"]
 
 
 def test_the_digest_covers_names_shapes_and_values():
-    from aknet_cli.engine.checkpoint import payload_sha256
+    from aknet_cli.checkpoints.format import payload_sha256
 
     import hashlib
 
@@ -247,7 +247,7 @@ def test_an_unstripped_mmengine_checkpoint_loads_with_its_metadata(tmp_path, mon
     }
     path = tmp_path / "epoch_50.pth"
     torch.save(obj, path, _use_new_zipfile_serialization=zipfile_format)
-    ckpt = load_checkpoint(path)
+    ckpt = read_checkpoint_file(path)
     assert set(ckpt["state_dict"]) == set(weights)
     assert ckpt["meta"]["cfg"].startswith("model = dict(") and float(ckpt["meta"]["best_score"]) == 61.2
 
@@ -256,7 +256,7 @@ def test_an_object_outside_the_allow_list_is_named_with_how_to_strip(tmp_path):
     path = tmp_path / "epoch_3.pth"
     torch.save({"state_dict": {"w": torch.zeros(2)}, "meta": {"args": _Namespace(lr=0.1)}}, path)
     with pytest.raises(CheckpointError) as err:
-        load_checkpoint(path)
+        read_checkpoint_file(path)
     message = str(err.value)
     assert len(message.splitlines()) == 1
     assert "_Namespace" in message and "torch.save({'state_dict'" in message and "epoch_3.pth" in message
@@ -311,11 +311,11 @@ def test_a_description_outside_its_schema_is_named_in_one_line_before_any_model_
     """The digest matches (the file was written so), yet the description cannot rebuild the
     model: the reader names the field, what it holds and what it should hold, and the CLI says
     it in one line instead of a TypeError/ValueError/KeyError traceback."""
-    import aknet_cli.engine.loading as loading
+    import aknet_cli.checkpoints.reader as loading
     from typer.testing import CliRunner
 
     from aknet_cli.cli.main import app
-    from aknet_cli.engine.loading import read_checkpoint
+    from aknet_cli.checkpoints.reader import read_checkpoint
     from cli_helpers import assert_one_line_error
 
     replaced, fragments = BAD_DESCRIPTIONS[name]
@@ -349,12 +349,12 @@ def test_metadata_edited_after_saving_is_named_with_the_part_it_changed(tmp_path
     obj["digest"] = {"sha256": {"state_dict": obj["digest"]["sha256"]["state_dict"]}}
     save_checkpoint(path, kind=obj["kind"], config=obj["config"], state_dict=obj["state_dict"], meta={"epoch": 1},
                     train_state=obj["train_state"])
-    assert load_checkpoint(path)["metadata_verified"] is True
+    assert read_checkpoint_file(path)["metadata_verified"] is True
     obj = torch.load(path, weights_only=True)
     change(obj)
     torch.save(obj, path)
     with pytest.raises(CheckpointError) as err:
-        load_checkpoint(path)
+        read_checkpoint_file(path)
     message = str(err.value)
     assert len(message.splitlines()) == 1
     assert "c.pt was edited after it was written" in message and f"its {part} no longer matches" in message
@@ -363,8 +363,8 @@ def test_metadata_edited_after_saving_is_named_with_the_part_it_changed(tmp_path
 def test_format_2_checkpoints_keep_loading_with_their_tensors_verified_and_their_description_checked(tmp_path):
     """Format 2 (aknet before the metadata digest): a SHA-256 of the tensors only, written here
     as that version wrote it."""
-    from aknet_cli.engine.checkpoint import payload_sha256
-    from aknet_cli.engine.loading import build_model, read_checkpoint
+    from aknet_cli.checkpoints.format import payload_sha256
+    from aknet_cli.checkpoints.reader import build_model, read_checkpoint
 
     obj = torch.load(_stage1(tmp_path / "new.pt"), weights_only=True)
     old = {"format": "aknet-checkpoint/2", "kind": obj["kind"], "config": obj["config"], "state_dict": obj["state_dict"],

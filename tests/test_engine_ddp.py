@@ -132,7 +132,7 @@ def _two_gloo_ranks(worker, *args) -> list:
 def _save_with_nan_on_rank_1(rank: int, world: int, port: int, results, work: str) -> None:
     import torch.distributed as dist
 
-    from aknet_cli.engine.checkpointing import save
+    from aknet_cli.engine.checkpoint_saver import save
     from aknet_cli.engine.config import RunConfig
     from aknet_cli.engine.distributed import DistContext
     from aknet_cli.engine.state import Position, TrainingDiverged

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from aknet_cli import build_aknet, create_backbone
 from aknet_cli.cli.main import app
-from aknet_cli.engine.checkpoint import save_checkpoint
-from aknet_cli.engine.export import example_clip, export_model, onnx_outputs, onnxruntime_latency
+from aknet_cli.checkpoints.format import save_checkpoint
+from aknet_cli.convert.export import example_clip, export_model, onnx_outputs, onnxruntime_latency
 
 runner = CliRunner()
 SIZE = 64

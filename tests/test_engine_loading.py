@@ -24,7 +24,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 from aknet_cli.cli.main import app
-from aknet_cli.engine.loading import fit_classes, load_model_from_checkpoint, read_checkpoint
+from aknet_cli.checkpoints.reader import fit_classes, model_from_checkpoint, read_checkpoint
 from aknet_cli.exceptions import CheckpointError, ConfigError
 from cli_helpers import assert_one_line_error
 
@@ -138,7 +138,7 @@ def test_mmaction2_tsm_checkpoint_computes_what_mmaction2_computes(ref, tmp_path
     assert ckpt.format == "an mmaction2 TSM checkpoint"
     assert ckpt.config["backbone"] == "tsm_resnet18" and ckpt.config["num_segments"] == T  # from meta's config
     assert ckpt.label_order == "file"
-    model, description = load_model_from_checkpoint(path)
+    model, description = model_from_checkpoint(path)
     x = _clip()
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(x), ref(x), rtol=1e-5, atol=1e-5)
@@ -149,7 +149,7 @@ def test_mmaction2_tsm_checkpoint_computes_what_mmaction2_computes(ref, tmp_path
 def test_official_tsm_checkpoints_of_both_classifier_names(ref, tmp_path, dropout0):
     path = official_tsm_checkpoint(ref, tmp_path / f"TSM_something_RGB_resnet18_shift8_blockres_avg_segment{T}_e45.pth",
                                    dropout0=dropout0)
-    model, description = load_model_from_checkpoint(path)
+    model, description = model_from_checkpoint(path)
     assert description["format"] == "an official TSM checkpoint" and description["label_order"] == "sorted"
     assert any("read from the file name" in note for note in description["notes"])
     x = _clip()
@@ -162,7 +162,7 @@ def test_official_tsm_resnet101_shifts_every_other_block(tmp_path):
     tv = ref.torchvision_state()
     assert "layer3.0.conv1.net.weight" in tv and "layer3.1.conv1.weight" in tv
     path = official_tsm_checkpoint(ref, tmp_path / "TSM_kinetics_RGB_resnet101_shift8_blockres_avg_segment4_e50.pth")
-    model, description = load_model_from_checkpoint(path)
+    model, description = model_from_checkpoint(path)
     assert description["backbone"] == "tsm_resnet101"
     x = torch.randn(1, T, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
@@ -202,7 +202,7 @@ def test_a_mismatch_names_keys_as_the_file_names_them(ref, tmp_path):
     del obj["state_dict"]["backbone.layer2.1.conv1.conv.net.weight"]
     _torch.save(obj, path)
     with pytest.raises(CheckpointError) as err:
-        load_model_from_checkpoint(path)
+        model_from_checkpoint(path)
     message = str(err.value)
     assert "backbone.layer2.1.conv1.conv.net.weight" in message and "an mmaction2 TSM checkpoint" in message
 
@@ -235,7 +235,7 @@ NAMES_FILE = ["push", "pull", "lift", "drop"]  # a labels file's order; sorted: 
 
 def test_sorted_checkpoint_rows_are_reordered_for_a_file_ordered_dataset(ref, tmp_path):
     path = official_tsm_checkpoint(ref, tmp_path / f"TSM_something_RGB_resnet18_segment{T}.pth")
-    model, description = load_model_from_checkpoint(path)
+    model, description = model_from_checkpoint(path)
     x = _clip()
     with torch.no_grad():
         before = model.eval()(x)
@@ -251,11 +251,11 @@ def test_sorted_checkpoint_rows_are_reordered_for_a_file_ordered_dataset(ref, tm
 
 def test_file_ordered_checkpoint_on_a_sorted_dataset_is_refused_unless_told(ref, tmp_path):
     path = mmaction2_checkpoint(ref, tmp_path / "m.pth")
-    model, description = load_model_from_checkpoint(path)
+    model, description = model_from_checkpoint(path)
     with pytest.raises(CheckpointError, match="--label-order file"):
         fit_classes(model, description, classes=sorted(NAMES_FILE), label_order="sorted", dataset_format="sthv1",
                     source="m.pth", where="data")
-    model, description = load_model_from_checkpoint(path, label_order="sorted")
+    model, description = model_from_checkpoint(path, label_order="sorted")
     assert fit_classes(model, description, classes=sorted(NAMES_FILE), label_order="sorted",
                        dataset_format="sthv1", source="m.pth", where="data") == []
     with pytest.raises(CheckpointError, match="predicts 4 classes but data has 3"):
@@ -265,7 +265,7 @@ def test_file_ordered_checkpoint_on_a_sorted_dataset_is_refused_unless_told(ref,
 
 def test_official_code_sorts_only_sth_sth(ref, tmp_path):
     path = official_tsm_checkpoint(ref, tmp_path / f"TSM_diving48_segment{T}.pth")
-    model, description = load_model_from_checkpoint(path)
+    model, description = model_from_checkpoint(path)
     assert fit_classes(model, description, classes=NAMES_FILE, label_order="file", dataset_format="diving48",
                        source="ckpt", where="data") == []
 
@@ -384,7 +384,7 @@ def test_eval_reads_an_official_tdn_checkpoint_as_it_is(datasets, tmp_path):
     torch.save({"epoch": 60, "arch": "resnet18", "state_dict": official_state_dict(source)}, path)
     metrics, predictions = _eval(path, sorted_data, tmp_path / "tdn")
     assert metrics["checkpoint_format"] == "an official TDN checkpoint" and len(predictions) == 8
-    model, description = load_model_from_checkpoint(path)
+    model, description = model_from_checkpoint(path)
     assert description["backbone"] == "tdn_resnet18" and description["num_segments"] == T
     x = torch.randn(1, T, 5, 3, 32, 32, generator=torch.Generator().manual_seed(6))
     with torch.no_grad():
@@ -395,7 +395,7 @@ def test_an_aknet_checkpoint_of_an_unknown_kind_is_named_not_read_as_a_foreign_f
     """aknet's own container with a kind this version does not build (a newer aknet's): one
     line naming the kind, instead of a request for --num-segments as if it were TSM's file."""
     from aknet_cli import create_backbone
-    from aknet_cli.engine.checkpoint import save_checkpoint
+    from aknet_cli.checkpoints.format import save_checkpoint
 
     net = create_backbone("resnet18", num_classes=3, num_segments=2)
     path = tmp_path / "teacher.pt"
@@ -411,8 +411,8 @@ def test_a_checkpoint_from_before_the_transform_forms_loads_as_the_uv_form_it_wa
     from dataclasses import asdict
 
     from aknet_cli import build_aknet
-    from aknet_cli.engine.checkpoint import save_checkpoint
-    from aknet_cli.engine.loading import load_model_from_checkpoint
+    from aknet_cli.checkpoints.format import save_checkpoint
+    from aknet_cli.checkpoints.reader import model_from_checkpoint
 
     torch.manual_seed(0)
     model = build_aknet("resnet18", split="res4", num_classes=3, num_segments=2, transform="uv", transform_rank=4).eval()
@@ -423,7 +423,7 @@ def test_a_checkpoint_from_before_the_transform_forms_loads_as_the_uv_form_it_wa
     path = tmp_path / "old.pt"
     save_checkpoint(path, kind="aknet", config={"backbone": "resnet18", "num_classes": 3, "num_segments": 2,
                                                 "aknet": switches}, state_dict=model.state_dict())
-    loaded, _ = load_model_from_checkpoint(path)
+    loaded, _ = model_from_checkpoint(path)
     assert (loaded.config.transform, loaded.config.transform_rank) == ("uv", 4)
     x = torch.randn(1, 2, 3, 64, 64)
     with torch.no_grad():

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from aknet_cli.engine.checkpoint import save_checkpoint
+from aknet_cli.checkpoints.format import save_checkpoint
 from aknet_cli.engine.config import load_config
 from aknet_cli.engine.resume import refuse_overwrite, resume_source
 from aknet_cli.engine.trainer import train

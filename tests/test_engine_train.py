@@ -12,7 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from aknet_cli.cli.main import app
-from aknet_cli.engine.checkpoint import load_checkpoint
+from aknet_cli.checkpoints.format import read_checkpoint_file
 from aknet_cli.engine.config import load_config
 from aknet_cli.engine.steplog import read_step_log
 from aknet_cli.engine.trainer import TrainingDiverged, train
@@ -156,7 +156,7 @@ def test_eval_in_1x1_and_2x3_views(stage1, tiny, tmp_path):
     assert {"top1", "top5", "mean_class_acc", "num_clips", "views", "gflops"} <= set(r1)
     assert r1["num_clips"] == 8 and r1["views"] == "1x1"
     # Trained by TSM's _sample_indices (data.protocol auto, a ResNet: TSM's family), recorded, scored so.
-    assert load_checkpoint(ckpt)["config"]["data"]["protocol"] == "tsm" and r1["protocol"] == "tsm"
+    assert read_checkpoint_file(ckpt)["config"]["data"]["protocol"] == "tsm" and r1["protocol"] == "tsm"
     preds = pd.read_csv(tmp_path / "1x1" / "predictions.csv")
     assert r1["top1"] == pytest.approx(100 * (preds["top1"] == preds["label"]).mean())  # recomputed from the file
     hits5 = preds.apply(lambda r: r["label"] in [r[f"top{k}"] for k in range(1, 5)], axis=1)  # 4 classes: top-4
@@ -193,7 +193,7 @@ def test_eval_mismatch_and_bad_views_are_one_line(stage1, tmp_path):
 
 def _five_classes(path: Path) -> Path:
     from aknet_cli import create_backbone
-    from aknet_cli.engine.checkpoint import save_checkpoint
+    from aknet_cli.checkpoints.format import save_checkpoint
 
     net = create_backbone("resnet18", num_classes=5, num_segments=4)
     save_checkpoint(path, kind="backbone", config={"backbone": "resnet18", "num_classes": 5, "num_segments": 4},

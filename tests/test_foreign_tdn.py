@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from aknet_cli import create_backbone
-from aknet_cli.engine.foreign import (
+from aknet_cli.checkpoints.foreign import (
     is_tdn_state_dict,
     is_tsm_state_dict,
     translate_foreign_state_dict,
@@ -203,14 +203,14 @@ def test_conv_bias_without_batchnorm_statistics_is_refused(source18):
 
 
 def test_convert_1d_reads_official_tdn_checkpoints(source18, tmp_path):
-    from aknet_cli.engine.convert_1d import convert_checkpoint
-    from aknet_cli.engine.loading import load_model_from_checkpoint
+    from aknet_cli.convert.stage2 import convert_checkpoint
+    from aknet_cli.checkpoints.reader import model_from_checkpoint
 
     path = tmp_path / "TDN_something_RGB_resnet18_avg_segment8_e60.pth.tar"
     torch.save({"epoch": 60, "arch": "resnet18", "state_dict": official_state_dict(source18)}, path)
     out = tmp_path / "aknet.pt"
     convert_checkpoint(path, out, split="res3", backbone="tdn_resnet18", num_classes=CLASSES, num_segments=T)
-    model, _ = load_model_from_checkpoint(out)
+    model, _ = model_from_checkpoint(out)
     torch.testing.assert_close(model.backbone.short_term.stem[1].weight, source18.short_term.stem[1].weight)
     torch.testing.assert_close(model.backbone.stages["res3"][1].conv2.scale_half[1].weight,
                                source18.stages["res3"][1].conv2.scale_half[1].weight)

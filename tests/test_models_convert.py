@@ -9,7 +9,7 @@ from torch import nn
 
 from aknet_cli.exceptions import ConfigError
 from aknet_cli.layers import TemporalShift
-from aknet_cli.models.convert import Converter, PointConv1d, batchnorm2d_to_1d, conv2d_to_1d
+from aknet_cli.models.kernels_1d import Converter, PointConv1d, batchnorm2d_to_1d, conv2d_to_1d
 
 
 def _constant_along_width(b: int, c: int, length: int, width: int, seed: int = 0):
@@ -178,7 +178,7 @@ def test_folded_average_is_the_convolution_then_its_average(kernel, stride, padd
     """fold_average turns "conv at stride s, then the mean of `pool` outputs" into one wider
     conv at stride s·pool: the same outputs as torch's conv1d then avg_pool1d (ceil mode: a
     partial last window averages what it has), at every length, odd numbers of outputs included."""
-    from aknet_cli.models.convert import AreaConv1d
+    from aknet_cli.models.kernels_1d import AreaConv1d
 
     torch.manual_seed(length)
     conv = AreaConv1d(8, 12, kernel, stride=stride, padding=padding, groups=groups, pool=pool, bias=True).eval()
@@ -193,7 +193,7 @@ def test_folded_average_is_the_convolution_then_its_average(kernel, stride, padd
 def test_fused_aknet_folds_every_strided_average_and_keeps_its_logits():
     from aknet_cli import build_aknet
     from aknet_cli.models import fuse_for_inference
-    from aknet_cli.models.convert import AreaConv1d
+    from aknet_cli.models.kernels_1d import AreaConv1d
 
     torch.manual_seed(0)
     model = build_aknet("resnet18", split="res2", num_classes=5, num_segments=2).eval()

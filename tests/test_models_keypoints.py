@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from aknet_cli._registry import create_backbone
-from aknet_cli.models.convert import Converter
+from aknet_cli.models.kernels_1d import Converter
 
 # --------------------------------------------------------------------------- item 1
 # Split → side of the split map at 224² (N = round(0.3 · 8 · side²) keypoints).

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..engine.evaluate import correct_per_clip_from_csv
 from ..engine.statistics import LEVEL, mean_std, paired_bootstrap
 from ..engine.trainer import run_finished as finished
 from ..exceptions import ConfigError
@@ -167,14 +168,6 @@ def report_split(data: str) -> str:
     return "test" if roles.get("test", "").startswith("held out") else "val"
 
 
-def correct_by_clip(predictions: Path) -> np.ndarray:
-    """1/0 top-1 correctness of each labelled clip of an ``aknet eval`` ``predictions.csv``, in
-    the split's order (the order ``evaluate`` writes)."""
-    table = pd.read_csv(predictions)
-    labelled = table[table["label"] >= 0]
-    return (labelled["top1"] == labelled["label"]).to_numpy(dtype=np.float64)
-
-
 def score_run(run: AblationRun, *, data: str, split: str) -> None:
     """Score a finished run's ``best.pt`` on ``split`` (cached in ``eval_<split>``): its top-1
     and the correctness of every clip, in the split's order."""
@@ -184,7 +177,7 @@ def score_run(run: AblationRun, *, data: str, split: str) -> None:
         from ..engine.evaluate import evaluate
 
         evaluate(best, data, split=split, out=out, num_workers=1, progress=False)
-    run.correct = correct_by_clip(predictions)
+    run.correct = correct_per_clip_from_csv(predictions)
     run.top1 = round(100.0 * float(run.correct.mean()), 2) if len(run.correct) else None
     run.val_top1 = best_val_top1(run.work_dir)
 

@@ -91,7 +91,7 @@ class BenchConfig:
             if self.device != "cpu" or self.amp:
                 raise ConfigError("--runtime onnxruntime times ONNX Runtime's CPU provider in float32: "
                                   "drop --device cuda and --amp")
-            from ..engine.export import require_onnxruntime
+            from ..convert.export import require_onnxruntime
 
             require_onnxruntime()
         if self.threads is not None and self.threads < 1:
@@ -326,7 +326,7 @@ def _onnxruntime_forwards(models: Mapping[str, nn.Module], cfg: BenchConfig, wor
     equal), so a timing is never taken of a graph that computes something else."""
     from pathlib import Path
 
-    from ..engine.export import export_model, ort_session
+    from ..convert.export import export_model, ort_session
 
     sessions = {}
     for name, model in models.items():

@@ -160,7 +160,7 @@ class LoadedModel:
 def load_overlay_model(checkpoint: str | Path | None, *, backbone: str, split: str | None, alpha: float | None,
                        frames: int | None, num_classes: int = 174) -> LoadedModel:
     """The AK-Net whose keypoints are drawn: from a checkpoint (``convert-1d`` or training
-    output, read by :func:`~aknet_cli.engine.loading.read_checkpoint`), or untrained."""
+    output, read by :func:`~aknet_cli.checkpoints.reader.read_checkpoint`), or untrained."""
     if checkpoint is not None:
         return _load_trained(checkpoint, split=split, alpha=alpha, frames=frames)
     from .flops import build_counted_model, validate
@@ -180,7 +180,7 @@ def _load_trained(checkpoint: str | Path, *, split: str | None, alpha: float | N
     (the weights do not depend on α: it only sets how many points are selected)."""
     import dataclasses
 
-    from ..engine.loading import build_model, read_checkpoint
+    from ..checkpoints.reader import build_model, read_checkpoint
 
     ckpt = read_checkpoint(checkpoint)
     if ckpt.kind != "aknet":

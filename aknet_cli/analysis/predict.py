@@ -69,7 +69,7 @@ class Predictor:
 
     Attributes:
         model: in eval mode, on ``device``.
-        description: :func:`~aknet_cli.engine.loading.load_model_from_checkpoint`'s.
+        description: :func:`~aknet_cli.checkpoints.reader.model_from_checkpoint`'s.
         classes: class names in the model's index order, if known.
         clips, crops: the views ``CxK``.
         resize, crop, resize_mode: the checkpoint's evaluation transform (crop = resize for 3 crops).
@@ -119,7 +119,7 @@ def load_predictor(checkpoint: str | Path, *, views: str = "1x1", labels: str | 
             not define these views, a labels file that does not fit.
     """
     from ..engine.evaluate import parse_views
-    from ..engine.loading import load_model_from_checkpoint
+    from ..checkpoints.reader import model_from_checkpoint
     from ..engine.protocol import resolve_protocol
 
     clips, crops = parse_views(views)
@@ -130,7 +130,7 @@ def load_predictor(checkpoint: str | Path, *, views: str = "1x1", labels: str | 
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA device is visible")
     target = torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
-    model, description = load_model_from_checkpoint(checkpoint, backbone=backbone, num_segments=num_segments,
+    model, description = model_from_checkpoint(checkpoint, backbone=backbone, num_segments=num_segments,
                                                     label_order=label_order)
     rules = resolve_protocol(protocol, description["protocol"], description, clips=clips, source=str(checkpoint))
     names = class_names(description, labels)

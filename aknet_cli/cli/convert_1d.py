@@ -54,7 +54,7 @@ def convert_1d_command(
         aknet convert-1d -c tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_sthv2-rgb.pth --split res4 -o aknet.pt
     """
     from .._atomic import check_output_file
-    from ..engine.convert_1d import convert_checkpoint
+    from ..convert.stage2 import convert_checkpoint
     from ..exceptions import ConfigError
     from ..models.aknet import parse_options
 

@@ -33,11 +33,11 @@ def export_command(
         aknet export aknet.pt --format torch-export --out aknet.pt2 --batch dynamic
     """
     from .._atomic import check_output_file
-    from ..engine.export import export_model
-    from ..engine.loading import load_model_from_checkpoint
+    from ..convert.export import export_model
+    from ..checkpoints.reader import model_from_checkpoint
 
     check_output_file(out, option="--out")
-    model, _ = load_model_from_checkpoint(checkpoint, num_segments=num_segments)
+    model, _ = model_from_checkpoint(checkpoint, num_segments=num_segments)
     report = export_model(model, out, format=format, batch=batch, size=size, fuse=fuse, overwrite=force)
     if json_out:
         print_json(report.as_dict())

@@ -73,9 +73,10 @@ def predict_command(
         raise P.unreadable_error(target, results)
     k = min(top_k, int(predictor.description["num_classes"]))
     if out is not None:
-        from ..engine.reports import write_csv
+        from ..data.atomic import write_csv
+        from ..engine.reports import FLOAT_FORMAT
 
-        write_csv(P.predictions_table(results, k), out)
+        write_csv(out, P.predictions_table(results, k), float_format=FLOAT_FORMAT)
     skipped = [r for r in results if r.error]
     if json_out:
         print_json({"checkpoint": str(checkpoint), "format": predictor.description["format"], "views": views,

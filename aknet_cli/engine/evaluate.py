@@ -38,12 +38,13 @@ from ..data.protocols import get_protocol
 from ..exceptions import ConfigError
 from .config import DataConfig
 from .distributed import all_gather_objects, setup
-from .loading import Checkpoint, build_model, check_class_count, fit_classes, read_checkpoint
+from ..checkpoints.reader import Checkpoint, build_model, check_class_count, fit_classes, read_checkpoint
 from .precision import autocast_dtype
 from .protocol import resolve_protocol
 from .scoring import accuracy_counts, collect_scores
 from .statistics import LEVEL, compare_paired, wilson_interval
-from .reports import write_confusion_plot, write_csv, write_per_class_plot
+from ..data.atomic import write_csv
+from .reports import FLOAT_FORMAT, write_confusion_plot, write_per_class_plot
 
 _VIEWS = re.compile(r"^(\d+)x([13])$")
 
@@ -133,6 +134,14 @@ def correct_per_clip(scored: dict[str, Any]) -> np.ndarray:
     return (scored["scores"].argmax(dim=1)[keep] == labels[keep]).numpy().astype(np.float64)
 
 
+def correct_per_clip_from_csv(predictions: Path) -> np.ndarray:
+    """:func:`correct_per_clip` read back from an ``aknet eval`` ``predictions.csv``, in the
+    split's order (the order :func:`evaluate` writes)."""
+    table = pd.read_csv(predictions)
+    labelled = table[table["label"] >= 0]
+    return (labelled["top1"] == labelled["label"]).to_numpy(dtype=np.float64)
+
+
 def _summary(scored: dict[str, Any], manifest, clips: int, crops: int) -> tuple[dict[str, Any], pd.DataFrame]:
     scores, labels = scored["scores"], scored["labels"]
     hit1, hit5, n = accuracy_counts(scores, labels)
@@ -195,7 +204,7 @@ def evaluate(
     """Evaluate ``checkpoint`` (and optionally ``compare``) on ``data``'s ``split``.
 
     ``backbone``, ``num_segments`` and ``label_order`` fill in what a checkpoint of another code
-    base does not record (:func:`~aknet_cli.engine.loading.read_checkpoint`); ``protocol``
+    base does not record (:func:`~aknet_cli.checkpoints.reader.read_checkpoint`); ``protocol``
     (``tsm``, ``tdn``, ``mmaction2``, ``aknet``) overrides each checkpoint's own.
 
     Returns:
@@ -247,13 +256,13 @@ def _write_outputs(results: list[tuple[dict, pd.DataFrame, dict]], manifest, out
     """Everything ``evaluate`` writes into ``out`` (see the module docstring)."""
     out.mkdir(parents=True, exist_ok=True)
     main, table, scored = results[0]
-    write_csv(table, out / "per_class.csv")
+    write_csv(out / "per_class.csv", table, float_format=FLOAT_FORMAT)
     _write_predictions(scored, manifest, out / "predictions.csv")
     if main["num_labelled"]:
         write_per_class_plot({summary["name"]: t for summary, t, _ in results}, out / "per_class.png")
         write_confusion_plot(_confusion(scored, manifest.num_classes), manifest.classes, out / "confusion.png")
     if len(results) > 1:
-        write_csv(results[1][1], out / "per_class_compare.csv")
+        write_csv(out / "per_class_compare.csv", results[1][1], float_format=FLOAT_FORMAT)
     with atomic_output(out / "metrics.json", suffix=".json") as tmp:
         tmp.write_text(json.dumps({**main, "out": str(out)}, indent=2), encoding="utf-8")
 
@@ -280,4 +289,4 @@ def _write_predictions(scored: dict[str, Any], manifest, path: Path) -> None:
             row[f"top{j + 1}_class"] = manifest.classes[c]
             row[f"top{j + 1}_score"] = float(top.values[i, j])
         rows.append(row)
-    write_csv(pd.DataFrame(rows), path)
+    write_csv(path, pd.DataFrame(rows), float_format=FLOAT_FORMAT)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .._progress import StepProgress
-from .checkpointing import save
+from .checkpoint_saver import save
 from .distributed import DistContext, agree, all_reduce_sum, average_batchnorm_buffers
 from .optim import apply_partial_bn
 from .precision import autocast

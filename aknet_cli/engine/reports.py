@@ -9,21 +9,20 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_output
+from ..data.atomic import write_csv
 from ..exceptions import ConfigError
 
 METRIC_COLUMNS = ("epoch", "lr", "train_loss", "train_cls", "train_aux", "train_sparsity", "train_top1",
                   "val_top1", "val_top5", "clips_per_s", "data_wait", "seconds")
 
 
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """``frame`` as CSV; a video name that is not UTF-8 is written as its bytes, as ``ls`` lists it."""
-    with atomic_output(path, suffix=".csv") as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6g", errors="surrogateescape")
+#: How numbers are written in the tables a person reads (6 significant digits).
+FLOAT_FORMAT = "%.6g"
 
 
 def write_metrics(history: list[dict[str, Any]], path: Path) -> None:
     """``metrics.csv``: one row per epoch (eq. 16's terms are empty for stage 1)."""
-    write_csv(pd.DataFrame(history, columns=list(METRIC_COLUMNS)), path)
+    write_csv(path, pd.DataFrame(history, columns=list(METRIC_COLUMNS)), float_format=FLOAT_FORMAT)
 
 
 def pyplot():

@@ -196,7 +196,7 @@ def apply_schedule(optimizer: torch.optim.Optimizer, scheduler, cfg: RunConfig, 
 
 def restore_meters(saved: dict[str, Any], ctx: DistContext) -> dict[str, float]:
     """This rank's running sums of a partly done epoch (see
-    :func:`~aknet_cli.engine.checkpointing.gather_meters`). On another number of processes, rank
+    :func:`~aknet_cli.engine.checkpoint_saver.gather_meters`). On another number of processes, rank
     0 takes the sum over all saved ranks and the others start at zero, so that the epoch's
     totals stay right."""
     ranks = saved["ranks"] if "ranks" in saved else [saved]  # before per-rank sums: rank 0's only

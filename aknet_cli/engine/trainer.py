@@ -9,7 +9,7 @@ module with eq. 16. Both write, in the work directory: ``config.toml`` (the conf
 
 The run is laid out as timm's and mmengine's are: :func:`prepare_run` builds everything (and
 restores a checkpoint), :func:`~aknet_cli.engine.loop.train_one_epoch` runs the steps,
-:func:`finish_epoch` validates, checkpoints (:mod:`~aknet_cli.engine.checkpointing`) and
+:func:`finish_epoch` validates, checkpoints (:mod:`~aknet_cli.engine.checkpoint_saver`) and
 reports. ``last.pt`` carries everything an exact resume needs, so a run killed at a step
 boundary and resumed ends with bit-identical weights to one that never stopped (on CPU; cuDNN
 kernels may not be deterministic), on the same number of processes.
@@ -32,14 +32,14 @@ from ..data import load_manifest
 from ..data.video_io import check_backend
 from ..exceptions import AKNetError, CheckpointError, ConfigError, OutputError
 from . import rng
-from .checkpoint import load_checkpoint, load_state_strict
-from .checkpoint_schema import check_model_config
-from .checkpointing import save
+from ..checkpoints.format import read_checkpoint_file, load_state_strict
+from ..checkpoints.schema import check_model_config
+from .checkpoint_saver import save
 from .config import RunConfig, check_config, to_toml
-from .convert_1d import convert_checkpoint, load_stage1
+from ..convert.stage2 import convert_checkpoint, load_stage1
 from .distributed import DistContext, agree, barrier, decided_by_rank0, pick_device, setup
 from .loaders import build_eval_loader, build_train_loader
-from .loading import read_checkpoint
+from ..checkpoints.reader import read_checkpoint
 from .loop import StepCallback, epoch_row, set_train_mode, train_one_epoch, validate
 from .optim import build_optimizer, build_scheduler
 from .precision import autocast_dtype, grad_scaler, restore_scaler
@@ -184,7 +184,7 @@ def model_description(cfg: RunConfig, manifest, model: nn.Module) -> dict[str, A
 def check_stage1_checkpoint(cfg: RunConfig, manifest) -> None:
     """Fail before any work when the stage-1 checkpoint cannot serve this dataset."""
     path = Path(cfg.model.init_from)
-    stored = load_checkpoint(path)
+    stored = read_checkpoint_file(path)
     if stored["kind"] == "aknet":
         raise CheckpointError(f"model.init_from = {path} is already an AK-Net checkpoint; stage 2 starts from a "
                               f"stage-1 backbone checkpoint")
@@ -204,10 +204,10 @@ def check_stage1_checkpoint(cfg: RunConfig, manifest) -> None:
 def build_training_model(cfg: RunConfig, manifest, work_dir: Path, ctx: DistContext, resumed) -> nn.Module:
     """Stage 1: a fresh (or pretrained) backbone. Stage 2: AK-Net converted from ``init_from``
     (by rank 0, into ``WORK/converted.pt``, which every rank then reads), or, when resuming,
-    rebuilt from the checkpoint (a :class:`~aknet_cli.engine.loading.Checkpoint`) that records
+    rebuilt from the checkpoint (a :class:`~aknet_cli.checkpoints.reader.Checkpoint`) that records
     its architecture."""
     from .._registry import create_backbone
-    from .loading import build_model, load_model_from_checkpoint
+    from ..checkpoints.reader import build_model, model_from_checkpoint
 
     if cfg.model.stage == 1:
         return create_backbone(cfg.model.backbone, num_classes=manifest.num_classes,
@@ -224,7 +224,7 @@ def build_training_model(cfg: RunConfig, manifest, work_dir: Path, ctx: DistCont
                            **switches)
     barrier(ctx)
     _require_everywhere(converted, ctx, "the stage-1 model converted by rank 0")
-    model, _ = load_model_from_checkpoint(converted)
+    model, _ = model_from_checkpoint(converted)
     return model
 
 
@@ -315,7 +315,7 @@ def _assemble(cfg: RunConfig, ctx: DistContext, work_dir: Path, manifest, model:
 
 
 def _recalibrate(model: nn.Module, loader, cfg: RunConfig, ctx: DistContext, *, show: bool) -> None:
-    from .calibrate import recalibrate_bn
+    from ..convert.calibrate import recalibrate_bn
 
     report = recalibrate_bn(model, (x.to(ctx.device) for x, _ in loader), num_batches=cfg.model.calibrate_batches)
     set_train_mode(model, cfg)

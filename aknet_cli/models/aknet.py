@@ -14,7 +14,7 @@ from .._registry import create_backbone
 from .._validate import check_fields, ranged
 from ..exceptions import ConfigError
 from .backbone import SPLIT_STAGES, VideoBackbone, check_stage
-from .convert import STRIDE_MODES, ConversionRecord, Converter
+from .kernels_1d import STRIDE_MODES, ConversionRecord, Converter
 from .heads import AuxiliaryHead, PointHead
 from .heatmap import HEAT_NORMS, ChannelHeatmap
 from .loss import aknet_loss

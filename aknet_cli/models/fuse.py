@@ -28,7 +28,7 @@ import torch
 import torchvision
 from torch import nn
 
-from .convert import AreaConv1d
+from .kernels_1d import AreaConv1d
 
 _CONVS = (nn.Conv1d, nn.Conv2d)
 _BNS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -102,7 +102,7 @@ def _fold_pairs(module: nn.Module) -> None:
 def fuse_for_inference(model: nn.Module, *, inplace: bool = False) -> nn.Module:
     """Fold every foldable BatchNorm of ``model`` into the convolution before it, for eval, and
     the area rule's averages into the strided 1-D convolutions before them
-    (:meth:`~aknet_cli.models.convert.AreaConv1d.fold_average`).
+    (:meth:`~aknet_cli.models.kernels_1d.AreaConv1d.fold_average`).
 
     Works on plain backbones and on AK-Net (``F`` in 2-D; ``Q``, the transform net's point
     MLP and the auxiliary head in 1-D/2-D). The result is in eval mode and computes the same

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..exceptions import ConfigError, InputShapeError
-from .convert import PointConv1d
+from .kernels_1d import PointConv1d
 from .selection import normalize_coordinates
 
 

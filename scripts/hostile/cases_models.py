@@ -218,9 +218,9 @@ def convert_cases(fx: Fixtures) -> list[Case]:
 def _eager_model(ckpt: str):
     import torch
 
-    from aknet_cli.engine.loading import load_model_from_checkpoint
+    from aknet_cli.checkpoints.reader import model_from_checkpoint
 
-    model, _ = load_model_from_checkpoint(ckpt)
+    model, _ = model_from_checkpoint(ckpt)
     return model.eval(), torch
 
 

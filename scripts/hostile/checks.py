@@ -111,9 +111,9 @@ def csv_rows(path: str | Path, count: int | None = None, test: Callable[[list[di
 def checkpoint(path: str | Path, test: Callable[[dict], Optional[str]]) -> Check:
     """The file loads as an aknet checkpoint (digest verified) and ``test`` accepts it."""
     def check(outcome: Outcome, case_dir: Path) -> Optional[str]:
-        from aknet_cli.engine.checkpoint import load_checkpoint
+        from aknet_cli.checkpoints.format import read_checkpoint_file
 
-        return test(load_checkpoint(_at(case_dir, path)))
+        return test(read_checkpoint_file(_at(case_dir, path)))
     return check
 
 

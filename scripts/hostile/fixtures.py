@@ -497,8 +497,8 @@ class Fixtures:
         import torch
 
         from aknet_cli import create_backbone
-        from aknet_cli.engine.checkpoint import save_checkpoint
-        from aknet_cli.engine.foreign import tsm_name_in_file
+        from aknet_cli.checkpoints.format import save_checkpoint
+        from aknet_cli.checkpoints.foreign import tsm_name_in_file
 
         best, last = self.path("s1_best"), self.path("s1_last")
         self.path("ck_zero").write_bytes(b"")
@@ -533,7 +533,7 @@ class Fixtures:
         so (the digest matches), or edited after saving (it does not)."""
         import torch
 
-        from aknet_cli.engine.checkpoint import save_checkpoint
+        from aknet_cli.checkpoints.format import save_checkpoint
 
         ak = torch.load(self.path("ak"), map_location="cpu", weights_only=True)
         for name, kind, config, state in (

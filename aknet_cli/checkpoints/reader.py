@@ -1,7 +1,7 @@
 """The one place that reads any checkpoint aknet accepts and builds the model it holds.
 
 Accepted: aknet checkpoints (stage 1 and AK-Net, formats 1 and 2), plain state dicts with our
-names, and the layouts of :mod:`aknet_cli.engine.foreign` (official TSM and its variants,
+names, and the layouts of :mod:`aknet_cli.checkpoints.foreign` (official TSM and its variants,
 official TDN, mmaction2 1.x TSM/TSN). :func:`read_checkpoint` makes ONE detection step and
 says what it recognised (:attr:`Checkpoint.format`: "an mmaction2 TSM checkpoint"); errors
 about keys name them in the file's own naming.
@@ -31,8 +31,8 @@ from torch import nn
 from .._registry import backbone_names, create_backbone
 from ..exceptions import CheckpointError, ConfigError
 from ..models.aknet import AKNet, AKNetConfig
-from .checkpoint import load_checkpoint, load_state_strict
-from .checkpoint_schema import LABEL_ORDERS, check_model_config
+from .format import read_checkpoint_file, load_state_strict
+from .schema import LABEL_ORDERS, check_model_config
 from .foreign import Layout, detect_layout, infer_backbone
 
 #: Datasets whose class names TSM's and TDN's own code sort (their default elsewhere: the file's).
@@ -58,7 +58,7 @@ class Checkpoint:
         verified: its SHA-256 digest was checked (aknet format 2).
         notes: things the user should know about it (one line each).
         name_in_file: our key → the file's key, for error messages (foreign files only).
-        raw: what :func:`~aknet_cli.engine.checkpoint.load_checkpoint` returned.
+        raw: what :func:`~aknet_cli.checkpoints.format.read_checkpoint_file` returned.
         protocol: the test protocol it was trained or published under, where known: an
             aknet checkpoint's ``data.protocol``, a foreign layout's code base
             (:func:`default_protocol` completes it from the backbone's family).
@@ -231,14 +231,14 @@ def read_checkpoint(path: str | Path, *, backbone: str | None = None, num_segmen
 
     Raises:
         CheckpointError: unreadable, corrupt, edited after it was written, with a model
-            description outside its schema (:mod:`~aknet_cli.engine.checkpoint_schema`), of an
+            description outside its schema (:mod:`~aknet_cli.checkpoints.schema`), of an
             unknown or unsupported layout (one line naming the key prefixes seen and the layouts
             known), or of a backbone aknet lacks.
         ConfigError: an option contradicts the file, or a needed one is missing.
     """
     _check_label_order(label_order)
     path = Path(path)
-    raw = load_checkpoint(path)
+    raw = read_checkpoint_file(path)
     if raw["format"] is not None and raw["kind"] not in ("backbone", "aknet"):  # aknet's container, not a foreign file
         raise CheckpointError(f"{path} is an aknet checkpoint of kind {raw['kind']!r}, which this version cannot "
                               f"rebuild (it reads 'backbone' and 'aknet'); was it written by another aknet version?")
@@ -263,7 +263,7 @@ def build_model(ckpt: Checkpoint) -> nn.Module:
     return model
 
 
-def load_model_from_checkpoint(path: str | Path, *, backbone: str | None = None, num_segments: int | None = None,
+def model_from_checkpoint(path: str | Path, *, backbone: str | None = None, num_segments: int | None = None,
                                label_order: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """The model a checkpoint holds and its description (:meth:`Checkpoint.description`)."""
     ckpt = read_checkpoint(path, backbone=backbone, num_segments=num_segments, label_order=label_order)
@@ -307,7 +307,7 @@ def fit_classes(model: nn.Module, description: dict[str, Any], *, classes: list[
     the dataset keeps the file's order (the sorted order is then known too).
 
     Args:
-        description: from :func:`load_model_from_checkpoint`; its ``classes`` are updated.
+        description: from :func:`model_from_checkpoint`; its ``classes`` are updated.
         classes: the dataset's class names in label-index order.
         label_order: the dataset's (``file``/``sorted``), if recorded.
         dataset_format: the dataset's source format (``sthv1``, ``diving48``, ...).

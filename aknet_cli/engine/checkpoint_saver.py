@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from . import rng
-from .checkpoint import save_checkpoint
+from ..checkpoints.format import save_checkpoint
 from .distributed import agree, all_gather_objects, average_batchnorm_buffers
 from .resume import torchrun_job
 from .state import Position, Run, TrainingDiverged

@@ -18,9 +18,9 @@ import torch
 from ..exceptions import CheckpointError, ConfigError
 from ..models import count_parameters
 from ..models.aknet import AKNet, AKNetConfig
-from ..models.convert import summarize
-from .checkpoint import save_checkpoint
-from .loading import Checkpoint, build_model, fit_classes, read_checkpoint
+from ..models.kernels_1d import summarize
+from ..checkpoints.format import save_checkpoint
+from ..checkpoints.reader import Checkpoint, build_model, fit_classes, read_checkpoint
 
 if TYPE_CHECKING:
     from ..data.manifest import Manifest
@@ -66,7 +66,7 @@ def convert_checkpoint(
 
     Args:
         checkpoint: an aknet ``kind="backbone"`` checkpoint, or any foreign file
-            :func:`~aknet_cli.engine.loading.read_checkpoint` reads (official TSM/TDN,
+            :func:`~aknet_cli.checkpoints.reader.read_checkpoint` reads (official TSM/TDN,
             mmaction2); ``backbone``/``num_segments`` are checked against it or fill in what it
             does not record, ``num_classes`` must equal its classifier's.
         out: where to write the AK-Net checkpoint (atomically).
@@ -74,14 +74,14 @@ def convert_checkpoint(
         overwrite: replace ``out`` if it exists.
         calibrate: a prepared dataset; if given, the 1-D subnet's BatchNorm statistics are
             re-estimated on ``calibrate_batches`` training batches of it
-            (:func:`~aknet_cli.engine.calibrate.recalibrate_bn`) before saving.
+            (:func:`~aknet_cli.convert.calibrate.recalibrate_bn`) before saving.
         calibrate_batches, calibrate_batch_size, calibrate_crop: ``K``, clips per batch and
             crop side (resize side ``crop·256/224``, as in training) of that pass.
         label_order: a foreign checkpoint's class order (``file``/``sorted``), if not its code
             base's default.
         dataset: the prepared dataset stage 2 trains on: its class count must fit, and the
             classifier rows are put in its label order (or refused, see
-            :func:`~aknet_cli.engine.loading.fit_classes`).
+            :func:`~aknet_cli.checkpoints.reader.fit_classes`).
 
     Returns:
         A report: what was converted, dropped and newly initialised, parameter counts, and
@@ -180,13 +180,14 @@ def aknet_from_backbone(net, config: AKNetConfig) -> AKNet:
 def _calibrate(model: AKNet, dataset: str | Path, *, segments: int, batches: int, batch_size: int,
                crop: int) -> dict[str, Any]:
     from ..data import build_dataloader
+    from ..data.protocols import family_protocol
     from .calibrate import recalibrate_bn
-    from .protocol import model_family
 
     loader = build_dataloader(
         dataset, "train", num_segments=segments, frames_per_segment=model.backbone.frames_per_segment,
         batch_size=int(batch_size), train=True, crop=int(crop), resize=round(int(crop) * 256 / 224), seed=0,
-        protocol=model_family(model),  # the clips its family trains on (TDN's windows for TDN)
+        # the clips its family trains on (TDN's windows for TDN)
+        protocol=family_protocol(getattr(model.backbone, "protocol_family", None)),
     )
     return {"dataset": str(dataset), **recalibrate_bn(model, loader, num_batches=int(batches))}
 

@@ -11,7 +11,7 @@ A checkpoint is a plain dict (so ``torch.load(..., weights_only=True)`` can read
 optimizer, scheduler and AMP scaler states, epoch and step, and every RNG state.
 
 ``digest`` holds a SHA-256 of the tensor payload of ``state_dict`` (and of ``train_state``):
-every tensor's name, dtype, shape and bytes, in name order. :func:`load_checkpoint` checks it,
+every tensor's name, dtype, shape and bytes, in name order. :func:`read_checkpoint_file` checks it,
 so a file whose weights changed on disk (a flipped bit, a bad copy) is refused in one line
 instead of evaluating to wrong numbers. Since format 3, ``digest`` also holds
 ``metadata_sha256``: a SHA-256 of everything else in each top-level part (the kind, the model
@@ -19,10 +19,10 @@ description in ``config``, ``meta``, the plain values of ``train_state``; :func:
 so a file whose description was edited after it was written is named as such, with the part
 that changed, instead of being rebuilt into another model. Format 2 files have the tensors'
 digest only: they load with their tensors verified and their metadata checked against the
-schema alone (:mod:`~aknet_cli.engine.checkpoint_schema`, by the reader that builds models).
+schema alone (:mod:`~aknet_cli.checkpoints.schema`, by the reader that builds models).
 Format 1 (aknet 0.1) had no digest: such files load unverified and silently,
 like other toolkits' files, which never carry one; ``"verified"`` and ``"metadata_verified"``
-in what :func:`load_checkpoint` returns say which was the case.
+in what :func:`read_checkpoint_file` returns say which was the case.
 
 Format 2 also marked a model change: our TDN's long-term module pools as TDN's code does since
 then (see ``docs/backbones.md``), so a format-1 TDN checkpoint was trained with the old pooling.
@@ -50,7 +50,7 @@ from .._atomic import atomic_output
 from ..exceptions import CheckpointError
 
 FORMAT = "aknet-checkpoint/3"
-#: Formats :func:`load_checkpoint` reads: 1 has no digest (and TDN pooled differently then),
+#: Formats :func:`read_checkpoint_file` reads: 1 has no digest (and TDN pooled differently then),
 #: 2 a digest of its tensors only, 3 of its tensors and its metadata.
 READABLE_FORMATS = ("aknet-checkpoint/1", "aknet-checkpoint/2", FORMAT)
 #: The parts of a checkpoint whose tensors are digested (each its own SHA-256).
@@ -250,7 +250,7 @@ def _plain_info(obj: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+def read_checkpoint_file(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint or a plain state dict, verifying its digest when it has one.
 
     Returns:
