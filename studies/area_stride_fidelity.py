@@ -2,7 +2,7 @@
 
 On inputs constant along the summed axis, compare the converted first res5 block of a
 ResNet-50 (random weights, non-trivial BN statistics) with the 2-D block's output averaged
-over the same groups of points. Run: .venv/bin/python benchmarks/area_stride_fidelity.py
+over the same groups of points. Run: .venv/bin/python studies/area_stride_fidelity.py
 """
 import torch, torchvision
 from torch import nn

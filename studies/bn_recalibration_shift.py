@@ -7,7 +7,7 @@ and the 1-D statistics are recalibrated on other clips of the same data with
 the copied running variance and the mean shift in units of the copied standard deviation.
 
     .venv/bin/aknet prepare synthetic --out /tmp/synth_model
-    .venv/bin/python benchmarks/bn_recalibration_shift.py --data /tmp/synth_model
+    .venv/bin/python studies/bn_recalibration_shift.py --data /tmp/synth_model
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Prepare the data first (once)::
 Run (about 5 CPU-minutes with the defaults: 2 seeds × 2 normalisations × 15 steps of 4 clips,
 24 validation clips)::
 
-    .venv/bin/python benchmarks/heat_norm_synth.py --data /tmp/synth_model --json out.json
+    .venv/bin/python studies/heat_norm_synth.py --data /tmp/synth_model --json out.json
 """
 
 from __future__ import annotations

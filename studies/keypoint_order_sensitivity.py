@@ -20,7 +20,7 @@ Every variant is scored on the same clips, so each comes with its paired differe
 trained model and a 95% paired-bootstrap interval (``engine.statistics``); rows with several
 seeds average the seeds' correctness per clip first, as ``aknet ablate`` does.
 
-    python benchmarks/keypoint_order_sensitivity.py --data runs/demo/synth \\
+    python studies/keypoint_order_sensitivity.py --data runs/demo/synth \\
         --aknet "ours α=0.3=runs/ablate/vi/ours_alpha_0_3" --aknet "baseline α=0.3=runs/ablate/vi/baseline_alpha_0_3" \\
         --backbone "TDN=runs/demo/tdn/best.pt" --after res2,res4 --out benchmarks/results/keypoint_order.json
 

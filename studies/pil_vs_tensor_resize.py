@@ -7,7 +7,7 @@ differ: from 112² frames, 104 and 132 do, 128 does not). Prints top-1 under eac
 top-1 changes, and the largest and mean change of a class probability. docs/evaluation.md
 (protocols) holds the numbers measured with a TDN-R18 trained on synth-relations:
 
-    .venv/bin/python benchmarks/pil_vs_tensor_resize.py --checkpoint runs/relv2/tdn_s0/best.pt \\
+    .venv/bin/python studies/pil_vs_tensor_resize.py --checkpoint runs/relv2/tdn_s0/best.pt \\
         --data runs/rel_v3 --resize 104 --crop 96
 """
 

@@ -17,7 +17,7 @@ classes (``layout``: told apart only by where the objects are relative to each o
 by what happens where they touch). Trainings go through ``aknet train``'s and ``aknet
 ablate``'s Python entry points: finished runs are reused, interrupted ones resume.
 
-    python benchmarks/relations_property.py --data runs/relations/data --work runs/relations/property \\
+    python studies/relations_property.py --data runs/relations/data --work runs/relations/property \\
         --seeds 0,1,2 --out benchmarks/results/relations_property.json
 """
 

@@ -9,9 +9,9 @@ heatmap values (below 0.05 or above 0.95). Nothing is trained.
 ``r_e`` scaled by ``W`` (eq. 16 has no weight on it, so the loss is patched here), then
 scored on the test split.
 
-    python benchmarks/sparsity_reg_res2.py gradients runs/ablate/iv/q_r/seed_0/converted.pt \\
+    python studies/sparsity_reg_res2.py gradients runs/ablate/iv/q_r/seed_0/converted.pt \\
         runs/ablate/iv/q_r_r_e/seed_0/best.pt --data runs/demo/synth
-    python benchmarks/sparsity_reg_res2.py retrain --config runs/ablate/iv/q_r_r_e/seed_0/config.toml \\
+    python studies/sparsity_reg_res2.py retrain --config runs/ablate/iv/q_r_r_e/seed_0/config.toml \\
         --weight 0.05 --out runs/re_weight/w0.05_s0
 """
 

@@ -32,9 +32,9 @@ points while training). ``score CKPT --scale K --data DIR [--fixed-matrix]`` sco
 ``compare NAME=GLOB... --reference NAME``: those runs' test top-1 side by side, each paired
 against the reference row.
 
-    python benchmarks/transform_coordinate_scale.py measure runs/ablate/vi/ours_alpha_0_3/seed_0/best.pt \\
+    python studies/transform_coordinate_scale.py measure runs/ablate/vi/ours_alpha_0_3/seed_0/best.pt \\
         --data runs/demo/synth
-    python benchmarks/transform_coordinate_scale.py retrain --config runs/ablate/vi/ours_alpha_0_3/seed_0/config.toml \\
+    python studies/transform_coordinate_scale.py retrain --config runs/ablate/vi/ours_alpha_0_3/seed_0/config.toml \\
         --scale 50 --out runs/coord_scale/k50_s0
 """
 

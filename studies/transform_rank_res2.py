@@ -14,7 +14,7 @@ at every step:
 
 and then scores ``best.pt`` on the test split.
 
-    python benchmarks/transform_rank_res2.py --stage1 runs/demo/tdn/best.pt --data runs/demo/synth \\
+    python studies/transform_rank_res2.py --stage1 runs/demo/tdn/best.pt --data runs/demo/synth \\
         --out benchmarks/results/transform_rank_res2 [--variants rank64,full,rank64_lr0.1,rank64_v0.01]
 """
 
