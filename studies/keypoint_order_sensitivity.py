@@ -19,6 +19,7 @@ This measures, without training, how much each trained model does:
 Every variant is scored on the same clips, so each comes with its paired difference to the
 trained model and a 95% paired-bootstrap interval (``engine.statistics``); rows with several
 seeds average the seeds' correctness per clip first, as ``aknet ablate`` does.
+The hooks themselves are :mod:`aknet_cli.analysis.layout_perturbation` (tested there).
 
     python studies/keypoint_order_sensitivity.py --data runs/demo/synth \\
         --aknet "ours α=0.3=runs/ablate/vi/ours_alpha_0_3" --aknet "baseline α=0.3=runs/ablate/vi/baseline_alpha_0_3" \\
@@ -31,84 +32,14 @@ single ``best.pt`` path is one seed).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from aknet_cli.engine.evaluate import correct_per_clip_from_csv
-from aknet_cli.engine import evaluate as engine_evaluate
+from aknet_cli.analysis.layout_perturbation import MODES, SHUFFLE_SEED, correctness
 from aknet_cli.engine.statistics import compare_paired, mean_std
-
-SHUFFLE_SEED = 0
-MODES = ("points", "coords", "coords_clip", "bypass", "layout")
-
-
-def _random_orders(batch: int, n: int, generator: torch.Generator) -> torch.Tensor:
-    return torch.rand(batch, n, generator=generator).argsort(dim=1)
-
-
-def selector_hook(mode: str, generator: torch.Generator):
-    """A forward hook on ``KeypointSelector`` that permutes what it returns, per clip."""
-    def hook(_module, _inputs, output):
-        points, coords = output
-        if mode == "coords_clip":
-            return points, coords.roll(1, dims=0)
-        order = _random_orders(points.shape[0], points.shape[2], generator).to(points.device)
-        shuffled_coords = coords.gather(1, order.unsqueeze(-1).expand_as(coords))
-        if mode == "coords":
-            return points, shuffled_coords
-        return points.gather(2, order.unsqueeze(1).expand_as(points)), shuffled_coords
-    return hook
-
-
-def layout_hook(num_segments: int, generator: torch.Generator):
-    """A forward hook on a 2-D stage: one permutation of the positions per clip, all frames alike."""
-    def hook(_module, _inputs, output):
-        bt, c, h, w = output.shape
-        order = _random_orders(bt // num_segments, h * w, generator).to(output.device)
-        order = order.repeat_interleave(num_segments, dim=0)
-        flat = output.reshape(bt, c, h * w)
-        return flat.gather(2, order.unsqueeze(1).expand_as(flat)).reshape(bt, c, h, w)
-    return hook
-
-
-def bypass_hook(_module, inputs, _output):
-    """A forward hook that hands a module's first input on as its output."""
-    return inputs[0]
-
-
-@contextlib.contextmanager
-def perturbed_loading(mode: str, stage: str | None = None):
-    """While active, every model ``evaluate`` loads gets the hook for ``mode`` (or none for ``trained``)."""
-    original = engine_evaluate.build_model  # what evaluate() builds each checkpoint's model with
-    generator = torch.Generator().manual_seed(SHUFFLE_SEED)
-
-    def build(*args, **kwargs):
-        model = original(*args, **kwargs)
-        if mode in ("points", "coords", "coords_clip"):
-            model.selector.register_forward_hook(selector_hook(mode, generator))
-        elif mode == "bypass":
-            model.position.register_forward_hook(bypass_hook)
-        elif mode == "layout":
-            model.stages[stage].register_forward_hook(layout_hook(model.num_segments, generator))
-        return model
-
-    engine_evaluate.build_model = build
-    try:
-        yield
-    finally:
-        engine_evaluate.build_model = original
-
-
-def correctness(checkpoint: Path, data: str, mode: str, stage: str | None = None) -> np.ndarray:
-    """1/0 test top-1 per clip of ``checkpoint`` under ``mode``, in the split's order."""
-    with tempfile.TemporaryDirectory() as out, perturbed_loading(mode, stage):
-        engine_evaluate.evaluate(checkpoint, data, split="test", out=out, num_workers=1, progress=False)
-        return correct_per_clip_from_csv(Path(out) / "predictions.csv")
 
 
 def seeds_of(spec: str) -> tuple[str, list[Path]]:

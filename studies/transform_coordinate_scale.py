@@ -23,7 +23,8 @@ each has moved from it. Nothing is trained.
 ``D'`` multiplied by ``K`` inside the transform net (eq. 8 has no such factor, so it is patched
 here), then scored on the test split as trained, with the coordinates shuffled among the
 points, with another clip's coordinates and with the transform bypassed
-(``keypoint_order_sensitivity.py``'s perturbations), paired on the same clips. With ``--fixed-matrix`` the point MLP reads zeros,
+(``keypoint_order_sensitivity.py``'s perturbations, :mod:`aknet_cli.analysis.layout_perturbation`),
+paired on the same clips. With ``--fixed-matrix`` the point MLP reads zeros,
 so ``A`` is learned but the same for every clip (a control for how much its dependence on the
 input matters). With ``--noise R`` the transform is replaced by random noise of relative size
 ``R`` while training and by nothing at test (a control for a transform that only perturbs the
@@ -31,6 +32,9 @@ points while training). ``score CKPT --scale K --data DIR [--fixed-matrix]`` sco
 
 ``compare NAME=GLOB... --reference NAME``: those runs' test top-1 side by side, each paired
 against the reference row.
+
+The parts and patches of the transform net are :mod:`aknet_cli.analysis.transform_coordinates`,
+the table :mod:`aknet_cli.analysis.run_comparison` (tested there).
 
     python studies/transform_coordinate_scale.py measure runs/ablate/vi/ours_alpha_0_3/seed_0/best.pt \\
         --data runs/demo/synth
@@ -41,61 +45,25 @@ against the reference row.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import glob
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from aknet_cli.analysis.layout_perturbation import correctness
+from aknet_cli.analysis.run_comparison import compare
+from aknet_cli.analysis.transform_coordinates import coordinate_terms, noise_instead_of_transform, scaled_coordinates
 from aknet_cli.engine.evaluate import correct_per_clip_from_csv
 from aknet_cli.engine.config import DataConfig, load_config
 from aknet_cli.engine.distributed import setup
 from aknet_cli.engine.evaluate import evaluate
 from aknet_cli.engine.loaders import build_eval_loader
 from aknet_cli.checkpoints.reader import model_from_checkpoint
-from aknet_cli.engine.statistics import compare_paired, mean_std
+from aknet_cli.engine.statistics import compare_paired
 from aknet_cli.engine.trainer import train
 from aknet_cli.exceptions import AKNetError
 from aknet_cli.models import position
-from aknet_cli.models.selection import normalize_coordinates
-
-_KOS = Path(__file__).resolve().parent / "keypoint_order_sensitivity.py"
-
-
-def _order_sensitivity():
-    spec = importlib.util.spec_from_file_location("keypoint_order_sensitivity", _KOS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def coordinate_parts(net: position.TransformNet, points: torch.Tensor, coords: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The feature (``S``) and coordinate (``D``) parts of the point MLP's first layer and of the
-    change ``T(S) − S``: each pair sums to the whole, ``(B, 64, N)`` and ``(B, C, N)``."""
-    c = net.channels
-    coord = position.normalize_coordinates(coords).transpose(1, 2)
-    w = net.point_mlp[0].weight[:, :, 0]
-    g = net.global_mlp(net._point_features(points, coord).amax(dim=2))
-    uv = net.matrix(g).view(-1, 2, c + 3, net.rank)
-    u, v = uv[:, 0], uv[:, 1]
-    return {"coord": coord, "matrix_S": torch.bmm(v[:, :c], u[:, :c].transpose(1, 2)),
-            "first_S": torch.matmul(w[:, :c], points), "first_D": torch.matmul(w[:, c:], coord),
-            "change_S": torch.bmm(v[:, :c], torch.bmm(u[:, :c].transpose(1, 2), points)),
-            "change_D": torch.bmm(v[:, :c], torch.bmm(u[:, c:].transpose(1, 2), coord))}
-
-
-def coordinate_terms(net: position.TransformNet, points: torch.Tensor, coords: torch.Tensor) -> dict[str, float]:
-    """The norms of :func:`coordinate_parts` for one batch, and the points' mean per-point norms."""
-    parts = coordinate_parts(net, points, coords)
-    matrix = parts.pop("matrix_S")
-    mean_matrix = matrix.mean(dim=0, keepdim=True)
-    spread = (matrix - mean_matrix).flatten(1).norm(dim=1).mean() / mean_matrix.norm().clamp_min(1e-12)
-    return {"point_norm_S": float(points.norm(dim=1).mean()), "point_norm_D": float(parts["coord"].norm(dim=1).mean()),
-            "points": float(points.norm()), "matrix_spread": float(spread),
-            **{k: float(v.norm()) for k, v in parts.items() if k != "coord"}}
 
 
 @torch.no_grad()
@@ -141,43 +109,6 @@ def moved_from_start(checkpoint: str, w: torch.Tensor, channels: int) -> dict[st
             for part, cols in (("S", slice(None, channels)), ("D", slice(channels, None)))}
 
 
-@contextlib.contextmanager
-def scaled_coordinates(scale: float, fixed_matrix: bool = False):
-    """While active, every transform net reads ``scale · D'``; with ``fixed_matrix`` its point
-    MLP reads zeros instead of ``concat(S, D')``, so ``g`` and with it ``A = I + U Vᵀ`` are the
-    same for every clip: a learned linear map of ``concat(S, D')`` that does not depend on it."""
-    point_features = position.TransformNet._point_features
-    position.normalize_coordinates = lambda coords: scale * normalize_coordinates(coords)
-    if fixed_matrix:
-        position.TransformNet._point_features = lambda net, points, coord: point_features(
-            net, torch.zeros_like(points), torch.zeros_like(coord))
-    try:
-        yield
-    finally:
-        position.normalize_coordinates = normalize_coordinates
-        position.TransformNet._point_features = point_features
-
-
-@contextlib.contextmanager
-def noise_instead_of_transform(relative: float):
-    """While active, every transform net is replaced by noise while training, and by the
-    identity in eval mode: each point ``S_i`` gets ``relative · ‖S_i‖ / √C · ε``, ``ε ~ N(0, I)``,
-    a random change of about ``relative · ‖S_i‖``, the size of the one a trained transform makes."""
-    forward = position.TransformNet.forward
-
-    def noisy(net, points, coords):
-        if not net.training:
-            return points
-        scale = relative * points.norm(dim=1, keepdim=True) / points.shape[1] ** 0.5
-        return points + scale * torch.randn_like(points)
-
-    position.TransformNet.forward = noisy
-    try:
-        yield
-    finally:
-        position.TransformNet.forward = forward
-
-
 def retrain(config: str, scale: float, out: str, data: str | None, seed: int | None, fixed_matrix: bool,
             noise: float | None = None) -> dict:
     overrides = ([f"data.dataset={data}"] if data else []) + ([f"train.seed={seed}"] if seed is not None else [])
@@ -195,8 +126,7 @@ def retrain(config: str, scale: float, out: str, data: str | None, seed: int | N
 
 def score(checkpoint: str, data: str, scale: float, fixed_matrix: bool = False) -> dict:
     """Test top-1 of a run trained with ``scale · D'``, as trained and with its coordinates
-    destroyed (``keypoint_order_sensitivity.py``'s perturbations), paired on the same clips."""
-    kos = _order_sensitivity()
+    destroyed (:mod:`aknet_cli.analysis.layout_perturbation`), paired on the same clips."""
     with scaled_coordinates(scale, fixed_matrix):
         out = Path(checkpoint).parent / "eval_test"  # kept, as `aknet ablate` keeps each run's
         evaluate(checkpoint, data, split="test", out=out, num_workers=1, progress=False)
@@ -204,39 +134,11 @@ def score(checkpoint: str, data: str, scale: float, fixed_matrix: bool = False) 
         result = {"checkpoint": checkpoint, "scale": scale, "fixed_matrix": fixed_matrix, "test_top1": round(100 * trained.mean(), 2)}
         for name, mode in (("coordinates_shuffled", "coords"), ("coordinates_of_another_clip", "coords_clip"),
                            ("transform_bypassed", "bypass")):
-            perturbed = kos.correctness(Path(checkpoint), data, mode)
+            perturbed = correctness(Path(checkpoint), data, mode)
             paired = compare_paired(perturbed, trained).as_dict()
             result |= {f"{name}_top1": round(100 * perturbed.mean(), 2), f"{name}_change": paired["difference"],
                        f"{name}_ci": paired["ci"]}
         return result | {k: v for k, v in measure(checkpoint, data).items() if k != "checkpoint"}
-
-
-def compare(rows: list[str], reference: str) -> str:
-    """A markdown table of rows ``NAME=GLOB`` (run dirs, one per seed, each with the
-    ``eval_test/predictions.csv`` that ``score`` and ``aknet ablate`` leave): test top-1 per
-    seed, mean ± std, and each row's paired difference to the row named ``reference`` (seeds
-    averaged per clip, matched by their order for the per-seed differences)."""
-    correct = {}
-    for spec in rows:
-        name, _, pattern = spec.partition("=")
-        found = sorted(Path(p) for p in glob.glob(pattern))
-        if not found:
-            raise SystemExit(f"{spec!r}: no run dirs match {pattern!r}")
-        correct[name] = np.stack([correct_per_clip_from_csv(d / "eval_test" / "predictions.csv") for d in found])
-    if reference not in correct:
-        raise SystemExit(f"--reference {reference!r} is none of the rows ({', '.join(correct)})")
-    ref = correct[reference]
-    lines = [f"| row | test top-1 per seed | mean ± std | − {reference} [95% CI] | per seed |", "|:--|:--|:--|:--|:--|"]
-    for name, c in correct.items():
-        top1 = 100 * c.mean(axis=1)
-        mean, std, _ = mean_std(top1)
-        diff = per_seed = "—"
-        if name != reference:
-            paired = compare_paired(c.mean(axis=0), ref.mean(axis=0)).as_dict()
-            diff = f"{paired['difference']:+.2f} [{paired['ci'][0]:+.2f}, {paired['ci'][1]:+.2f}]"
-            per_seed = ", ".join(f"{100 * (a.mean() - b.mean()):+.2f}" for a, b in zip(c, ref))
-        lines.append(f"| {name} | {', '.join(f'{v:.2f}' for v in top1)} | {mean:.2f} ± {std:.2f} | {diff} | {per_seed} |")
-    return "\n".join(lines)
 
 
 def main() -> None:

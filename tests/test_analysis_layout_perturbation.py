@@ -1,4 +1,5 @@
-"""benchmarks/keypoint_order_sensitivity.py: its perturbations destroy exactly the layout they name.
+"""analysis.layout_perturbation (studies/keypoint_order_sensitivity.py's hooks): its perturbations
+destroy exactly the layout they name.
 
 Each hook is checked against what it must keep: a point's features stay with its own
 coordinates when the order is shuffled, the features stay in place when only the coordinates
@@ -7,17 +8,10 @@ are, and a 2-D layout shuffle moves every frame of a clip the same way.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import torch
 
+from aknet_cli.analysis import layout_perturbation
 from aknet_cli.models.aknet import build_aknet
-
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "keypoint_order_sensitivity.py"
-_spec = importlib.util.spec_from_file_location("keypoint_order_sensitivity", _PATH)
-kos = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(kos)
 
 
 def _points_encoding_their_coords(batch: int = 3, n: int = 12):
@@ -29,7 +23,7 @@ def _points_encoding_their_coords(batch: int = 3, n: int = 12):
 
 def test_points_shuffle_moves_each_point_with_its_coordinates():
     points, coords = _points_encoding_their_coords()
-    hook = kos.selector_hook("points", torch.Generator().manual_seed(0))
+    hook = layout_perturbation.selector_hook("points", torch.Generator().manual_seed(0))
     new_points, new_coords = hook(None, (), (points, coords))
     assert torch.equal(new_points.transpose(1, 2), new_coords.float())  # pairs intact
     assert not torch.equal(new_coords, coords)  # but in another order
@@ -39,7 +33,7 @@ def test_points_shuffle_moves_each_point_with_its_coordinates():
 
 def test_coordinate_shuffle_keeps_the_features_in_place():
     points, coords = _points_encoding_their_coords()
-    hook = kos.selector_hook("coords", torch.Generator().manual_seed(0))
+    hook = layout_perturbation.selector_hook("coords", torch.Generator().manual_seed(0))
     new_points, new_coords = hook(None, (), (points, coords))
     assert torch.equal(new_points, points)
     assert not torch.equal(new_points.transpose(1, 2), new_coords.float())
@@ -47,7 +41,7 @@ def test_coordinate_shuffle_keeps_the_features_in_place():
 
 def test_coordinates_of_another_clip_replace_a_clips_own_and_keep_its_features():
     points, coords = _points_encoding_their_coords()
-    hook = kos.selector_hook("coords_clip", torch.Generator().manual_seed(0))
+    hook = layout_perturbation.selector_hook("coords_clip", torch.Generator().manual_seed(0))
     new_points, new_coords = hook(None, (), (points, coords))
     assert torch.equal(new_points, points)
     for b in range(coords.shape[0]):  # clip b now holds clip b-1's coordinates, in their rank order
@@ -59,7 +53,7 @@ def test_layout_shuffle_is_one_permutation_per_clip_for_all_frames():
     t, c, h, w = 4, 2, 3, 3
     clip = torch.arange(h * w, dtype=torch.float32).view(1, 1, h, w).expand(2 * t, c, h, w).clone()
     clip[t:] += 100  # the second clip
-    out = kos.layout_hook(t, torch.Generator().manual_seed(0))(None, (), clip)
+    out = layout_perturbation.layout_hook(t, torch.Generator().manual_seed(0))(None, (), clip)
     first, second = out[:t], out[t:]
     assert torch.equal(first, first[:1].expand_as(first))  # every frame of a clip alike
     assert sorted(first[0, 0].flatten().tolist()) == list(range(h * w))  # a permutation
@@ -74,7 +68,7 @@ def test_bypass_hook_hands_the_points_on_unchanged():
     feats = torch.randn(4, model.position.channels, 4, 4)
     with torch.no_grad():
         changed = model.after_split(feats)[0]
-        model.position.register_forward_hook(kos.bypass_hook)
+        model.position.register_forward_hook(layout_perturbation.bypass_hook)
         bypassed = model.after_split(feats)[0]
         model.position = None
         plain = model.after_split(feats)[0]
