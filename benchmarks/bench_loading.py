@@ -12,7 +12,7 @@ other processes hits them alike, times a training DataLoader (8 segments, resize
 crop 224, batch 1) with one and with two worker processes and reports the median clips/s.
 Exactness: every frame the loader would sample (the test centres and one random training draw
 per clip) is decoded by each backend and compared, pixel by pixel, with an independent
-sequential PyAV decode of the whole file. The last line names the fastest backend that is
+sequential PyAV decode of the whole file (:mod:`aknet_cli.data.decode_exactness`). The last line names the fastest backend that is
 exact on every format (what ``video_io.BACKENDS`` should list first). Run:
 
     python benchmarks/bench_loading.py [--quick] [--rounds 3] [--clips 96] [--json results.json]
@@ -36,13 +36,13 @@ from pathlib import Path
 import numpy as np
 
 from aknet_cli._machine import cpu_model
-from aknet_cli.data import build_dataloader, load_manifest, sample_indices
+from aknet_cli.data import build_dataloader
+from aknet_cli.data.decode_exactness import SEGMENTS, exactness
 from aknet_cli.data.formats import read_sthv2
 from aknet_cli.data.prepare import prepare_release
 from aknet_cli.data.synthetic import SynthConfig, prepare_synthetic
-from aknet_cli.data.video_io import BACKENDS, backend_installed, read_video
+from aknet_cli.data.video_io import BACKENDS, backend_installed
 
-SEGMENTS = 8
 WORKER_COUNTS = (1, 2)
 VIDEO_FORMATS = ("vp9", "vfr", "h264")
 
@@ -101,41 +101,6 @@ def _videos_dir(raw: Path) -> str | None:
     folders = {p.parent for p in raw.rglob("*.webm")}
     folder = folders.pop()
     return None if folder == raw else str(folder.relative_to(raw))
-
-
-# --------------------------------------------------------------------------- exactness
-def _every_frame(path: Path) -> np.ndarray:
-    """Independent reference: PyAV decoding the whole file in order, ``(N, H, W, 3)``."""
-    import av
-
-    with av.open(str(path)) as container:
-        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
-
-
-def exactness(dataset: Path, backend: str, *, seed: int = 0) -> dict:
-    """Frames sampled from every clip of ``dataset`` by ``backend`` against the PyAV reference.
-
-    Returns:
-        ``{"frames": checked, "wrong": differing frames, "failed": clips that did not decode}``.
-    """
-    manifest = load_manifest(dataset)
-    rng = np.random.default_rng(seed)
-    checked = wrong = failed = 0
-    for split in ("train", "val"):
-        table = manifest.split_table(split)
-        for rel, count in zip(table["path"], table["num_frames"]):
-            path = Path(manifest.data["media_root"]) / rel
-            reference = _every_frame(path)
-            indices = np.concatenate([sample_indices(int(count), SEGMENTS, train=False),
-                                      sample_indices(int(count), SEGMENTS, train=True, rng=rng)]).reshape(-1)
-            try:
-                got = read_video(path, indices.tolist(), backend=backend).permute(0, 2, 3, 1).numpy()
-            except Exception:  # a backend that cannot decode the file at all is not exact on it
-                failed += 1
-                continue
-            checked += len(indices)
-            wrong += sum(not np.array_equal(got[k], reference[i]) for k, i in enumerate(indices))
-    return {"frames": checked, "wrong": int(wrong), "failed": failed}
 
 
 # --------------------------------------------------------------------------- throughput
