@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from .case import CLEAN, OK, QUIET, USAGE, Case
 from .checks import stdout_has, stdout_json
-from .fixtures import Fixtures
+from .inputs import Inputs
+from .parametrize import each_case
 from .runner import run_reader_gone
+
+pytestmark = pytest.mark.hostile
 
 COMMANDS = ("backbones", "train", "eval", "convert-1d", "flops", "bench", "ablate", "visualize", "predict", "export",
             "prepare sthv1", "prepare sthv2", "prepare diving48", "prepare synthetic", "prepare folder", "prepare list")
@@ -33,7 +38,7 @@ def _lists_broken_plugin(payload):
     return None if "broken_net" in names and BUILT_IN <= names else f"names listed: {sorted(names)}"
 
 
-def root_cases(fx: Fixtures) -> list[Case]:
+def root_cases(fx: Inputs) -> list[Case]:
     cases = [Case("aknet", f"{cmd} --help has an example", [*cmd.split(), "--help"], OK, check=_help_has_example)
              for cmd in COMMANDS]
     cases += [
@@ -53,7 +58,7 @@ def root_cases(fx: Fixtures) -> list[Case]:
     return cases
 
 
-def backbones_cases(fx: Fixtures) -> list[Case]:
+def backbones_cases(fx: Inputs) -> list[Case]:
     broken_env = {"PYTHONPATH": fx["plugin_site"] + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return [
         Case("backbones", "plain listing", ["backbones"], OK, check=stdout_has("tsm_resnet50", "tdn_resnet18")),
@@ -72,7 +77,13 @@ def backbones_cases(fx: Fixtures) -> list[Case]:
     ]
 
 
-def cases(fx: Fixtures) -> list[Case]:
-    return root_cases(fx) + backbones_cases(fx)
+# ---------------------------------------------------------------------------- the tests
+@each_case(root_cases)
+def test_aknet(case: Case, run_case) -> None:
+    run_case(case)
 
 
+@pytest.mark.usefixtures("misc", "datasets", "configs", "plugin")
+@each_case(backbones_cases)
+def test_backbones(case: Case, run_case) -> None:
+    run_case(case)

@@ -1,9 +1,13 @@
-"""The scratch inputs every case reads: built once under ``DIR/fx`` and then treated as the
-user's own files (no case may change them; the runner fingerprints them around every case).
+"""The scratch inputs every case reads, built once per session (or kept in a folder the user
+names with ``--hostile-inputs`` and reused) and then treated as the user's own files: no case may
+change them (each case's run is fingerprinted around, and every built step hashed at the end).
 
 Everything is tiny: synth-sth with 2 classes, 4 training clips of 4 frames at 32 px; one
 TSM-ResNet-18 trained for one step; checkpoints derived from it by ``save_checkpoint`` or by
 damaging its bytes. Names are looked up as ``fx["v1"]`` (a path string).
+
+The inputs come in build steps (:data:`STEPS`); conftest.py makes each a session fixture, so a
+session builds only the steps its selected tests use.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from pathlib import Path
 from typing import Callable
 
 from . import media
+from .runner import deep_digest
 
-#: Bump when the fixtures change, so that an old ``DIR/fx`` is rebuilt.
+#: Bump when the inputs change, so that a kept ``--hostile-inputs`` folder is rebuilt.
 VERSION = "8"
-#: The build steps in order, the folders each writes, and the steps each reads.
+#: The build steps, the folders each writes, and the steps each reads.
 STEPS = ("misc", "datasets", "prepared_variants", "sthv1_releases", "sthv2_releases", "diving48_releases", "user_trees",
          "checkpoints", "configs", "videos", "label_files", "plugin", "reference_eval")
 FOLDERS = {"misc": ("misc",), "datasets": ("data",), "prepared_variants": ("variants",), "sthv1_releases": ("rel/sthv1",),
@@ -29,18 +34,6 @@ FOLDERS = {"misc": ("misc",), "datasets": ("data",), "prepared_variants": ("vari
            "plugin": ("plugin",), "reference_eval": ("ref",)}
 DEPENDS = {"prepared_variants": ("datasets",), "sthv1_releases": ("datasets",), "sthv2_releases": ("datasets",),
            "diving48_releases": ("datasets",), "checkpoints": ("datasets",), "reference_eval": ("datasets", "checkpoints")}
-#: What each subcommand's cases read (``--only`` builds just these).
-NEEDS = {
-    "aknet": (), "backbones": ("misc", "datasets", "configs", "plugin"),
-    "prepare": ("misc", "datasets", "prepared_variants", "sthv1_releases", "sthv2_releases", "diving48_releases",
-                "user_trees"),
-    "train": ("misc", "datasets", "prepared_variants", "checkpoints", "configs"),
-    "eval": ("misc", "datasets", "prepared_variants", "checkpoints", "reference_eval"),
-    "convert-1d": ("misc", "datasets", "prepared_variants", "checkpoints"), "export": ("misc", "checkpoints"),
-    "flops": ("misc",), "bench": ("misc",), "ablate": ("misc", "datasets", "prepared_variants", "checkpoints", "configs"),
-    "visualize": ("misc", "datasets", "checkpoints", "videos", "label_files"),
-    "predict": ("misc", "datasets", "checkpoints", "videos", "label_files", "reference_eval"),
-}
 
 
 def edit_records(file: str, change: Callable[[list], None]) -> Callable[[Path], None]:
@@ -118,17 +111,24 @@ device = "cpu"
 """
 
 
-class FixtureError(RuntimeError):
-    """A fixture could not be built: the sweep cannot start."""
+class BuildError(RuntimeError):
+    """An input could not be built: no case that reads it can run."""
 
 
-class Fixtures:
-    """Named scratch inputs under ``root/fx`` (see the module docstring)."""
+class Inputs:
+    """Named scratch inputs under ``root`` (see the module docstring).
+
+    Every name is known from the start (the case tables read them while pytest collects);
+    :meth:`build` makes a step's files.
+    """
 
     def __init__(self, root: Path, aknet: str) -> None:
-        self.root = root / "fx"
+        self.root = root
         self.aknet = aknet
         self.paths: dict[str, Path] = {}
+        self._built: dict[str, dict[str, str]] = {}  # step -> SHA-256 of its files once built
+        for step in STEPS:
+            getattr(self, f"_{step}")(build=False)
 
     def __getitem__(self, name: str) -> str:
         return str(self.paths[name])
@@ -137,46 +137,53 @@ class Fixtures:
         return self.paths[name]
 
     # ------------------------------------------------------------------ building
-    def build(self, commands: list[str] | None = None, log: Callable[[str], None] = print) -> None:
-        """Build what ``commands``' cases read (all by default); a step built by an earlier
-        sweep of this :data:`VERSION` is reused unless a step it reads was rebuilt.
-
-        Every step registers its names either way, so that every case can be defined.
-        """
-        wanted = set(STEPS) if commands is None else {step for c in commands for step in NEEDS[c]}
-        while True:  # with what they read
-            more = {dep for step in wanted for dep in DEPENDS.get(step, ())} - wanted
-            if not more:
-                break
-            wanted |= more
+    def build(self, step: str, log: Callable[[str], None] = print) -> None:
+        """Make ``step``'s files, unless a kept folder holds them for this :data:`VERSION`, built
+        after every step they read (a stamp per step, compared like make's targets), and note
+        their SHA-256 for :meth:`changed_since_built`. The steps it reads must be built first."""
         self.root.mkdir(parents=True, exist_ok=True)
-        rebuilt: set[str] = set()
-        for step in STEPS:
-            stamp = self.root / f".built-{step}"
-            current = stamp.is_file() and stamp.read_text() == VERSION and not rebuilt & set(DEPENDS.get(step, ()))
-            fresh = step in wanted and not current
-            if fresh:
-                log(f"fixtures: {step.replace('_', ' ')}")
-                stamp.unlink(missing_ok=True)
-                for folder in FOLDERS[step]:
-                    shutil.rmtree(self.root / folder, ignore_errors=True)
-            elif not current:
-                stamp.unlink(missing_ok=True)  # stale and not needed now: rebuilt when it is
-            getattr(self, f"_{step}")(build=fresh)
-            if fresh:
-                stamp.write_text(VERSION)
-                rebuilt.add(step)
+        if not self._current(step):
+            log(f"hostile inputs: building {step.replace('_', ' ')}")
+            self._stamp(step).unlink(missing_ok=True)
+            for folder in FOLDERS[step]:
+                shutil.rmtree(self.root / folder, ignore_errors=True)
+            getattr(self, f"_{step}")(build=True)
+            self._stamp(step).write_text(VERSION)
+        self._built[step] = self._digest(step)
+
+    def changed_since_built(self) -> list[str]:
+        """Files of the built steps whose bytes differ from when they were built (or reused)."""
+        changed = []
+        for step, before in self._built.items():
+            after = self._digest(step)
+            changed += sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        return changed
+
+    def _digest(self, step: str) -> dict[str, str]:
+        return {f"{folder}/{rel}": digest for folder in FOLDERS[step]
+                for rel, digest in deep_digest(self.root / folder).items()}
+
+    def _stamp(self, step: str) -> Path:
+        return self.root / f".built-{step}"
+
+    def _current(self, step: str) -> bool:
+        stamp = self._stamp(step)
+        if not (stamp.is_file() and stamp.read_text() == VERSION):
+            return False
+        built = stamp.stat().st_mtime_ns
+        return all(self._stamp(dep).is_file() and self._stamp(dep).stat().st_mtime_ns <= built
+                   for dep in DEPENDS.get(step, ()))
+
+    def _aknet(self, *argv: str, cwd: Path | None = None) -> None:
+        result = subprocess.run([self.aknet, *map(str, argv)], cwd=cwd or self.root, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise BuildError(f"aknet {' '.join(map(str, argv))} failed ({result.returncode}): "
+                             f"{(result.stderr or result.stdout)[-2000:]}")
 
     def _add(self, name: str, rel: str) -> Path:
         path = self.root / rel
         self.paths[name] = path
         return path
-
-    def _aknet(self, *argv: str, cwd: Path | None = None) -> None:
-        result = subprocess.run([self.aknet, *map(str, argv)], cwd=cwd or self.root, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise FixtureError(f"aknet {' '.join(map(str, argv))} failed ({result.returncode}): "
-                               f"{(result.stderr or result.stdout)[-2000:]}")
 
     # ------------------------------------------------------------------ plain files
     def _misc(self, build: bool) -> None:

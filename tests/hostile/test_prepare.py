@@ -10,10 +10,15 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from .case import CLEAN, OK, USAGE, Case, Outcome
 from .checks import all_of, dataset, stdout_json
-from .fixtures import UNWRITABLE, Fixtures
+from .inputs import UNWRITABLE, Inputs
+from .parametrize import each_case
 from .runner import finish, spawn
+
+pytestmark = pytest.mark.hostile
 
 SKIPPED_ONE = "skipped 1 clip"
 V1_SPLITS = {"train": 4, "val": 2}
@@ -41,7 +46,7 @@ def _output_cases(command: str, argv_for, kind_out: str = "--out") -> list[Case]
     ]
 
 
-def sthv1_cases(fx: Fixtures) -> list[Case]:
+def sthv1_cases(fx: Inputs) -> list[Case]:
     def prep(name: str, *extra: str, out: str = "out") -> list[str]:
         return ["prepare", "sthv1", "--root", fx[f"sthv1_{name}"], "--out", out, "--workers", "1", *extra]
 
@@ -116,7 +121,7 @@ def sthv1_cases(fx: Fixtures) -> list[Case]:
     ] + _output_cases("sthv1", lambda out: prep("good", out=out))
 
 
-def sthv2_cases(fx: Fixtures) -> list[Case]:
+def sthv2_cases(fx: Inputs) -> list[Case]:
     def prep(name: str, *extra: str) -> list[str]:
         return ["prepare", "sthv2", "--root", fx[f"sthv2_{name}"], "--out", "out", "--workers", "1", *extra]
 
@@ -155,7 +160,7 @@ def sthv2_cases(fx: Fixtures) -> list[Case]:
     return cases
 
 
-def diving48_cases(fx: Fixtures) -> list[Case]:
+def diving48_cases(fx: Inputs) -> list[Case]:
     def prep(name: str, *extra: str) -> list[str]:
         return ["prepare", "diving48", "--root", fx[f"diving48_{name}"], "--out", "out", "--workers", "1", *extra]
 
@@ -209,7 +214,7 @@ def _interrupt_was_clean(outcome: Outcome, case_dir: Path):
     return None
 
 
-def synthetic_cases(fx: Fixtures) -> list[Case]:
+def synthetic_cases(fx: Inputs) -> list[Case]:
     def synth(*extra: str, out: str = "out") -> list[str]:
         return ["prepare", "synthetic", "--out", out, *SYNTH_TINY, *extra]
 
@@ -264,7 +269,7 @@ def synthetic_cases(fx: Fixtures) -> list[Case]:
     return cases + _output_cases("synthetic", lambda out: synth(out=out))
 
 
-def folder_cases(fx: Fixtures) -> list[Case]:
+def folder_cases(fx: Inputs) -> list[Case]:
     def prep(root: str, *extra: str, out: str = "out") -> list[str]:
         return ["prepare", "folder", "--root", fx[root], "--out", out, "--workers", "1", *extra]
 
@@ -304,7 +309,7 @@ def folder_cases(fx: Fixtures) -> list[Case]:
     ]
 
 
-def list_cases(fx: Fixtures) -> list[Case]:
+def list_cases(fx: Inputs) -> list[Case]:
     def prep(train: str = "train", val: str = "val", *extra: str, out: str = "out", root: str = "tree") -> list[str]:
         return ["prepare", "list", "--train", fx[f"list_{train}"], "--val", fx[f"list_{val}"], "--media-root", fx[root],
                 "--out", out, "--workers", "1", *extra]
@@ -340,5 +345,13 @@ def list_cases(fx: Fixtures) -> list[Case]:
     ]
 
 
-def cases(fx: Fixtures) -> list[Case]:
+def prepare_cases(fx: Inputs) -> list[Case]:
     return sthv1_cases(fx) + sthv2_cases(fx) + diving48_cases(fx) + synthetic_cases(fx) + folder_cases(fx) + list_cases(fx)
+
+
+# ---------------------------------------------------------------------------- the tests
+@pytest.mark.usefixtures("misc", "datasets", "prepared_variants", "sthv1_releases", "sthv2_releases",
+                         "diving48_releases", "user_trees")
+@each_case(prepare_cases)
+def test_prepare(case: Case, run_case) -> None:
+    run_case(case)

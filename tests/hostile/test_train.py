@@ -9,10 +9,15 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from .case import CLEAN, OK, USAGE, Case, Outcome
 from .checks import all_of, checkpoint, csv_rows, expect_equal, files, stdout_has, toml_file
-from .fixtures import UNWRITABLE, Fixtures
+from .inputs import UNWRITABLE, Inputs
+from .parametrize import each_case
 from .runner import finish, spawn
+
+pytestmark = pytest.mark.hostile
 
 #: ``(key, bad value)`` for ``--set`` on the stage-1 config: every range of the schema, NaN,
 #: infinities, words where numbers belong, choices that do not exist.
@@ -35,7 +40,7 @@ BROKEN_DATASETS = {
 }
 
 
-def _train(fx: Fixtures, cfg: str = "cfg_good", *sets: str, work: str = "w", extra: tuple[str, ...] = ()) -> list[str]:
+def _train(fx: Inputs, cfg: str = "cfg_good", *sets: str, work: str = "w", extra: tuple[str, ...] = ()) -> list[str]:
     argv = ["train", fx[cfg], "--work-dir", work, "--quiet", *extra]
     for s in sets:
         argv += ["--set", s]
@@ -50,7 +55,7 @@ def _trained(epochs: int = 1, kind: str = "backbone", work: str = "w"):
     )
 
 
-def config_cases(fx: Fixtures) -> list[Case]:
+def config_cases(fx: Inputs) -> list[Case]:
     c = fx.path
     return [
         Case("train", "config missing", ["train", fx["missing"], "--work-dir", "w"], CLEAN, (fx["missing"],)),
@@ -76,7 +81,7 @@ def config_cases(fx: Fixtures) -> list[Case]:
               (fragment,)) for name, fragment in BROKEN_DATASETS.items()]
 
 
-def value_cases(fx: Fixtures) -> list[Case]:
+def value_cases(fx: Inputs) -> list[Case]:
     cases = [Case("train", f"--set {key}={value}", _train(fx, "cfg_good", f"{key}={value}"), CLEAN, (key.split(".")[-1],),
                   check=lambda o, d: "the work dir was created" if (d / "w").exists() else None)
              for key, value in BAD_VALUES]
@@ -109,7 +114,7 @@ def _in_the_way(d: Path) -> None:
     (d / "taken").write_text("the user's file\n")
 
 
-def output_cases(fx: Fixtures) -> list[Case]:
+def output_cases(fx: Inputs) -> list[Case]:
     return [
         Case("train", "--work-dir is a file", _train(fx, work="taken"), CLEAN, ("taken",), setup=_in_the_way),
         Case("train", "--work-dir under a file", _train(fx, work="taken/w"), CLEAN, ("taken",), setup=_in_the_way),
@@ -172,7 +177,7 @@ def _interrupt_was_clean(outcome: Outcome, case_dir: Path):
     return None
 
 
-def run_cases(fx: Fixtures) -> list[Case]:
+def run_cases(fx: Inputs) -> list[Case]:
     last = fx["s1_last"]
 
     def copy_run(d: Path) -> None:
@@ -221,5 +226,12 @@ def run_cases(fx: Fixtures) -> list[Case]:
     ]
 
 
-def cases(fx: Fixtures) -> list[Case]:
+def train_cases(fx: Inputs) -> list[Case]:
     return config_cases(fx) + value_cases(fx) + output_cases(fx) + run_cases(fx)
+
+
+# ---------------------------------------------------------------------------- the tests
+@pytest.mark.usefixtures("misc", "datasets", "prepared_variants", "checkpoints", "configs")
+@each_case(train_cases)
+def test_train(case: Case, run_case) -> None:
+    run_case(case)

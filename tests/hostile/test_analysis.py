@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from .case import CLEAN, OK, USAGE, Case, option_or_word
 from .checks import all_of, csv_rows, files, png, stdout_json
-from .fixtures import UNWRITABLE, Fixtures
+from .inputs import UNWRITABLE, Inputs
+from .parametrize import each_case
+
+pytestmark = pytest.mark.hostile
 
 TINY_NET = ["--backbone", "resnet18", "--size", "32", "--frames", "2"]
 
@@ -57,7 +62,7 @@ def _results_binary(d: Path) -> None:
     (d / "acc.csv").write_bytes(bytes(range(256)))
 
 
-def flops_cases(fx: Fixtures) -> list[Case]:
+def flops_cases(fx: Inputs) -> list[Case]:
     def fl(*extra: str) -> list[str]:
         return ["flops", *TINY_NET, *extra]
 
@@ -118,7 +123,7 @@ def _bench_rows(*, batches: tuple[int, ...] = (1,)):
     return stdout_json(test)
 
 
-def bench_cases(fx: Fixtures) -> list[Case]:
+def bench_cases(fx: Inputs) -> list[Case]:
     def be(*extra: str) -> list[str]:
         return [*BENCH, *extra]
 
@@ -163,7 +168,7 @@ def _gflops_grow_with_alpha(p):
     return None
 
 
-def ablate_cases(fx: Fixtures) -> list[Case]:
+def ablate_cases(fx: Inputs) -> list[Case]:
     base = {"--table": "vi", "--data": fx["v1"], "--config": fx["cfg_s2"], "--stage1": fx["s1_best"], "--work-dir": "ab"}
 
     def ab(*extra: str, **options: str | None) -> list[str]:
@@ -218,5 +223,20 @@ def ablate_cases(fx: Fixtures) -> list[Case]:
     return cases
 
 
-def cases(fx: Fixtures) -> list[Case]:
-    return flops_cases(fx) + bench_cases(fx) + ablate_cases(fx)
+# ---------------------------------------------------------------------------- the tests
+@pytest.mark.usefixtures("misc")
+@each_case(flops_cases)
+def test_flops(case: Case, run_case) -> None:
+    run_case(case)
+
+
+@pytest.mark.usefixtures("misc")
+@each_case(bench_cases)
+def test_bench(case: Case, run_case) -> None:
+    run_case(case)
+
+
+@pytest.mark.usefixtures("misc", "datasets", "prepared_variants", "checkpoints", "configs")
+@each_case(ablate_cases)
+def test_ablate(case: Case, run_case) -> None:
+    run_case(case)

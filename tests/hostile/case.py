@@ -1,4 +1,4 @@
-"""A hostile case, what its run produced, and the verdict on it.
+"""A hostile case, what its run produced, and the assertions that judge it.
 
 Every case states what it expects:
 
@@ -18,9 +18,12 @@ command ran past its timeout.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, NoReturn, Optional
+
+import pytest
 
 #: A plain progress line: ``2026-12-07 02:56:15  frames sthv1 | clip 8/8 | ...``.
 PROGRESS_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  \S")
@@ -29,6 +32,8 @@ CLEAN, USAGE, OK, QUIET = "clean", "usage", "ok", "quiet"
 EXPECTATIONS = (CLEAN, USAGE, OK, QUIET)
 _EXIT = {CLEAN: 1, USAGE: 2, OK: 0, QUIET: 1}
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+#: How much of the output a failure shows.
+TAIL_LINES = 12
 
 
 @dataclass
@@ -61,10 +66,10 @@ class Case:
     """One ``aknet ...`` run and what it must do (see the module docstring).
 
     Attributes:
-        command: the subcommand the case belongs to (its report table), e.g. ``"prepare"``.
-        name: a short description of the hostile input.
+        command: the subcommand the case belongs to (its line in the summary), e.g. ``"prepare"``.
+        name: a short description of the hostile input (the test id).
         argv: the arguments after ``aknet``.
-        expect: ``clean``, ``usage`` or ``ok``.
+        expect: ``clean``, ``usage``, ``ok`` or ``quiet``.
         names: fragments the error line must contain (the path, option or key it is about); a
             tuple of fragments is met by any one of them (see :func:`option_or_word`).
         check: for ``ok``, what proves the output right; for errors, an extra condition (e.g.
@@ -89,7 +94,6 @@ class Case:
     run: Optional[Callable[["Case", Path, dict, str], Outcome]] = None
     env: dict[str, str] = field(default_factory=dict)
     timeout: float = 240.0
-    id: str = ""
 
     def __post_init__(self) -> None:
         if self.expect not in EXPECTATIONS:
@@ -97,69 +101,82 @@ class Case:
         self.argv = [str(a) for a in self.argv]
 
 
-@dataclass
-class Verdict:
-    """``passed``, or the kind of failure and what was seen."""
-
-    passed: bool
-    kind: str = ""
-    detail: str = ""
+def option_or_word(option: str) -> tuple[str, ...]:
+    """A name fragment met by the option (``--transform-rank``) or the words it stands for
+    (``transform rank``): a library's check names the parameter, not the flag it came from."""
+    return (option, option.lstrip("-").replace("-", " "))
 
 
-def judge(case: Case, outcome: Outcome, changed: list[str], case_dir: Path) -> Verdict:
-    """The verdict on ``outcome`` (see the module docstring); ``changed`` lists user files
-    whose contents or metadata differ after the run."""
-    text = outcome.text
-    if outcome.rc is None:
-        return Verdict(False, "timeout", f"ran past {case.timeout:.0f} s")
-    if changed:
-        return Verdict(False, "modified user data", ", ".join(changed[:3]) + (" ..." if len(changed) > 3 else ""))
-    if "Traceback" in text:
-        return Verdict(False, "traceback", _last_line(outcome))
-    if outcome.rc < 0:
-        return Verdict(False, "crash", f"killed by signal {-outcome.rc}")
+# ---------------------------------------------------------------------------- assertions
+def assert_as_expected(case: Case, outcome: Outcome, changed: list[str], case_dir: Path) -> None:
+    """Fail the test unless the run did what ``case`` expects (see the module docstring);
+    ``changed`` lists user files whose contents or metadata differ after the run."""
+    assert_no_harm(case, outcome, changed)
     if case.expect == OK:
-        return _judge_success(case, outcome, case_dir)
-    if case.expect == QUIET:
-        if outcome.lines:
-            return Verdict(False, "several lines" if len(outcome.lines) > 1 else "not quiet", " ⏎ ".join(outcome.lines[:4]))
-        if outcome.rc != _EXIT[QUIET]:
-            return Verdict(False, "wrong exit code", f"exit {outcome.rc}, expected {_EXIT[QUIET]}, silently")
-        return Verdict(True)
-    return _judge_error(case, outcome, case_dir)
+        assert_success(case, outcome, case_dir)
+    elif case.expect == QUIET:
+        assert_quiet(case, outcome)
+    else:
+        assert_one_line_error(case, outcome, case_dir)
 
 
-def _judge_success(case: Case, outcome: Outcome, case_dir: Path) -> Verdict:
+def assert_no_harm(case: Case, outcome: Outcome, changed: list[str]) -> None:
+    """Whatever the case expects: it ended in time, left the user's files alone, showed no
+    traceback and was not killed by a signal."""
+    if outcome.rc is None:
+        fail(case, outcome, "timeout", f"ran past {case.timeout:.0f} s")
+    if changed:
+        fail(case, outcome, "modified user data", ", ".join(changed[:3]) + (" ..." if len(changed) > 3 else ""))
+    if "Traceback" in outcome.text:
+        fail(case, outcome, "traceback", _last_line(outcome))
+    if outcome.rc < 0:
+        fail(case, outcome, "crash", f"killed by signal {-outcome.rc}")
+
+
+def assert_success(case: Case, outcome: Outcome, case_dir: Path) -> None:
     if outcome.rc != 0:
-        return Verdict(False, "wrong exit code", f"exit {outcome.rc}, expected 0: {_last_line(outcome)}")
+        fail(case, outcome, "wrong exit code", f"exit {outcome.rc}, expected 0: {_last_line(outcome)}")
     missing = [w for w in case.warns if w not in outcome.text]
     if missing:
-        return Verdict(False, "swallowed warning", f"never printed {missing[0]!r}")
+        fail(case, outcome, "swallowed warning", f"never printed {missing[0]!r}")
     problem = _run_check(case, outcome, case_dir)
     if problem:
-        return Verdict(False, "silent wrong success", problem)
-    return Verdict(True)
+        fail(case, outcome, "silent wrong success", problem)
 
 
-def _judge_error(case: Case, outcome: Outcome, case_dir: Path) -> Verdict:
+def assert_quiet(case: Case, outcome: Outcome) -> None:
+    if outcome.lines:
+        fail(case, outcome, "several lines" if len(outcome.lines) > 1 else "not quiet", " ⏎ ".join(outcome.lines[:4]))
+    if outcome.rc != _EXIT[QUIET]:
+        fail(case, outcome, "wrong exit code", f"exit {outcome.rc}, expected {_EXIT[QUIET]}, silently")
+
+
+def assert_one_line_error(case: Case, outcome: Outcome, case_dir: Path) -> None:
     expected = _EXIT[case.expect]
     lines = outcome.lines
     if outcome.rc == 0:
-        return Verdict(False, "silent wrong success", f"exit 0 where a {case.expect} error was due: {_last_line(outcome)}")
+        fail(case, outcome, "silent wrong success", f"exit 0 where a {case.expect} error was due: {_last_line(outcome)}")
     if not lines:
-        return Verdict(False, "no message", f"exit {outcome.rc} with no output at all")
+        fail(case, outcome, "no message", f"exit {outcome.rc} with no output at all")
     if outcome.rc != expected:
-        return Verdict(False, "wrong exit code", f"exit {outcome.rc}, expected {expected}: {_last_line(outcome)}")
+        fail(case, outcome, "wrong exit code", f"exit {outcome.rc}, expected {expected}: {_last_line(outcome)}")
     if len(lines) > 1:
-        return Verdict(False, "several lines", f"{len(lines)} lines: " + " ⏎ ".join(lines[:4]))
-    missing = [n for n in case.names if not any(alt in lines[0] for alt in ((n,) if isinstance(n, str) else n))]
+        fail(case, outcome, "several lines", f"{len(lines)} lines: " + " ⏎ ".join(lines[:4]))
+    missing = [n for n in case.names if not any(alt in lines[0] for alt in _alternatives(n))]
     if missing:
-        return Verdict(False, "not named", f"the line does not name {' or '.join(map(repr, _alternatives(missing[0])))}: "
-                                           f"{lines[0]}")
+        fail(case, outcome, "not named",
+             f"the line does not name {' or '.join(map(repr, _alternatives(missing[0])))}: {lines[0]}")
     problem = _run_check(case, outcome, case_dir)
     if problem:
-        return Verdict(False, "wrong result", problem)
-    return Verdict(True)
+        fail(case, outcome, "wrong result", problem)
+
+
+def fail(case: Case, outcome: Outcome, kind: str, detail: str) -> NoReturn:
+    """End the test with what went wrong, the command, and the tail of its output (no Python
+    traceback of this helper: the failure is the command's, not the test's)."""
+    tail = [f"  | {line[:400]}" for line in outcome.lines[-TAIL_LINES:]] or ["  (no output)"]
+    command = "  $ aknet " + " ".join(shlex.quote(a) for a in case.argv)
+    pytest.fail("\n".join([f"{kind}: {detail}", command, *tail]), pytrace=False)
 
 
 def _run_check(case: Case, outcome: Outcome, case_dir: Path) -> Optional[str]:
@@ -171,14 +188,8 @@ def _run_check(case: Case, outcome: Outcome, case_dir: Path) -> Optional[str]:
         return f"the check failed on the output: {type(exc).__name__}: {exc}"
 
 
-def _alternatives(name) -> tuple[str, ...]:
+def _alternatives(name: str | tuple[str, ...]) -> tuple[str, ...]:
     return (name,) if isinstance(name, str) else tuple(name)
-
-
-def option_or_word(option: str) -> tuple[str, ...]:
-    """A name fragment met by the option (``--transform-rank``) or the words it stands for
-    (``transform rank``): a library's check names the parameter, not the flag it came from."""
-    return (option, option.lstrip("-").replace("-", " "))
 
 
 def _last_line(outcome: Outcome) -> str:

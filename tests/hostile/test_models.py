@@ -9,9 +9,14 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from .case import CLEAN, OK, USAGE, Case, Outcome, option_or_word
 from .checks import all_of, checkpoint, csv_rows, files, stdout_json
-from .fixtures import UNWRITABLE, Fixtures
+from .inputs import UNWRITABLE, Inputs
+from .parametrize import each_case
+
+pytestmark = pytest.mark.hostile
 
 BROKEN_CHECKPOINTS = {  # fixture → a fragment the one line must hold besides the path
     "missing": "", "ck_dir": "", "ck_zero": "", "ck_truncated": "", "ck_text": "", "ck_flipped": "corrupt",
@@ -28,11 +33,11 @@ def _in_the_way(d: Path) -> None:
     (d / "taken").write_text("the user's file\n")
 
 
-def _pickle_did_not_run(fx: Fixtures):
+def _pickle_did_not_run(fx: Inputs):
     return lambda o, d: "the malicious pickle ran" if fx.path("pwned").exists() else None
 
 
-def _broken_checkpoint_cases(fx: Fixtures, command: str, argv_for, only: tuple[str, ...] | None = None) -> list[Case]:
+def _broken_checkpoint_cases(fx: Inputs, command: str, argv_for, only: tuple[str, ...] | None = None) -> list[Case]:
     cases = []
     for name, fragment in BROKEN_CHECKPOINTS.items():
         if only is not None and name not in only:
@@ -89,7 +94,7 @@ def _read_as_official_tsm(out: str):
     return check
 
 
-def _same_scores_as_reference(fx: Fixtures, out: str, tol: float = 1e-4):
+def _same_scores_as_reference(fx: Inputs, out: str, tol: float = 1e-4):
     """Every clip's top-1 class and score equal the reference evaluation's (same weights)."""
     def check(outcome: Outcome, d: Path):
         ref = _read_predictions(fx.path("ref_eval") / "predictions.csv")
@@ -103,7 +108,7 @@ def _same_scores_as_reference(fx: Fixtures, out: str, tol: float = 1e-4):
     return check
 
 
-def eval_cases(fx: Fixtures) -> list[Case]:
+def eval_cases(fx: Inputs) -> list[Case]:
     def ev(ckpt: str, *extra: str, data: str = "v1", out: str = "ev") -> list[str]:
         return ["eval", ckpt, "--data", fx[data], "--out", out, "--workers", "0", "--device", "cpu", *extra]
 
@@ -172,7 +177,7 @@ def _converted(out: str, **expected):
     return checkpoint(out, test)
 
 
-def convert_cases(fx: Fixtures) -> list[Case]:
+def convert_cases(fx: Inputs) -> list[Case]:
     def cv(*extra: str, ck: str | None = None, out: str = "ak.pt") -> list[str]:
         return ["convert-1d", "-c", ck or fx["s1_best"], "--out", out, *extra]
 
@@ -256,7 +261,7 @@ def _program_matches_eager(ckpt: str, out: str):
     return check
 
 
-def export_cases(fx: Fixtures) -> list[Case]:
+def export_cases(fx: Inputs) -> list[Case]:
     def ex(*extra: str, ck: str | None = None, fmt: str = "onnx", out: str = "m.onnx") -> list[str]:
         return ["export", ck or fx["s1_best"], "--format", fmt, "--out", out, "--size", "32", *extra]
 
@@ -288,6 +293,20 @@ def export_cases(fx: Fixtures) -> list[Case]:
     return cases + _output_cases("export", lambda out: ex(out=out), folder=False)
 
 
-def cases(fx: Fixtures) -> list[Case]:
-    return eval_cases(fx) + convert_cases(fx) + export_cases(fx)
+# ---------------------------------------------------------------------------- the tests
+@pytest.mark.usefixtures("misc", "datasets", "prepared_variants", "checkpoints", "reference_eval")
+@each_case(eval_cases)
+def test_eval(case: Case, run_case) -> None:
+    run_case(case)
 
+
+@pytest.mark.usefixtures("misc", "datasets", "prepared_variants", "checkpoints")
+@each_case(convert_cases)
+def test_convert_1d(case: Case, run_case) -> None:
+    run_case(case)
+
+
+@pytest.mark.usefixtures("misc", "checkpoints")
+@each_case(export_cases)
+def test_export(case: Case, run_case) -> None:
+    run_case(case)

@@ -9,9 +9,14 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
 from .case import CLEAN, OK, USAGE, Case, Outcome, option_or_word
 from .checks import all_of, files, png, stdout_json
-from .fixtures import UNWRITABLE, Fixtures
+from .inputs import UNWRITABLE, Inputs
+from .parametrize import each_case
+
+pytestmark = pytest.mark.hostile
 
 #: Every video backend (a case per backend where the backends differ in what they can open).
 BACKENDS = ("torchcodec", "decord", "pyav")
@@ -72,7 +77,7 @@ def _top_names(names: list[str]):
     return check
 
 
-def visualize_cases(fx: Fixtures) -> list[Case]:
+def visualize_cases(fx: Inputs) -> list[Case]:
     def vis(video: str, *extra: str, ck: str | None = "ak", out: str = "vis") -> list[str]:
         return ["visualize", "--video", fx[video], *(["-c", fx[ck]] if ck else []), "--out", out, *extra]
 
@@ -84,7 +89,7 @@ def visualize_cases(fx: Fixtures) -> list[Case]:
         Case("visualize", "a WebM, --json", vis("vid_webm", "--json"), OK,
              check=all_of(ak_points, stdout_json(lambda p: None if len(p["keypoints"]) == 19 else "--json disagrees"))),
         Case("visualize", "a file name with spaces and accents", vis("vid_unicode"), OK, check=ak_points),
-        Case("visualize", "a 2000×32 strip", vis("vid_strip"), OK,
+        Case("visualize", "a 2000x32 strip", vis("vid_strip"), OK,
              check=all_of(ak_points, lambda o, d: None if json.loads((d / "vis/keypoints.json").read_text())["window"]
                           else "the cut window is not reported")),
         Case("visualize", "a one-frame video", vis("vid_one_frame"), OK, check=ak_points),
@@ -147,7 +152,7 @@ def _predictions(videos: int, *, k: int | None = None, skipped: int = 0):
     return stdout_json(test)
 
 
-def _scored_like_eval(fx: Fixtures, clip: str):
+def _scored_like_eval(fx: Inputs, clip: str):
     """The clip's top-1 class and probability equal ``aknet eval``'s for it (same preprocessing).
 
     eval's ``predictions.csv`` holds its protocol's scores: probabilities, or under ``tsm``
@@ -171,7 +176,7 @@ def _scored_like_eval(fx: Fixtures, clip: str):
     return stdout_json(test)
 
 
-def predict_cases(fx: Fixtures) -> list[Case]:
+def predict_cases(fx: Inputs) -> list[Case]:
     def pr(target: str, *extra: str, ck: str = "s1_best") -> list[str]:
         return ["predict", fx[target], "-c", fx[ck], *extra]
 
@@ -198,7 +203,7 @@ def predict_cases(fx: Fixtures) -> list[Case]:
         Case("predict", "--views 2x3", pr("vid_mp4", "--views", "2x3", "--json"), OK, check=_predictions(1)),
         Case("predict", "AK-Net --keypoints", pr("vid_mp4", "--keypoints", "kp", "--json", ck="ak"), OK,
              check=all_of(_predictions(1), _keypoints("kp/ok", count=19, frames=4, side=4))),
-        Case("predict", "a 2000×32 strip", pr("vid_strip", "--json"), OK, check=_predictions(1)),
+        Case("predict", "a 2000x32 strip", pr("vid_strip", "--json"), OK, check=_predictions(1)),
         Case("predict", "official TSM file, --labels", pr("vid_mp4", *official, "--labels", fx["lab_ok"], "--json",
                                                          ck="ck_tsm_official_noseg"), OK,
              check=stdout_json(lambda p: None if p["videos"][0]["top"][0]["name"] in ("left to right", "right to left")
@@ -238,5 +243,14 @@ def predict_cases(fx: Fixtures) -> list[Case]:
     return cases
 
 
-def cases(fx: Fixtures) -> list[Case]:
-    return visualize_cases(fx) + predict_cases(fx)
+# ---------------------------------------------------------------------------- the tests
+@pytest.mark.usefixtures("misc", "datasets", "checkpoints", "videos", "label_files")
+@each_case(visualize_cases)
+def test_visualize(case: Case, run_case) -> None:
+    run_case(case)
+
+
+@pytest.mark.usefixtures("misc", "datasets", "checkpoints", "videos", "label_files", "reference_eval")
+@each_case(predict_cases)
+def test_predict(case: Case, run_case) -> None:
+    run_case(case)
