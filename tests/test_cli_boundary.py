@@ -1,4 +1,4 @@
-"""The command boundary itself (found by scripts/hostile_cli.py):
+"""The command boundary itself (found by the hostile sweep, tests/hostile):
 
 * a bug keeps its own traceback: the boundary must not replace it with one of its own, and an
   end of input (Typer's ``Abort``) is one line;
