@@ -13,7 +13,7 @@ import torch
 import aknet_cli._registry as registry
 from aknet_cli import build_aknet, create_backbone
 from aknet_cli.exceptions import ConfigError, InputShapeError, UnknownBackboneError
-from aknet_cli.models.aknet import AKNetConfig, AKNetOutput, parse_options, parse_rank
+from aknet_cli.models.aknet import AKNetConfig, AKNetOutput
 from aknet_cli.models.backbone import STAGE_NAMES
 from aknet_cli.models.position import TransformNet
 
@@ -185,18 +185,6 @@ def test_bad_configuration_is_named(kwargs, error, message):
     with pytest.raises(error, match=message):
         build_aknet(kwargs.pop("backbone"), **kwargs)
 
-
-@pytest.mark.parametrize("text, rank", [("64", 64), (" 8 ", 8), ("none", None), ("Full", None), ("paper", None), (16, 16),
-                                        ("auto", "auto")])
-def test_transform_rank_accepts_integers_and_the_papers_full_matrix(text, rank):
-    assert parse_rank(text) == rank
-    assert parse_options([f"transform_rank={text}"]) == {"transform_rank": rank}
-
-
-@pytest.mark.parametrize("bad", ["0", "-3", "sixty-four", "6.5", ""])
-def test_transform_rank_refuses_what_is_not_a_rank(bad):
-    with pytest.raises(ConfigError, match="positive integer or 'none'"):
-        parse_rank(bad)
 
 
 @pytest.mark.parametrize("bad", [0, True, 2.0, "64"])

@@ -172,18 +172,6 @@ def test_a_numeric_tau_ranks_by_the_literal_key(tau):
     assert (_runs(frames) > 8 * 10) if tau == 2.0 else (_runs(frames) == 8)
 
 
-def test_tau_option_parses_auto_and_numbers_and_refuses_the_rest():
-    from aknet_cli.exceptions import ConfigError
-    from aknet_cli.models.aknet import AKNetConfig, parse_options
-
-    assert parse_options(["tau=2"]) == {"tau": 2.0}
-    assert parse_options(["tau=AUTO"]) == {"tau": "auto"}
-    assert AKNetConfig().tau == "auto"
-    for bad in ("tau=soon", "tau=-1", "tau=nan"):
-        with pytest.raises(ConfigError, match="tau"):
-            AKNetConfig(**parse_options([bad])).validate()
-
-
 def test_convert_1d_tau_option_names_itself(tmp_path):
     from cli_helpers import assert_one_line_error
     from typer.testing import CliRunner

@@ -50,13 +50,9 @@ def bench_command(
 
         aknet bench --runtime onnxruntime --split none,res4 --batch 1,8
     """
-    from ..models.aknet import parse_options, parse_rank
+    from ..engine.aknet_options import command_options
 
-    options = parse_options(set_)
-    if transform_rank is not None:
-        options["transform_rank"] = parse_rank(transform_rank)
-    if {"split", "alpha"} & set(options):
-        raise ConfigError("use --split and --alpha, not --set, for the split and the sampling rate")
+    options = command_options(set_, dedicated={"transform_rank": transform_rank})
     splits = comma_list(split, "--split", str.lower, example="none,res4")
     batches = comma_list(batch, "--batch", int, kind="integers")
     if plot is not None:

@@ -55,28 +55,10 @@ def convert_1d_command(
     """
     from .._atomic import check_output_file
     from ..convert.stage2 import convert_checkpoint
-    from ..exceptions import ConfigError
-    from ..models.aknet import parse_options
+    from ..engine.aknet_options import command_options
 
     check_output_file(out, option="--out")
-
-    options = parse_options(set_)
-    if tau is not None:
-        if "tau" in options:
-            raise ConfigError("tau is given both as --tau and in --set; give it once")
-        try:
-            options.update(parse_options([f"tau={tau}"]))
-        except ConfigError:
-            raise ConfigError(f"--tau {tau!r}: expected 'auto' or a number > 0") from None
-    from ..models.aknet import parse_rank
-
-    given = {key: value for key, value in (("position", position), ("transform_rank", transform_rank)) if value is not None}
-    for key, value in given.items():
-        if key in options:
-            raise ConfigError(f"{key} is given both as --{key.replace('_', '-')} and in --set; give it once")
-        options[key] = parse_rank(value) if key == "transform_rank" else value
-    if {"split", "alpha"} & set(options):
-        raise ConfigError("use --split and --alpha, not --set, for the split and the sampling rate")
+    options = command_options(set_, dedicated={"tau": tau, "position": position, "transform_rank": transform_rank})
     report = convert_checkpoint(
         checkpoint, out, split=split, alpha=alpha, backbone=backbone, num_classes=num_classes,
         num_segments=num_segments, overwrite=force, calibrate=calibrate, calibrate_batches=batches,

@@ -55,11 +55,10 @@ def flops_command(
     """
     from ..analysis import flops as F
     from ..analysis import plots
-    from ..models.aknet import parse_options, parse_rank
+    from ..engine.aknet_options import command_options
 
-    options = parse_options(set_)
-    if transform_rank is not None:
-        options["transform_rank"] = parse_rank(transform_rank)
+    # --set split=/alpha= reach the counter's own check (F.validate), which names them.
+    options = command_options(set_, dedicated={"transform_rank": transform_rank}, split_and_alpha_in_set=True)
 
     if table is not None:
         table = table.strip().lower()

@@ -367,7 +367,8 @@ def _check_aknet_switches(switches: dict[str, Any], source: str) -> None:
     """``[model.aknet]`` holds :class:`~aknet_cli.models.aknet.AKNetConfig` keys, checked by its
     own ``validate``; TOML has no null, so ``transform_rank = "none"`` asks for the paper's
     full (C+3)² transform net and is stored as ``None``."""
-    from ..models.aknet import AKNetConfig, parse_rank
+    from ..models.aknet import AKNetConfig
+    from .aknet_options import parse_rank
 
     known = set(AKNetConfig.__dataclass_fields__)
     unknown = sorted(set(switches) - known)

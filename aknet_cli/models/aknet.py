@@ -32,8 +32,6 @@ DEFAULT_TRANSFORM_RANK = 64
 DEFAULT_CORE_RANK = 64
 #: The form ``transform = "auto"`` stands for (:data:`~aknet_cli.models.position.TRANSFORM_FORMS`).
 DEFAULT_TRANSFORM_FORM = "core"
-#: Words that select the paper's full transform net where a rank is expected.
-FULL_RANK_WORDS = ("none", "full", "paper", "null")
 
 
 @dataclass
@@ -154,27 +152,6 @@ def resolve_tau(tau: float | str, max_grid: int) -> float:
     return float(frame_contiguous_tau(max_grid, max_grid)) if tau == "auto" else float(tau)
 
 
-def parse_rank(text: str | int | None) -> int | str | None:
-    """A transform-net rank from the command line or a config: ``"auto"`` (the default, see
-    :func:`resolve_transform`), a positive integer, or one of :data:`FULL_RANK_WORDS`
-    (``"none"``) for the paper's full ``(C+3)²`` matrix (``None``)."""
-    if text is None or isinstance(text, int) and not isinstance(text, bool):
-        return text
-    raw = str(text).strip().lower()
-    if raw in FULL_RANK_WORDS:
-        return None
-    if raw == "auto":
-        return "auto"
-    try:
-        rank = int(raw)
-    except ValueError:
-        rank = 0
-    if rank < 1:
-        raise ConfigError(f"transform rank must be 'auto', a positive integer or 'none' (the paper's full matrix), "
-                          f"got {text!r}")
-    return rank
-
-
 def resolve_transform(form: str, rank: int | str | None, channels: int) -> tuple[str, int | None]:
     """The form and rank that ``"auto"`` stands for on a split with ``channels`` channels.
 
@@ -198,47 +175,6 @@ def resolve_transform(form: str, rank: int | str | None, channels: int) -> tuple
     if form == "core":
         return form, min(DEFAULT_CORE_RANK, channels + 3)
     return (form, DEFAULT_TRANSFORM_RANK) if 2 * DEFAULT_TRANSFORM_RANK < channels + 3 else ("full", None)
-
-
-def parse_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Parse ``KEY=VALUE`` strings (the CLI's ``--set``) into typed AK-Net options.
-
-    Values are converted to the type of the :class:`AKNetConfig` field: booleans accept
-    ``true/false/1/0/yes/no/on/off``; ``transform_rank`` accepts ``none`` (the paper's full matrix); ``tau`` accepts
-    ``auto`` or a number.
-
-    Raises:
-        ConfigError: malformed pair, unknown key, or a value of the wrong type.
-    """
-    fields = {name: f.default for name, f in AKNetConfig.__dataclass_fields__.items()}
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        key, raw = key.strip().replace("-", "_"), raw.strip()
-        if not sep or not key:
-            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
-        if key not in fields:
-            raise ConfigError(f"unknown AK-Net option {key!r} in --set; known: {', '.join(sorted(fields))}")
-        default = fields[key]
-        try:
-            if key == "transform_rank":
-                value: Any = parse_rank(raw)
-            elif key == "tau":
-                value = "auto" if raw.lower() == "auto" else float(raw)
-            elif isinstance(default, bool):
-                if raw.lower() not in _BOOLS:
-                    raise ValueError
-                value = _BOOLS[raw.lower()]
-            else:
-                value = type(default)(raw)
-        except ValueError:
-            kind = "number or 'auto'" if key == "tau" else type(default).__name__
-            raise ConfigError(f"--set {key}={raw!r}: expected a {kind}") from None
-        out[key] = value
-    return out
-
-
-_BOOLS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
 class AKNet(nn.Module):
