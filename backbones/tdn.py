@@ -61,6 +61,7 @@ from aknet_cli.exceptions import ConfigError
 from aknet_cli.layers import frames_merge, frames_view, is_channels_last
 from aknet_cli.models.backbone import STAGE_NAMES, VideoBackbone, check_stage
 
+from . import tdn_layouts  # noqa: F401  (registers official TDN's checkpoint layout)
 from ._torchvision import build_torchvision_resnet, resnet_stages
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aknet_cli.layers import TemporalShift
 from aknet_cli.models.backbone import VideoBackbone
 
+from . import tsm_layouts  # noqa: F401  (registers official TSM's and mmaction2's checkpoint layouts)
 from ._torchvision import make_video_resnet
 
 

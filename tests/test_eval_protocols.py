@@ -20,10 +20,10 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from aknet_backbones.tsm_layouts import tsm_name_in_file
 from aknet_cli import create_backbone
 from aknet_cli.cli.main import app
 from aknet_cli.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from aknet_cli.checkpoints.foreign import tsm_name_in_file
 from cli_helpers import assert_one_line_error
 from test_foreign_tdn import _randomise, official_state_dict
 
@@ -181,7 +181,7 @@ def test_official_tsm_1x1_and_2x3_are_scored_as_test_models_py(release, tsm, tmp
 
 
 def test_mmaction2_tsm_2x3_follows_its_test_pipeline(release, tsm, tmp_path):
-    from aknet_cli.checkpoints.foreign import mmaction2_name_in_file
+    from aknet_backbones.tsm_layouts import mmaction2_name_in_file
 
     net, _ = tsm
     state = {mmaction2_name_in_file(k): v for k, v in net.state_dict().items()}

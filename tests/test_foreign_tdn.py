@@ -17,13 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aknet_backbones.tdn_layouts import is_tdn_state_dict, translate_tdn_state_dict
+from aknet_backbones.tsm_layouts import is_tsm_state_dict
 from aknet_cli import create_backbone
-from aknet_cli.checkpoints.foreign import (
-    is_tdn_state_dict,
-    is_tsm_state_dict,
-    translate_foreign_state_dict,
-    translate_tdn_state_dict,
-)
+from aknet_cli.checkpoints.foreign import translate_foreign_state_dict
 from aknet_cli.exceptions import CheckpointError
 
 T = 8

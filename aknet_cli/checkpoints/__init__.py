@@ -7,7 +7,9 @@ and the layouts of other codebases' published weights.
 * :mod:`.reader`: ``read_checkpoint`` turns any supported file (aknet's, TSM's, TDN's,
   mmaction2's) into one :class:`~aknet_cli.checkpoints.reader.Checkpoint`, and
   ``model_from_checkpoint`` builds the model it describes;
-* :mod:`.foreign`: the built-in foreign layouts (TSM, TDN, mmaction2) and their detection.
+* :mod:`.foreign`: the detection of other codebases' layouts, which the backbone plugins
+  register (the built-ins: TSM's and mmaction2's in ``aknet_backbones.tsm_layouts``, TDN's in
+  ``aknet_backbones.tdn_layouts``), and the helpers a layout's code shares.
 
 Nothing here trains or evaluates: the engine, the conversions and the commands read and write
 weights through this package.

@@ -1,16 +1,17 @@
 """The one place that reads any checkpoint aknet accepts and builds the model it holds.
 
 Accepted: aknet checkpoints (stage 1 and AK-Net, formats 1 and 2), plain state dicts with our
-names, and the layouts of :mod:`aknet_cli.checkpoints.foreign` (official TSM and its variants,
-official TDN, mmaction2 1.x TSM/TSN). :func:`read_checkpoint` makes ONE detection step and
-says what it recognised (:attr:`Checkpoint.format`: "an mmaction2 TSM checkpoint"); errors
-about keys name them in the file's own naming.
+names, and the layouts the backbone plugins register (:mod:`aknet_cli.checkpoints.foreign`; the
+built-ins: official TSM and its variants, official TDN, mmaction2 1.x TSM/TSN).
+:func:`read_checkpoint` makes ONE detection step and says what it recognised
+(:attr:`Checkpoint.format`: "an mmaction2 TSM checkpoint"); errors about keys name them in the
+file's own naming.
 
 What a foreign file does not record is taken, in this order, from the caller's options, the
 file's own metadata (an mmengine config's ``num_segments``/``shift_div``), the file name as the
 official code writes it (TSM and TDN name their checkpoints ``…_segment8_…``, and TSM's own test
 script reads its shift options from that name), or refused with the option to pass. The
-backbone is read from the weights themselves (stage depths, shifts, TDN's modules).
+backbone is read from the weights themselves, by the layout (stage depths, shifts, TDN's modules).
 
 Class order: an aknet checkpoint records its class names; a foreign one records none, so its
 label order is the caller's ``label_order`` or that code base's default (official TSM/TDN sort
@@ -33,7 +34,7 @@ from ..exceptions import CheckpointError, ConfigError
 from ..models.aknet import AKNet, AKNetConfig
 from .format import read_checkpoint_file, load_state_strict
 from .schema import LABEL_ORDERS, check_model_config
-from .foreign import Layout, detect_layout, infer_backbone
+from .foreign import Layout, detect_layout, infer_resnet_backbone
 
 #: Datasets whose class names TSM's and TDN's own code sort (their default elsewhere: the file's).
 SORTED_BY_OFFICIAL_CODE = ("sthv1", "sthv2")
@@ -165,6 +166,14 @@ def _foreign_kwargs(layout: Layout, path: Path, meta: dict[str, Any]) -> dict[st
     return {} if div == 8 else {"fold_div": div}
 
 
+def _plain_prefix(state: dict[str, torch.Tensor]) -> str:
+    """The backbone name's prefix for a state dict in our names without a model description:
+    our TDN's short-term module, our TSM's shift wrapper, or neither (TSN)."""
+    if any(k.startswith("short_term.") for k in state):
+        return "tdn_"
+    return "tsm_" if any(".conv1.net." in k for k in state) else ""
+
+
 def _read_foreign(raw: dict[str, Any], path: Path, layout: Layout | None, *, backbone, num_segments,
                   label_order) -> Checkpoint:
     notes: list[str] = []
@@ -176,13 +185,11 @@ def _read_foreign(raw: dict[str, Any], path: Path, layout: Layout | None, *, bac
         if any(k.startswith("features.backbone.") for k in state):
             raise CheckpointError(f"{path} is a bare AK-Net state dict, without the model description (split, α, "
                                   f"switches) it needs; use the checkpoint convert-1d or training wrote")
-        family = "tdn" if any(k.startswith("short_term.") for k in state) else (
-            "tsm" if any(".conv1.net." in k for k in state) else "tsn")
         name, order = "a plain aknet state dict (no model description)", None
     else:
-        family, name, order = layout.family, layout.name, layout.label_order
+        name, order = layout.name, layout.label_order
     try:
-        detected = infer_backbone(state, family)
+        detected = layout.infer_backbone(state) if layout else infer_resnet_backbone(state, _plain_prefix(state))
     except CheckpointError as exc:
         raise CheckpointError(f"{path} ({name}): {exc}") from None
     if backbone is not None and backbone != detected:
