@@ -58,7 +58,7 @@ from aknet_cli.engine.evaluate import correct_per_clip_from_csv
 from aknet_cli.engine.config import DataConfig, load_config
 from aknet_cli.engine.distributed import setup
 from aknet_cli.engine.evaluate import evaluate
-from aknet_cli.engine.loaders import build_eval_loader
+from aknet_cli.engine.run_loaders import build_eval_loader
 from aknet_cli.checkpoints.reader import model_from_checkpoint
 from aknet_cli.engine.statistics import compare_paired
 from aknet_cli.engine.trainer import train

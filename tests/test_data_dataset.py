@@ -174,7 +174,7 @@ def test_split_csv_missing_columns(frames_ds):
 def test_training_loader_takes_the_configs_crop_mode_and_flip_map(frames_ds):
     from aknet_cli.engine.config import DataConfig
     from aknet_cli.engine.distributed import DistContext
-    from aknet_cli.engine.loaders import build_train_loader
+    from aknet_cli.engine.run_loaders import build_train_loader
 
     ds_dir, _ = frames_ds
     cfg = DataConfig(dataset=str(ds_dir), resize=16, crop=12, crop_mode="multiscale", flip=True, num_workers=0,
@@ -190,7 +190,7 @@ def test_training_loader_takes_the_configs_crop_mode_and_flip_map(frames_ds):
 def test_flip_labels_keep_only_where_no_class_has_a_mirror(frames_ds, tmp_path):
     from aknet_cli.engine.config import DataConfig
     from aknet_cli.engine.distributed import DistContext
-    from aknet_cli.engine.loaders import build_train_loader
+    from aknet_cli.engine.run_loaders import build_train_loader
     from aknet_cli.exceptions import ConfigError
 
     def loader(dataset, **data):

@@ -112,7 +112,7 @@ def test_a_checkpoint_of_an_8_gpu_node_resumes_on_a_machine_with_fewer_gpus(monk
 
 
 def test_a_clips_seed_leaves_the_cuda_generators_alone(monkeypatch, tmp_path):
-    from aknet_cli.engine.loaders import SeededClips
+    from aknet_cli.engine.run_loaders import SeededClips
 
     reseeded = []
     monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: reseeded.append(seed))

@@ -40,12 +40,7 @@ def visualize_command(
     """
     from ..exceptions import ConfigError
 
-    if resize_mode is not None and resize_mode not in ("short", "square"):
-        raise ConfigError(f"--resize-mode must be short or square, got {resize_mode!r}")
-    if video_format not in ("mp4", "gif"):
-        raise ConfigError(f"--video-format must be mp4 or gif, got {video_format!r}")
-    if split is not None and split not in ("res2", "res3", "res4"):
-        raise ConfigError(f"--split must be res2, res3 or res4, got {split!r}")
+    _check_choices(resize_mode=resize_mode, video_format=video_format, split=split)
     from .._atomic import check_output_dir
 
     check_output_dir(out, option="--out")
@@ -59,13 +54,7 @@ def visualize_command(
                                   **({"num_classes": len(names)} if names and checkpoint is None else {}))
     if names is not None:
         names = O.fit_labels(names, loaded.num_classes, labels)
-    if not loaded.trained:
-        err_console.print("[yellow]warning:[/] no --checkpoint: the weights are untrained (random), so the keypoints "
-                          "show the pipeline, not what a trained model looks at", soft_wrap=True)
-    elif loaded.alpha_changed:
-        err_console.print(f"[yellow]note:[/] α = {loaded.alpha:g} differs from the α = {loaded.trained_alpha:g} "
-                          f"{checkpoint} records (its training's): these are the keypoints its weights pick at α = "
-                          f"{loaded.alpha:g}, an accuracy nobody measured", soft_wrap=True, highlight=False)
+    _warn_about_weights(loaded, checkpoint)
     resize = resize or int(loaded.data.get("resize", 256))
     crop = crop or int(loaded.data.get("crop", 224))
     resize_mode = resize_mode or str(loaded.data.get("resize_mode", "short"))
@@ -85,6 +74,36 @@ def visualize_command(
     if json_out:
         print_json({**vis.as_dict(), "files": paths})
         return
+    _print_summary(video, vis, trained=loaded.trained)
+    for key, path in paths.items():
+        console.print(f"wrote {path}")
+
+
+def _check_choices(*, resize_mode: Optional[str], video_format: str, split: Optional[str]) -> None:
+    """Refuse a misspelt choice before the video is opened or a model built."""
+    from ..exceptions import ConfigError
+
+    if resize_mode is not None and resize_mode not in ("short", "square"):
+        raise ConfigError(f"--resize-mode must be short or square, got {resize_mode!r}")
+    if video_format not in ("mp4", "gif"):
+        raise ConfigError(f"--video-format must be mp4 or gif, got {video_format!r}")
+    if split is not None and split not in ("res2", "res3", "res4"):
+        raise ConfigError(f"--split must be res2, res3 or res4, got {split!r}")
+
+
+def _warn_about_weights(loaded, checkpoint: Optional[Path]) -> None:
+    """Say when the keypoints shown are not what a trained model at its own α picks."""
+    if not loaded.trained:
+        err_console.print("[yellow]warning:[/] no --checkpoint: the weights are untrained (random), so the keypoints "
+                          "show the pipeline, not what a trained model looks at", soft_wrap=True)
+    elif loaded.alpha_changed:
+        err_console.print(f"[yellow]note:[/] α = {loaded.alpha:g} differs from the α = {loaded.trained_alpha:g} "
+                          f"{checkpoint} records (its training's): these are the keypoints its weights pick at α = "
+                          f"{loaded.alpha:g}, an accuracy nobody measured", soft_wrap=True, highlight=False)
+
+
+def _print_summary(video: Path, vis, *, trained: bool) -> None:
+    """The clip, the frames shown, the keypoints per frame and the top-5 classes."""
     g = vis.geometry
     console.print(f"{video}: {vis.num_frames} frames, {g.width}×{g.height}; showing frames "
                   f"{', '.join(str(i + 1) for i in vis.frame_indices)}")
@@ -96,8 +115,6 @@ def visualize_command(
                   f"(cell = {vis.stride}×{vis.stride} crop pixels); per frame: {', '.join(map(str, vis.counts))}")
     if vis.top5[0]["name"] is not None:
         console.print("top-5: " + "; ".join(f"{p['name']} ({100 * p['prob']:.1f}%)" for p in vis.top5))
-    elif loaded.trained:
+    elif trained:
         console.print("top-5 class indices (the checkpoint carries no class names; pass --labels): "
                       + ", ".join(f"{p['index']} ({100 * p['prob']:.1f}%)" for p in vis.top5))
-    for key, path in paths.items():
-        console.print(f"wrote {path}")

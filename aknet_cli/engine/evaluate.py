@@ -85,7 +85,7 @@ def _score_model(ckpt: Checkpoint, manifest, data_cfg: DataConfig, ctx, *, split
                         "resize_mode": stored.get("resize_mode", data_cfg.resize_mode)})
     fps = getattr(getattr(model, "backbone", model), "frames_per_segment", 1)
     segments = int(description["num_segments"])
-    from .loaders import build_eval_loader
+    from .run_loaders import build_eval_loader
 
     loader = build_eval_loader(cfg, ctx, split=split, frames_per_segment=fps, num_segments=segments,
                                batch_size=batch_size, num_clips=clips, three_crop=crops == 3, crop=crop,

@@ -1,4 +1,7 @@
-"""Data loaders wired to the model, deterministic enough for a bit-identical resume.
+"""The data loaders of a training run (and of ``aknet eval``): built from the run's
+:class:`~aknet_cli.engine.config.DataConfig` and the process group, sharded over the ranks,
+deterministic enough for a bit-identical resume. (:func:`aknet_cli.data.build_dataloader` is
+the plain loader for scripts and BN calibration: one process, no resume.)
 
 Two facts make a resumed run equal to an uninterrupted one:
 

@@ -38,7 +38,7 @@ from .checkpoint_saver import save
 from .config import RunConfig, check_config, to_toml
 from ..convert.stage2 import convert_checkpoint, load_stage1
 from .distributed import DistContext, agree, barrier, decided_by_rank0, pick_device, setup
-from .loaders import build_eval_loader, build_train_loader
+from .run_loaders import build_eval_loader, build_train_loader
 from ..checkpoints.reader import read_checkpoint
 from .loop import StepCallback, epoch_row, set_train_mode, train_one_epoch, validate
 from .optim import build_optimizer, build_scheduler

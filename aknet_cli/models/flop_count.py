@@ -289,6 +289,34 @@ def count_model(model: nn.Module, x: torch.Tensor, *, train_forward: bool = Fals
         config: echoed into the report.
     """
     frames, size = int(x.shape[1]), int(x.shape[-1])
+    total, by_module, unsupported, uncalled_all, prefix = _analyse(model, x, train_forward=train_forward,
+                                                                   bn_mode=bn_mode)
+    names = dict(model.named_modules())
+    # Report the outermost uncalled modules that do something (not Identity placeholders).
+    uncalled = sorted(
+        m for m in uncalled_all
+        if not isinstance(names.get(m), nn.Identity)
+        and not any(m.startswith(p + ".") for p in uncalled_all)
+    )
+    notes = []
+    if bn_mode == "train":
+        notes.append("BatchNorm counted in train mode (5 FLOPs/element), not the convention")
+    return FlopReport(
+        flops=total,
+        params=_used_parameters(model, uncalled_all),
+        params_all=count_parameters(model),
+        parts=_parts(model, total, by_module, prefix),
+        unsupported_ops=unsupported,
+        uncalled_modules=uncalled,
+        config=dict(config or {}),
+        convention=CONVENTION.format(frames=frames, size=size),
+        notes=notes,
+    )
+
+
+def _analyse(model: nn.Module, x: torch.Tensor, *, train_forward: bool, bn_mode: str):
+    """fvcore's count of one forward: ``(total, by module, unsupported ops, uncalled modules,
+    module-name prefix)``; the model's train/eval mode is restored afterwards."""
     was_training = model.training
     model.train(bn_mode == "train")
     target: nn.Module = model
@@ -300,52 +328,36 @@ def count_model(model: nn.Module, x: torch.Tensor, *, train_forward: bool = Fals
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fa = flop_analysis(target, (x,))
-            total = int(fa.total())
-            by_module = fa.by_module()
-            unsupported = dict(fa.unsupported_ops())
-            uncalled_all = {m.removeprefix(prefix) for m in fa.uncalled_modules()}
+            return (int(fa.total()), fa.by_module(), dict(fa.unsupported_ops()),
+                    {m.removeprefix(prefix) for m in fa.uncalled_modules()}, prefix)
     finally:
         model.train(was_training)
 
+
+def _parts(model: nn.Module, total: int, by_module: dict[str, int], prefix: str) -> list[Part]:
+    """FLOPs and parameters of each reported part, in pipeline order; what falls between the
+    parts (inside ``features`` or in the model's own forward) as rows of its own."""
     names = dict(model.named_modules())
-    # Report the outermost uncalled modules that do something (not Identity placeholders).
-    uncalled = sorted(
-        m for m in uncalled_all
-        if not isinstance(names.get(m), nn.Identity)
-        and not any(m.startswith(p + ".") for p in uncalled_all)
-    )
-    parts: list[Part] = []
-    for label, path in _part_paths(model):
-        parts.append(Part(label, int(by_module.get(prefix + path, 0)), count_parameters(names[path])))
+    paths = _part_paths(model)
+    parts = [Part(label, int(by_module.get(prefix + path, 0)), count_parameters(names[path])) for label, path in paths]
     if "features" in names:
-        inside = sum(p.flops for p, (_, path) in zip(parts, _part_paths(model)) if path.startswith("features."))
+        inside = sum(p.flops for p, (_, path) in zip(parts, paths) if path.startswith("features."))
         rest = int(by_module.get(prefix + "features", 0)) - inside
         if rest:
             parts.append(Part("features (other)", rest, 0))
     other = total - sum(p.flops for p in parts)
     if other:
         parts.append(Part("other (model forward)", other, 0))
+    return parts
 
-    # Parameters the counted forward uses: drop modules it never called (the aux head at
-    # inference; the backbone's own classifier inside AK-Net).
+
+def _used_parameters(model: nn.Module, uncalled: set[str]) -> int:
+    """Parameters the counted forward uses: modules it never called are dropped (the aux head
+    at inference; the backbone's own classifier inside AK-Net)."""
+    names = dict(model.named_modules())
     unused: set[int] = set()
-    for m in uncalled_all:
+    for m in uncalled:
         mod = names.get(m)
         if mod is not None:
             unused.update(id(p) for p in mod.parameters())
-    params_all = count_parameters(model)
-    params = sum(p.numel() for p in model.parameters() if id(p) not in unused)
-    notes = []
-    if bn_mode == "train":
-        notes.append("BatchNorm counted in train mode (5 FLOPs/element), not the convention")
-    return FlopReport(
-        flops=total,
-        params=params,
-        params_all=params_all,
-        parts=parts,
-        unsupported_ops=unsupported,
-        uncalled_modules=uncalled,
-        config=dict(config or {}),
-        convention=CONVENTION.format(frames=frames, size=size),
-        notes=notes,
-    )
+    return sum(p.numel() for p in model.parameters() if id(p) not in unused)
