@@ -27,7 +27,7 @@ from aknet_cli._machine import cpu_description
 from aknet_cli.analysis.bench import _Until, part_breakdown, ratio_summary, time_interleaved
 from aknet_cli.analysis.flops import build_counted_model, clip_input, count
 from aknet_cli.models import fuse_for_inference
-from aknet_cli.models.aknet import parse_options
+from aknet_cli.engine.aknet_options import parse_options
 
 DEFAULT_VARIANTS = ("uv64=transform=uv,transform_rank=64", "core64=transform=core,transform_rank=64")
 

@@ -31,7 +31,7 @@ from torch import nn
 
 from aknet_cli.analysis import flops
 from aknet_cli.models import fuse_for_inference
-from aknet_cli.models.aknet import parse_rank
+from aknet_cli.engine.aknet_options import parse_rank
 
 PRODUCTS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm", "aten::matmul", "aten::linear", "aten::einsum")
 
