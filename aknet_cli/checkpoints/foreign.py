@@ -16,11 +16,11 @@ from collections import Counter
 
 import torch
 
-from .._registry import Layout, checkpoint_layouts, get_backbone_factory, register_checkpoint_layout
+from .._registry import Layout, checkpoint_layouts, get_backbone_factory
 from ..exceptions import CheckpointError
 
-__all__ = ["Layout", "detect_layout", "infer_resnet_backbone", "refuse_layout", "register_checkpoint_layout",
-           "strip_module", "translate_foreign_state_dict"]
+__all__ = ["Layout", "detect_layout", "infer_resnet_backbone", "refuse_layout", "strip_module",
+           "translate_foreign_state_dict"]
 
 #: How the refusal of a file in no known layout names aknet's own, listed before the registered ones.
 OWN_LAYOUT = "aknet checkpoints (stages.*, fc.*)"
