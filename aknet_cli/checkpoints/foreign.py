@@ -11,12 +11,11 @@ the one place that asks them which layout a file is in; :class:`Layout` says wha
 from __future__ import annotations
 
 import re
-import sys
 from collections import Counter
 
 import torch
 
-from .._registry import Layout, checkpoint_layouts, get_backbone_factory
+from .._registry import Layout, checkpoint_layouts
 from ..exceptions import CheckpointError
 
 __all__ = ["Layout", "detect_layout", "infer_resnet_backbone", "refuse_layout", "strip_module",
@@ -92,13 +91,3 @@ def infer_resnet_backbone(state: dict[str, torch.Tensor], prefix: str = "") -> s
                               f"which is no ResNet depth (18, 34, 50, 101, 152)")
     return f"{prefix}resnet{depth}"
 
-
-def __getattr__(name: str):
-    # Transitional: scripts/hostile/fixtures.py imports tsm_name_in_file from here, but official
-    # TSM's layout moved to the TSM plugin (aknet_backbones.tsm_layouts). It is reached through
-    # the backbone registry, the one way aknet reaches a plugin: an import of the plugin would
-    # point up and close a circle. Delete once that script imports it from the plugin.
-    if name == "tsm_name_in_file":
-        factory = get_backbone_factory("tsm_resnet50")
-        return sys.modules[factory.__module__].tsm_layouts.tsm_name_in_file
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -505,7 +505,7 @@ class Inputs:
 
         from aknet_cli import create_backbone
         from aknet_cli.checkpoints.format import save_checkpoint
-        from aknet_cli.checkpoints.foreign import tsm_name_in_file
+        from aknet_backbones.tsm_layouts import tsm_name_in_file
 
         best, last = self.path("s1_best"), self.path("s1_last")
         self.path("ck_zero").write_bytes(b"")
