@@ -206,7 +206,7 @@ def test_onnxruntime_times_exported_graphs_that_match_eager(monkeypatch):
     """`--runtime onnxruntime` runs ONNX Runtime sessions (not the PyTorch modules) on every
     model, F included, each export checked against eager before it is timed."""
     pytest.importorskip("onnxruntime")
-    from aknet_cli.engine import export as export_mod
+    from aknet_cli.convert import export as export_mod
 
     reports, runs = [], []
     real_export, real_session = export_mod.export_model, export_mod.ort_session
