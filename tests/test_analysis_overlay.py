@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from aknet_cli.analysis import overlay, video_source
+from aknet_cli.analysis import overlay
+from aknet_cli.data import video_source
 from aknet_cli.cli.main import app
 from aknet_cli.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
 from aknet_cli.exceptions import DataError

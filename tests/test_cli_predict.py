@@ -280,7 +280,7 @@ def test_visualize_draws_a_long_strip_within_the_window_it_kept(tmp_path):
 
 def test_cutting_a_long_frame_keeps_the_centre_crop_the_model_sees():
     """Against torchvision's own transform on the uncut frame: the same 1x1 view, to resampling."""
-    from aknet_cli.analysis.video_source import fit_frames
+    from aknet_cli.data.video_source import fit_frames
     from aknet_cli.data.transforms import build_transform
 
     y, x = np.mgrid[0:96, 0:2000]

@@ -1,6 +1,6 @@
 """Keypoint overlays (the paper's Fig. 6) on any video or frame folder.
 
-The clip is read through :mod:`~aknet_cli.analysis.video_source` (which refuses frames too small
+The clip is read through :mod:`~aknet_cli.data.video_source` (which refuses frames too small
 for a model and cuts overly long ones to their centre) and sampled exactly as evaluation reads it,
 under the checkpoint's protocol (:mod:`~aknet_cli.data.protocols`; TDN's windows for a TDN
 backbone): :func:`~aknet_cli.data.sampling.sample_indices` with ``train=False``, then
@@ -26,7 +26,7 @@ from torch import nn
 
 from .._atomic import atomic_output
 from ..exceptions import CheckpointError, ConfigError
-from .video_source import Source
+from ..data.video_source import Source
 
 if TYPE_CHECKING:  # Pillow is imported where it draws, not when the module loads
     from PIL import Image

@@ -6,7 +6,7 @@ sampling (:func:`~aknet_cli.data.sampling.sample_indices`; TDN's windows for a T
 checkpoint's resize/crop with the protocol's offsets (``K = 3`` crops at full resolution for
 ``CxK = 2x3``), and its averaging of the views. So a video gets the same scores here as in
 ``aknet eval``. Frames go through
-:mod:`~aknet_cli.analysis.video_source`, which refuses frames too small for a model and cuts
+:mod:`~aknet_cli.data.video_source`, which refuses frames too small for a model and cuts
 overly long ones to their centre.
 
 Inputs: a video file, a frame folder (one video), a folder of videos and frame folders, or a
@@ -26,8 +26,8 @@ from torch import nn
 from .._atomic import check_output_dir, check_output_file
 from ..data.formats._text import read_text
 from ..data.protocols import Protocol, get_protocol
+from ..data.video_source import Source, is_frame_folder, open_source
 from ..exceptions import ConfigError, DataError, VideoDecodeError
-from .video_source import Source, is_frame_folder, open_source
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv", ".flv", ".wmv")
 

@@ -46,7 +46,7 @@ def visualize_command(
     check_output_dir(out, option="--out")
 
     from ..analysis import overlay as O
-    from ..analysis.video_source import open_source
+    from ..data.video_source import open_source
 
     names = O.load_labels(labels) if labels is not None else None
     source = open_source(video, backend=backend)
@@ -108,7 +108,7 @@ def _print_summary(video: Path, vis, *, trained: bool) -> None:
     console.print(f"{video}: {vis.num_frames} frames, {g.width}×{g.height}; showing frames "
                   f"{', '.join(str(i + 1) for i in vis.frame_indices)}")
     if vis.window is not None:
-        from ..analysis.video_source import Window
+        from ..data.video_source import Window
 
         console.print(Window(**vis.window).describe(), highlight=False)
     console.print(f"{len(vis.keypoints)} keypoints on the {vis.feature_size[0]}×{vis.feature_size[1]} {vis.split} map "

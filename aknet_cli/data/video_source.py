@@ -140,7 +140,7 @@ def open_source(path: str | Path, *, backend: str | None = None) -> Source:
         VideoDecodeError: missing, empty, not a video, truncated, or with frames too small for
             a model (one line naming it).
     """
-    from ..data.video_io import check_backend, count_frame_files, count_video_frames
+    from .video_io import check_backend, count_frame_files, count_video_frames
 
     path = Path(path)
     backend = check_backend(backend)  # None: the fastest exact decoder installed
