@@ -19,7 +19,7 @@ import torchvision
 from aknet_cli import _registry
 from aknet_cli.checkpoints.reader import build_model, read_checkpoint
 from aknet_cli.exceptions import CheckpointError
-from test_foreign_tdn import _randomise
+from test_checkpoints_tdn_layout import _randomise
 
 PLUGIN = "_thirdparty_layout"
 T = 2

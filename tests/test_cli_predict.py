@@ -175,7 +175,7 @@ def test_a_long_strip_is_cut_to_its_centre_and_still_predicted(stage1, tmp_path)
 def test_foreign_checkpoints_take_class_names_from_a_labels_file(dataset, tmp_path):
     """An mmaction2 file records no names: --labels in the release's order, kept as is (mmaction2's
     order); an official TSM file's indices follow the sorted names."""
-    from test_engine_loading import _ReferenceTSM, mmaction2_checkpoint, official_tsm_checkpoint
+    from test_checkpoints_reader import _ReferenceTSM, mmaction2_checkpoint, official_tsm_checkpoint
 
     ref = _ReferenceTSM(classes=4)
     labels = tmp_path / "labels.txt"

@@ -25,7 +25,7 @@ from aknet_cli import create_backbone
 from aknet_cli.cli.main import app
 from aknet_cli.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from cli_helpers import assert_one_line_error
-from test_foreign_tdn import _randomise, official_state_dict
+from test_checkpoints_tdn_layout import _randomise, official_state_dict
 
 runner = CliRunner()
 T = 2

@@ -375,7 +375,7 @@ def test_a_bare_aknet_state_dict_is_explained(tmp_path):
 
 def test_eval_reads_an_official_tdn_checkpoint_as_it_is(datasets, tmp_path):
     from aknet_cli import create_backbone
-    from test_foreign_tdn import _randomise, official_state_dict
+    from test_checkpoints_tdn_layout import _randomise, official_state_dict
 
     sorted_data, _ = datasets
     torch.manual_seed(4)
